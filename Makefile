@@ -1,0 +1,49 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   venv + install + execute notebooks/00_tour.ipynb in a real kernel -> out/00_tour.html
+#   make test   venv + install + Chromium (if missing) + ruff + the whole test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP_FLAGS := -c constraints.txt $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: venv demo test lint lab bench chromium tour clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(PIP_FLAGS) -e ".[notebook,test,bench]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+chromium:
+	@test -x $(CHROMIUM) || { echo "installing Chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core) \
+	  || (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core); }
+
+lint: venv
+	$(PY) -m ruff check nbdebug tests bench notebooks/build_tour.py
+	$(PY) -m ruff format --check nbdebug tests bench notebooks/build_tour.py
+
+test: venv chromium lint
+	$(PY) notebooks/build_tour.py --check
+	$(PY) -m pytest -q
+
+tour: venv
+	$(PY) notebooks/build_tour.py
+
+demo: venv
+	@mkdir -p out
+	$(PY) -m jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=900 \
+	  --output-dir out notebooks/00_tour.ipynb
+	@echo "Tour executed in a real kernel and written to $(CURDIR)/out/00_tour.html"
+
+lab: venv
+	$(PY) -m jupyter lab notebooks
+
+bench: venv
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) out test-artifacts

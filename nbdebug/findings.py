@@ -1,0 +1,261 @@
+"""Findings: a named bug with evidence and a fix, never just a number.
+
+`CATALOGUE` is the one list of codes (DESIGN.md). Each entry documents its threshold and where that
+threshold comes from, so that a user reading a finding can judge it, and a developer adding a check
+does not invent a second code for the same bug.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Severity = Literal["error", "warning", "info"]
+SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    """Catalogue entry: what the code means, its threshold, and the source of that threshold."""
+
+    code: str
+    title: str
+    threshold: str
+    source: str
+
+
+def _c(code: str, title: str, threshold: str, source: str) -> tuple[str, CodeInfo]:
+    return code, CodeInfo(code, title, threshold, source)
+
+
+CATALOGUE: dict[str, CodeInfo] = dict(
+    [
+        _c(
+            "initial-loss",
+            "first loss far from chance level",
+            "|loss - expected| > 0.5 * expected + 0.1, expected = ln(C) for C-class cross-entropy, ln 2 for BCE",
+            "CS231n 'Loss sanity checking': -ln(0.1) = 2.302 for 10 classes",
+        ),
+        _c(
+            "cannot-overfit",
+            "a tiny subset is not fit to near-zero loss",
+            "loss above the target (default 0.05, or 5% of the initial loss) when the budget runs out",
+            "CS231n 'Overfit a tiny subset of data' (20 examples, zero cost)",
+        ),
+        _c(
+            "grad-not-zeroed",
+            "gradients carried over from one optimizer step into the next",
+            ".grad at a backward's start equals the .grad the previous optimizer.step() used",
+            "practitioner's notes: a missing zero_grad() on the generator collapsed a GAN",
+        ),
+        _c(
+            "softmax-before-ce",
+            "CrossEntropyLoss given probabilities instead of logits",
+            "loss input rows are non-negative and sum to 1 within 1e-3",
+            "torch.nn.CrossEntropyLoss expects unnormalized logits",
+        ),
+        _c(
+            "sigmoid-before-bce-logits",
+            "BCEWithLogitsLoss given values already squashed to (0, 1)",
+            "every input value lies in [0, 1] and the model ends in a Sigmoid",
+            "torch.nn.BCEWithLogitsLoss applies the sigmoid itself",
+        ),
+        _c(
+            "sigmoid-bceloss",
+            "Sigmoid + BCELoss instead of BCEWithLogitsLoss",
+            "BCELoss fed by a Sigmoid output (severity info: correct but less stable)",
+            "torch docs: BCEWithLogitsLoss is more numerically stable (log-sum-exp)",
+        ),
+        _c(
+            "target-broadcast",
+            "loss input and target shapes differ and broadcast silently",
+            "input.shape != target.shape for an element-wise loss and the shapes broadcast",
+            "torch warns once for MSELoss; the (N,1) vs (N,) case silently builds an (N,N) loss",
+        ),
+        _c(
+            "lr-too-high",
+            "updates too large for the weights",
+            "median update/weight ratio above 1e-2 (10x the 1e-3 reference)",
+            "CS231n 'Ratio of weights:updates' ~1e-3",
+        ),
+        _c(
+            "lr-too-low",
+            "updates too small to learn",
+            "median update/weight ratio below 1e-5 (100x under the 1e-3 reference)",
+            "CS231n 'Ratio of weights:updates' ~1e-3",
+        ),
+        _c(
+            "dead-relu",
+            "a large fraction of ReLU units never activate",
+            ">= 70% of a ReLU layer's units output zero on the whole batch",
+            "published dead-unit detectors use >= 70% of outputs <= 0",
+        ),
+        _c(
+            "saturated-activation",
+            "tanh/sigmoid outputs pinned near their limits",
+            "> 50% of pre-activations beyond +-5 (tanh/sigmoid gradient < 1e-4 there)",
+            "CS231n 'Activation / Gradient distributions per layer'",
+        ),
+        _c(
+            "exploding-gradients",
+            "gradient norms grow without bound",
+            "total gradient norm above 1e3, or x100 over its first value",
+            "Pascanu et al. 2013, gradient clipping",
+        ),
+        _c(
+            "vanishing-gradients",
+            "gradients vanish in early layers",
+            "first layer's gradient norm below 1e-7, or 1e-4 x the last layer's",
+            "Glorot & Bengio 2010",
+        ),
+        _c(
+            "nonfinite",
+            "NaN or Inf in loss, activations or gradients",
+            "any non-finite value; the first layer that produced one is named",
+            "always a bug",
+        ),
+        _c(
+            "no-grad",
+            "trainable parameters that never receive a gradient",
+            "requires_grad=True and .grad is None after backward",
+            "detached graph, unused layer, or a frozen layer by accident",
+        ),
+        _c(
+            "loss-not-decreasing",
+            "the loss curve is flat",
+            "last-epoch loss > 95% of the first-epoch loss after >= 3 epochs",
+            "CS231n 'Babysitting the learning process'",
+        ),
+        _c(
+            "loss-diverging",
+            "the loss grows",
+            "loss > 3x its minimum so far, or non-finite",
+            "CS231n loss curve shapes: learning rate too high",
+        ),
+        _c(
+            "loss-oscillating",
+            "the loss wiggles far more than the batch size explains",
+            "within-epoch std / mean above 0.5 while the epoch mean does not fall",
+            "CS231n: wiggle relates to batch size; large wiggle with large batches means lr too high",
+        ),
+        _c(
+            "predicts-mode",
+            "predictions collapse onto one class",
+            "one class receives >= 80% of argmax predictions and >= 1.5x its label frequency",
+            "practitioner's notes: check the network at least finds the mode",
+        ),
+        _c(
+            "class-imbalance",
+            "label frequencies are skewed",
+            "largest/smallest class count ratio >= 5",
+            "practitioner's notes: weight the loss or use focal loss",
+        ),
+        _c(
+            "unnormalized-input",
+            "input scale far from zero-mean / unit-variance",
+            "|mean| > 3 or std > 10 or std < 0.01 on a float input",
+            "CS231n 'Data preprocessing'",
+        ),
+        _c(
+            "eval-mode",
+            "optimizer steps taken while the model is in eval mode",
+            "optimizer.step() with a Dropout/BatchNorm layer in eval mode",
+            "model.eval() left on after validation",
+        ),
+        _c(
+            "reg-not-increasing-loss",
+            "raising regularization strength did not raise the loss",
+            "loss at a larger regularization strength <= loss at the smaller one",
+            "CS231n: increasing the regularization strength should increase the loss",
+        ),
+        _c(
+            "gradcheck-failed",
+            "analytic and numeric gradients disagree",
+            "max relative error > 1e-2 (1e-4 suspicious, 1e-7 good)",
+            "CS231n 'Gradient checks'",
+        ),
+        _c(
+            "gan-d-collapse",
+            "the discriminator wins outright",
+            "D loss < 0.05 with D(x) > 0.95 and D(G(z)) < 0.05 within the first steps",
+            "practitioner's notes; ganhacks",
+        ),
+        _c(
+            "gan-mode-collapse",
+            "generator samples lose diversity",
+            "mean pairwise distance of samples < 10% of the real data's",
+            "ganhacks; 'How to Identify and Diagnose GAN Failure Modes'",
+        ),
+        _c(
+            "gan-g-vanishing",
+            "the generator's gradients vanish while D wins",
+            "G gradient norm < 1e-6 while D(G(z)) < 0.05",
+            "Goodfellow et al. 2014 (saturating generator loss)",
+        ),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One diagnosed problem: `code` from `CATALOGUE`, the evidence in `message`, the fix in `hint`."""
+
+    code: str
+    severity: Severity
+    message: str
+    hint: str = ""
+    where: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.code not in CATALOGUE:
+            raise ValueError(f"unknown finding code {self.code!r}; add it to nbdebug.findings.CATALOGUE")
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"severity must be one of {SEVERITIES}, got {self.severity!r}")
+
+    def __str__(self) -> str:
+        where = f" [{self.where}]" if self.where else ""
+        hint = f"\n    fix: {self.hint}" if self.hint else ""
+        return f"{self.severity.upper()} {self.code}{where}: {self.message}{hint}"
+
+    def _repr_html_(self) -> str:
+        return findings_html([self])
+
+
+_COLOURS = {"error": "#c62828", "warning": "#ef6c00", "info": "#1565c0"}
+
+
+def findings_html(findings: Sequence[Finding], empty: str = "No findings.") -> str:
+    """Static HTML list of findings with severity colours (works in nbconvert and on GitHub)."""
+    if not findings:
+        return f'<div class="nbdebug-findings nbdebug-ok" style="color:#2e7d32">&#10003; {html.escape(empty)}</div>'
+    items = []
+    for f in findings:
+        colour = _COLOURS.get(f.severity, "#333")
+        where = f" <code>{html.escape(f.where)}</code>" if f.where else ""
+        hint = f'<div style="margin-left:1.5em"><b>fix:</b> {html.escape(f.hint)}</div>' if f.hint else ""
+        items.append(
+            f'<li class="nbdebug-finding nbdebug-{f.severity}" data-code="{html.escape(f.code)}">'
+            f'<span style="color:{colour};font-weight:bold">{f.severity.upper()}</span> '
+            f"<code>{html.escape(f.code)}</code>{where}: {html.escape(f.message)}{hint}</li>"
+        )
+    return '<ul class="nbdebug-findings" style="list-style:none;padding-left:0">' + "".join(items) + "</ul>"
+
+
+def findings_text(findings: Sequence[Finding], empty: str = "No findings.") -> str:
+    return "\n".join(str(f) for f in findings) if findings else empty
+
+
+def worst(findings: Iterable[Finding]) -> str | None:
+    """The most severe severity present, or None."""
+    present = {f.severity for f in findings}
+    return next((s for s in SEVERITIES if s in present), None)
+
+
+def catalogue_frame():
+    """The catalogue as a DataFrame (code, title, threshold, source), for docs and the README."""
+    import pandas as pd
+
+    return pd.DataFrame([vars(c) for c in CATALOGUE.values()])
