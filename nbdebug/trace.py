@@ -81,6 +81,7 @@ class Step:
     input_repr: str = ""
     output_repr: str = ""
     preview: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    preview_of: str = "output"  # the model's root step previews its input: what every layer starts from
 
     def describe(self) -> str:
         """One line: `name (type): in -> out`."""
@@ -415,6 +416,12 @@ def _pre_hook(state: _State):
             status="incomplete",
             input_repr=_args_struct(args, kwargs),
         )
+        if parent is None and state.previews and tensors:
+            state.paused = True
+            try:
+                step.preview, step.preview_of = _preview(tensors[0]), "input"
+            finally:
+                state.paused = False
         state.stack.append(state.open_step(step, module))
 
     return hook

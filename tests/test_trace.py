@@ -353,9 +353,11 @@ def test_previews_for_image_like_outputs():
     t = nbdebug.trace(DenoisingAutoencoder(), torch.randn(2, 1, 28, 28))
     conv = t["encoder.0"]
     assert conv.preview is not None and conv.preview.shape == (8, 14, 14)
-    ref = DenoisingAutoencoder.__new__(DenoisingAutoencoder)  # noqa: F841 - previews come from the real run
     assert t["encoder"].preview is None  # containers: see their children
+    root = t.steps[0]
+    assert root.preview_of == "input" and root.preview.shape == (1, 28, 28)
     lin = nbdebug.trace(nn.Linear(3, 4), torch.randn(2, 3))
+    assert lin.steps[0].preview is None
     assert lin.steps[0].preview is None
 
 

@@ -25,7 +25,10 @@ def feature_maps_figure(step, max_channels: int = 8, fig: Figure | None = None) 
         ax.set_axis_off()
         if i < n:
             _channel(ax, preview[i].numpy(), f"ch {i}")
-    fig.suptitle(f"{step.name}: first {n} of {step.output_shapes[0][1]} channels (example 0)", fontsize=9)
+    of = getattr(step, "preview_of", "output")
+    shapes = step.input_shapes if of == "input" else step.output_shapes
+    total = shapes[0][1] if shapes and len(shapes[0]) > 1 else n
+    fig.suptitle(f"{step.name} {of}: first {n} of {total} channels (example 0)", fontsize=9)
     return fig
 
 
