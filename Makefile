@@ -35,7 +35,7 @@ tour: venv
 
 demo: venv
 	@mkdir -p out
-	$(PY) -m jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=900 \
+	$(PY) -m jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=900 --ExecutePreprocessor.store_widget_state=False \
 	  --output-dir out notebooks/00_tour.ipynb
 	@echo "Tour executed in a real kernel and written to $(CURDIR)/out/00_tour.html"
 
