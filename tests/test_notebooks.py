@@ -14,8 +14,14 @@ from tests.conftest import ROOT, outputs_text, run_notebook
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXPECT = {
-    "00_tour.ipynb": ["forward pass failed at fc (Linear)", "expected last dimension 12544 (in_features) but got 10816"],
-    "01_shape_walkthrough.ipynb": ["H_out = (14 - 1)*2 - 2*1 + 1*(3-1) + 1 + 1 = 28", "forward pass failed at to_code"],
+    "00_tour.ipynb": [
+        "forward pass failed at fc (Linear)",
+        "expected last dimension 12544 (in_features) but got 10816",
+    ],
+    "01_shape_walkthrough.ipynb": [
+        "H_out = (14 - 1)*2 - 2*1 + 1*(3-1) + 1 + 1 = 28",
+        "forward pass failed at to_code",
+    ],
 }
 
 

@@ -1,0 +1,147 @@
+"""The shared machinery every feature relies on: state restore, hooks, findings, data, package entry."""
+
+from __future__ import annotations
+
+import importlib
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import nbdebug
+from nbdebug import CATALOGUE, Finding, NbdebugError
+from nbdebug._data import collect, iter_batches, split_batch
+from nbdebug._hooks import HookSet, hook_counts, preserved
+from nbdebug.findings import findings_html, findings_text, worst
+from tests.models import SmallCNN
+
+DESIGN = Path("/work/shared/DESIGN.md")
+
+
+def _train_step(model, opt, x):
+    opt.zero_grad()
+    model(x).sum().backward()
+    opt.step()
+
+
+@pytest.mark.parametrize("outcome", ["success", "exception", "interrupt"])
+def test_preserved_restores_weights_grads_optimizer_rng_modes(outcome):
+    model = SmallCNN()
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    x = torch.randn(4, 1, 14, 14)
+    _train_step(model, opt, x)  # optimizer has state, params have grads
+    model.eval()
+    model.fc.weight.requires_grad_(False)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    opt_state = opt.state_dict()["state"][0]["exp_avg"].clone()
+    rng = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy())
+    hooks = hook_counts(model)
+
+    class Boom(Exception):
+        pass
+
+    def body():
+        with preserved(model, weights=True, grads=True, optimizers=(opt,)), HookSet() as hs:
+            hs.forward(model.conv, lambda *a: None)
+            model.train()
+            model.fc.weight.requires_grad_(True)
+            _train_step(model, opt, x)
+            torch.rand(3), random.random(), np.random.rand()
+            if outcome == "exception":
+                raise Boom
+            if outcome == "interrupt":
+                raise KeyboardInterrupt
+
+    if outcome == "success":
+        body()
+    else:
+        with pytest.raises(Boom if outcome == "exception" else KeyboardInterrupt):
+            body()
+    assert hook_counts(model) == hooks
+    assert not model.training and not any(m.training for m in model.modules())
+    assert not model.fc.weight.requires_grad
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, weights[k]), k
+    for n, p in model.named_parameters():
+        if n in grads:
+            assert torch.equal(p.grad, grads[n]), n
+    assert torch.equal(opt.state_dict()["state"][0]["exp_avg"], opt_state)
+    assert torch.equal(torch.get_rng_state(), rng[0]) and random.getstate() == rng[1]
+    assert np.array_equal(np.random.get_state()[1], rng[2])
+
+
+def test_preserved_keeps_the_same_parameter_objects():
+    model = nn.Linear(3, 3)
+    w = model.weight
+    with preserved(model, weights=True):
+        model.weight.data.mul_(0)
+    assert model.weight is w and w.abs().sum() > 0
+
+
+def test_catalogue_has_every_design_code_with_threshold_and_source():
+    if DESIGN.exists():
+        table = DESIGN.read_text().split("## Findings catalogue")[1].split("## ")[0]
+        codes = set()
+        for cell in re.findall(r"^\| ([a-z0-9/ -]+) \|", table, flags=re.M):
+            codes |= {c.strip() for c in cell.split("/")} - {"code", "---"}
+        assert codes and codes <= set(CATALOGUE)
+    for code, info in CATALOGUE.items():
+        assert info.threshold and info.source, code
+
+
+def test_finding_validates_and_renders():
+    f = Finding(
+        "initial-loss", "warning", "initial loss 4.6, expected 2.30", "check the last layer", where="fc"
+    )
+    assert "initial-loss" in str(f) and "fc" in str(f)
+    assert "initial-loss" in findings_html([f]) and "check the last layer" in findings_text([f])
+    assert worst([f, Finding("sigmoid-bceloss", "info", "m", "h")]) == "warning"
+    assert findings_text([]) == "No findings."
+    with pytest.raises(ValueError, match="unknown finding code"):
+        Finding("no-such-code", "error", "m", "h")
+    with pytest.raises(ValueError, match="severity"):
+        Finding("initial-loss", "fatal", "m", "h")
+
+
+def test_data_accepts_every_documented_form():
+    x, y = torch.randn(10, 3), torch.randint(0, 2, (10,))
+    forms = [
+        (x, y),
+        TensorDataset(x, y),
+        DataLoader(TensorDataset(x, y), batch_size=4),
+        [(x[:5], y[:5]), (x[5:], y[5:])],
+    ]
+    for data in forms:
+        xs, ys = collect(data, n=7)
+        assert xs[0].shape == (7, 3) and ys.shape == (7,)
+        assert torch.equal(xs[0], x[:7])
+    assert split_batch({"image": x, "label": y})[2] is y
+    assert len(list(iter_batches(x, batch_size=4))) == 3
+    with pytest.raises(NbdebugError, match="cannot read a batch of type int"):
+        split_batch(3)
+
+
+def test_public_names_and_extension_entry():
+    assert callable(nbdebug.trace) and callable(nbdebug.shapes)
+    importlib.import_module("nbdebug.trace")  # importing the submodule must not shadow the function
+
+    assert callable(nbdebug.trace) and nbdebug.trace.__name__ == "trace"
+    assert callable(nbdebug.load_ipython_extension)
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        nbdebug.nope  # noqa: B018
+
+
+def test_core_never_imports_ipython_or_ipywidgets():
+    root = Path(nbdebug.__file__).parent
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(("widgets/", "magics/")):
+            continue
+        src = path.read_text()
+        assert not re.search(r"^\s*(import|from) (IPython|ipywidgets)", src, flags=re.M), rel
