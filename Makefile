@@ -23,8 +23,8 @@ chromium:
 	  || (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core); }
 
 lint: venv
-	$(PY) -m ruff check nbdebug tests bench notebooks/build_tour.py
-	$(PY) -m ruff format --check nbdebug tests bench notebooks/build_tour.py
+	$(PY) -m ruff check nbdebug tests bench docs notebooks/build_tour.py
+	$(PY) -m ruff format --check nbdebug tests bench docs notebooks/build_tour.py
 
 test: venv chromium lint
 	$(PY) notebooks/build_tour.py --check
