@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP_FLAGS := -c constraints.txt $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: venv demo test lint lab bench chromium tour clean
+.PHONY: venv demo test lint lab bench chromium tour docs clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,7 @@ lint: venv
 
 test: venv chromium lint
 	$(PY) notebooks/build_tour.py --check
+	$(PY) docs/readme_tables.py --check
 	$(PY) -m pytest -q
 
 tour: venv
@@ -47,3 +48,7 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) out test-artifacts
+
+docs: venv
+	$(PY) docs/readme_tables.py
+	$(PY) docs/screenshots.py
