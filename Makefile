@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP_FLAGS := -c constraints.txt $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: venv demo test lint lab bench chromium tour docs clean
+.PHONY: venv demo test lint lab bench chromium tour docs gallery clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,4 +51,7 @@ clean:
 
 docs: venv
 	$(PY) docs/readme_tables.py
-	$(PY) docs/screenshots.py
+
+# README gallery: the browser tests save each panel's screenshot to docs/img/ when NBDEBUG_GALLERY=1
+gallery: venv chromium
+	NBDEBUG_GALLERY=1 $(PY) -m pytest -q tests/browser

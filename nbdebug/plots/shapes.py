@@ -19,7 +19,7 @@ def feature_maps_figure(step, max_channels: int = 8, fig: Figure | None = None) 
     cols = min(n, 8)
     rows = math.ceil(n / cols)
     if fig is None:
-        fig = new_figure(1.3 * cols, 1.45 * rows + 0.3, dpi=80)
+        fig = new_figure(max(1.3 * cols, 4.5), 1.45 * rows + 0.3, dpi=80)
     axes = fig.subplots(rows, cols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.set_axis_off()

@@ -30,7 +30,7 @@ class ShapesPanel(w.VBox):
         self.position = w.HTML()
         self.table = w.HTML()
         self.detail = w.HTML()
-        self.fmap = w.Image(format="png", layout=w.Layout(max_width="760px"))
+        self.fmap = w.Image(format="png")
         for widget, cls in [
             (self, "nbdebug-shapes"), (self.summary, "nbdebug-shapes-summary"), (self.prev, "nbdebug-shapes-prev"),
             (self.next, "nbdebug-shapes-next"), (self.slider, "nbdebug-shapes-slider"),
@@ -74,6 +74,8 @@ class ShapesPanel(w.VBox):
             self._png[index] = feature_maps_png(step)
         png = self._png[index]
         self.fmap.value = png or b""
+        if png:  # show at the figure's own pixel size, not stretched to the output width
+            self.fmap.width = str(int.from_bytes(png[16:20], "big"))
         self.fmap.layout.display = None if png else "none"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict:

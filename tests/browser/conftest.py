@@ -51,7 +51,8 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def page(browser, lab, request):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    height = 1600 if os.environ.get("NBDEBUG_GALLERY") == "1" else 1000  # whole panels in the gallery
+    context = browser.new_context(viewport={"width": 1400, "height": height})
     pg = context.new_page()
     pg.set_default_timeout(60_000)
     yield pg
@@ -61,3 +62,21 @@ def page(browser, lab, request):
         pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
         shutil.copy(lab.root / "jupyterlab.log", ARTIFACTS / f"{request.node.name}.jupyterlab.log")
     context.close()
+
+
+GALLERY = ROOT / "docs" / "img"
+
+
+@pytest.fixture
+def gallery():
+    """`gallery(locator, "name")` saves a screenshot of a panel for the README when NBDEBUG_GALLERY=1
+    (`make gallery`); in ordinary test runs it does nothing, so tests never rewrite committed files."""
+
+    def shoot(locator, name: str) -> None:
+        if os.environ.get("NBDEBUG_GALLERY") != "1":
+            return
+        GALLERY.mkdir(parents=True, exist_ok=True)
+        locator.page.wait_for_timeout(500)  # let images and fonts settle
+        locator.screenshot(path=str(GALLERY / f"{name}.png"))
+
+    return shoot

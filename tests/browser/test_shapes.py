@@ -13,7 +13,8 @@ model = nn.Sequential(
     nn.Conv2d(1, 16, 3, stride=2, padding=1), nn.ReLU(),
     nn.ConvTranspose2d(16, 1, 3, stride=2, padding=1, output_padding=1),
 )
-x = torch.randn(8, 1, 28, 28)
+yy, xx = torch.meshgrid(torch.linspace(-1, 1, 28), torch.linspace(-1, 1, 28), indexing="ij")
+x = ((xx**2 + yy**2 - 0.5).abs() < 0.15).float().expand(8, 1, 28, 28).contiguous()  # a ring
 """
 
 
@@ -21,7 +22,7 @@ def _current(page) -> str:
     return page.locator(".nbdebug-shapes-table tr.nbdebug-current").inner_text()
 
 
-def test_stepper_next_changes_highlight_and_arithmetic(page, lab):
+def test_stepper_next_changes_highlight_and_arithmetic(page, lab, gallery):
     open_and_run(page, lab, "shapes_stepper.ipynb", [SETUP, "%nn_shapes model x"])
     assert cell_errors(page) == []
     panel = page.locator(".nbdebug-shapes")
@@ -35,6 +36,7 @@ def test_stepper_next_changes_highlight_and_arithmetic(page, lab):
     assert "H_out = floor((28 + 2*1 - 1*(3-1) - 1) / 2) + 1 = 14" in detail
     assert "Conv2d" in _current(page)
     page.locator(".nbdebug-shapes-fmap").wait_for()  # feature maps of the real activation
+    gallery(panel, "shapes_panel")
     page.locator(".nbdebug-shapes-next").click()
     page.locator(".nbdebug-shapes-next").click()
     page.wait_for_function(
@@ -49,7 +51,7 @@ def test_stepper_next_changes_highlight_and_arithmetic(page, lab):
     )
 
 
-def test_broken_model_opens_on_failing_layer(page, lab):
+def test_broken_model_opens_on_failing_layer(page, lab, gallery):
     broken = SETUP + "broken = nn.Sequential(nn.Conv2d(1, 8, 3), nn.Flatten(), nn.Linear(100, 10))\n"
     open_and_run(page, lab, "shapes_broken.ipynb", [broken, "%nn_shapes broken x"])
     page.locator(".nbdebug-shapes").wait_for()
@@ -58,3 +60,4 @@ def test_broken_model_opens_on_failing_layer(page, lab):
     assert page.locator(".nbdebug-shapes-table tr.nbdebug-error").count() == 1
     detail = page.locator(".nbdebug-shapes-detail").inner_text()
     assert "expected last dimension 100 (in_features) but got 5408" in detail
+    gallery(page.locator(".nbdebug-shapes"), "shapes_error")
