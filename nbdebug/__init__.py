@@ -1,14 +1,15 @@
 """nbdebug: Jupyter-native debugging tools for PyTorch.
 
 `%load_ext nbdebug` registers the `%nn_*` magics. Every panel has a plain API underneath that returns
-data (see DESIGN.md). Core modules are imported here and their public names bound over the submodule
-attributes (`nbdebug.trace` is the function even though `nbdebug/trace.py` is a module); panels are
-imported lazily so that a script that only traces shapes never imports ipywidgets.
+data (see DESIGN.md); the names below are imported lazily so that `import nbdebug` stays cheap and a
+script that only traces shapes never imports ipywidgets.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 from .errors import NbdebugError
@@ -45,19 +46,18 @@ _LAZY = {
 __all__ = ["CATALOGUE", "Finding", "NbdebugError", "__version__", "load_ipython_extension", *_LAZY]
 
 
-# Core modules whose public function shares the module's name: import them now and bind the names, so
-# that a later `import nbdebug.trace` (which binds the submodule only on first import) cannot shadow them.
-for _name, _module in _LAZY.items():
-    if "." in _module:
-        continue
-    try:
-        _mod = importlib.import_module(f".{_module}", __name__)
-    except ModuleNotFoundError as _e:  # a feature not built in this checkout
-        if _e.name != f"{__name__}.{_module}":
-            raise
-        continue
-    globals()[_name] = getattr(_mod, _name)
-del _name, _module
+class _Package(types.ModuleType):
+    """Keeps `nbdebug.overfit` the function after `import nbdebug.overfit` (or `from nbdebug.overfit
+    import ...`): the import system binds a submodule as an attribute of its package, which would hide
+    the public function of the same name (overfit, trace, memory, watch, predictions, filters)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if _LAZY.get(name) == name and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:
