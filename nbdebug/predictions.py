@@ -43,6 +43,7 @@ MODE_SHARE = 0.8  # predicts-mode: share of argmax predictions taken by one clas
 MODE_RATIO = 1.5  # ... and at least this multiple of its label frequency
 IMBALANCE_RATIO = 5.0  # class-imbalance: largest / smallest label count
 UNDERPREDICTED = 0.5  # class-imbalance is a warning when a rare class is predicted < half as often
+NEAR_UNIFORM = 1.5  # predicts-mode says "nearly uniform" when mean top probability < 1.5 x chance
 FREQ_TOP = 20  # frequency plots show at most this many classes; the rest are summed as "other"
 
 Output = str | int | Callable[[Any], torch.Tensor] | None
@@ -514,6 +515,14 @@ def _findings(report: PredictionReport, dropped: list[int]) -> list[Finding]:
     if report.n_classes >= 2 and pf >= MODE_SHARE and pf >= MODE_RATIO * lf:
         label_mode = int(np.argmax(counts))
         what = "the mode and little else" if label_mode == top else "one class and little else"
+        mean_top = float(report.confidence.mean())
+        chance = 1.0 / report.n_classes
+        uniform = ""
+        if mean_top < NEAR_UNIFORM * chance:
+            uniform = (
+                f"; its outputs are nearly uniform (mean top probability {mean_top:.2f}, chance {chance:.2f}), "
+                "as for an untrained network, so tiny logit differences decide every argmax"
+            )
         hint = (
             "the labels are skewed (see class-imbalance): weight the loss or use focal loss"
             if imbalance is not None
@@ -526,7 +535,7 @@ def _findings(report: PredictionReport, dropped: list[int]) -> list[Finding]:
                 "predicts-mode",
                 "warning",
                 f"{pf:.0%} of predictions are class {names[top]!r}, which is {lf:.0%} of the labels; the "
-                f"network has found {what} (accuracy {report.accuracy:.0%})",
+                f"network has found {what} (accuracy {report.accuracy:.0%}){uniform}",
                 hint,
                 evidence={"class": names[top], "pred_freq": pf, "label_freq": lf},
             )

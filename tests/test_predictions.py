@@ -308,3 +308,13 @@ def test_tracker_matches_the_report_and_records_drift():
     from nbdebug.plots.predictions import plot_drift
 
     assert plot_drift(h).axes
+
+
+def test_predicts_mode_says_when_outputs_are_nearly_uniform():
+    x, y = blobs()
+    model = nn.Linear(8, 4)
+    with torch.no_grad():
+        model.weight.mul_(1e-3)
+        model.bias.copy_(torch.tensor([0.0, 0.0, 0.05, 0.0]))  # a tiny bias decides every argmax
+    (f,) = [f for f in nbdebug.predictions(model, (x, y)).findings if f.code == "predicts-mode"]
+    assert "nearly uniform (mean top probability 0.26, chance 0.25)" in f.message

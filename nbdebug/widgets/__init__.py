@@ -1,0 +1,1 @@
+"""ipywidgets panels: thin views over the result objects; they never compute statistics themselves."""
