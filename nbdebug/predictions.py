@@ -495,7 +495,11 @@ def _findings(report: PredictionReport, dropped: list[int]) -> list[Finding]:
                 f"(recall {f['recall'][j]:.0%})"
             )
         else:
-            tail = "; the model still predicts the rare classes about as often as they occur"
+            j = small
+            tail = (
+                f"; the model does predict the rare classes (class {names[j]!r}: {f['pred_freq'][j]:.1%} of "
+                f"the predictions, recall {f['recall'][j]:.0%})"
+            )
         imbalance = Finding(
             "class-imbalance",
             "warning" if under.any() else "info",
