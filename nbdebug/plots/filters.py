@@ -27,7 +27,7 @@ def plot_filters(
     channel: int | None = None,
     normalize: str | None = None,
     max_filters: int = 64,
-    cell: float = 0.6,
+    cell: float = 0.8,
 ) -> Figure:
     """Grid of the first `max_filters` filters; RGB for 3-channel 2-d filters, else a diverging map."""
     imgs = view.images(channel=channel, normalize=normalize)[:max_filters]
@@ -51,7 +51,7 @@ def plot_filters(
         for s in ax.spines.values():
             s.set_linewidth(0.3)
     more = f" (first {n} of {view.n_filters})" if view.n_filters > n else ""
-    fig.suptitle(f"{view.layer} filters{more}", fontsize=9)
+    fig.suptitle(f"{view.layer} ({view.type}) filters{more}", fontsize=9)
     return fig
 
 
@@ -91,5 +91,5 @@ def plot_feature_maps(view: FilterView, max_maps: int = 64, cell: float = 0.8) -
         axes[i + 1].set_title(str(i), fontsize=6)
     for ax in axes[n:]:
         ax.set_axis_off()
-    fig.suptitle(f"{view.layer} feature maps, example {view.example}", fontsize=9)
+    fig.suptitle(f"{view.layer} ({view.type}) feature maps, example {view.example}", fontsize=9)
     return fig
