@@ -120,7 +120,7 @@ def smoothness(weight: torch.Tensor) -> np.ndarray:
     return r.numpy()
 
 
-@dataclass
+@dataclass(eq=False)
 class FilterView:
     """A conv layer's filters (and, when data was given, its feature maps for one example).
 

@@ -23,6 +23,7 @@ true-class probability moving while the argmax accuracy may stay flat.
 
 from __future__ import annotations
 
+import html
 import sys
 import types
 from collections.abc import Callable, Mapping, Sequence
@@ -34,7 +35,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ._data import iter_batches, split_batch, to_device
+from ._data import iter_batches, model_device, split_batch, to_device
 from ._hooks import preserved
 from .errors import NbdebugError, describe
 from .findings import Finding, findings_html, findings_text
@@ -181,7 +182,7 @@ def _as_image(x: torch.Tensor, image_shape: tuple[int, ...] | None) -> np.ndarra
     return None
 
 
-@dataclass
+@dataclass(eq=False)
 class PredictionReport:
     """What the model predicts on `data`, against the labels. Build it with `predictions()`.
 
@@ -421,8 +422,6 @@ class PredictionReport:
         from .plots.predictions import plot_overview
 
         img = png_html(figure_png(plot_overview(self)), alt="label vs predicted frequencies")
-        import html
-
         return (
             f'<div class="nbdebug-predictions"><p>{html.escape(self.summary())}</p>'
             f"{findings_html(self.findings)}{img}</div>"
@@ -583,8 +582,6 @@ def predictions(
         raise NbdebugError(f"model must be a torch.nn.Module, got {describe(model)}")
     if k < 1:
         raise NbdebugError(f"k must be >= 1, got {k}")
-    from ._data import model_device
-
     device = model_device(model)
     outs: list[torch.Tensor] = []
     ys: list[torch.Tensor] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 from IPython.core.error import UsageError
@@ -9,7 +10,7 @@ from torch import nn
 
 import nbdebug
 from nbdebug.filters import FilterView
-from nbdebug.predictions import PredictionReport
+from nbdebug.predictions import PredictionReport, TopkTracker
 from nbdebug.widgets.predictions import FiltersPanel, PredictionsPanel
 
 
@@ -33,6 +34,11 @@ def test_nn_preds_returns_the_report_with_options(ns):
     assert isinstance(r, PredictionReport)
     assert r.n == 30 and r.k == 2 and r.classes == ["a", "b", "c"]
     assert ns.run_line_magic("nn_preds", "model (x,y)") is None  # panel displayed, nothing returned
+    ns.user_ns["tracker"] = tracker = TopkTracker(k=3)
+    with torch.no_grad():
+        tracker.update(ns.user_ns["model"](ns.user_ns["x"]), ns.user_ns["y"])
+    tracker.end_epoch()
+    ns.run_line_magic("nn_preds", "model (x,y) --history tracker")
     r2 = ns.run_line_magic("nn_preds", "model '(x, y)' --image-shape 8x8 -o")
     assert r2.image_shape == (8, 8) and r2.image(0).shape == (8, 8)
 
@@ -95,6 +101,10 @@ def test_predictions_panel_filters_and_browses():
     assert all(int(report.labels[r]) == 2 for r in panel.rows)
     panel.sort.value = "highest loss first"
     assert panel.rows == report.select(mistakes=True, true_class=2, sort="loss")
+    with_drift = PredictionsPanel(
+        report, history=pd.DataFrame([{"epoch": 0, "accuracy": 0.5, "true_prob": 0.4, "p1": 0.6}])
+    )
+    assert any("nbdebug-preds-drift" in c._dom_classes for c in with_drift.children)
     bundle = panel._repr_mimebundle_()
     data = bundle[0] if isinstance(bundle, tuple) else bundle
     assert "application/vnd.jupyter.widget-view+json" in data and "<img" in data["text/html"]
