@@ -318,3 +318,22 @@ def test_predicts_mode_says_when_outputs_are_nearly_uniform():
         model.bias.copy_(torch.tensor([0.0, 0.0, 0.05, 0.0]))  # a tiny bias decides every argmax
     (f,) = [f for f in nbdebug.predictions(model, (x, y)).findings if f.code == "predicts-mode"]
     assert "nearly uniform (mean top probability 0.26, chance 0.25)" in f.message
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="GPU-only path: needs CUDA")
+def test_cuda_model_predictions_filters_and_focal_loss():
+    """GPU-only: a CUDA model is fed on its device, results come back on CPU, nothing moves."""
+    x, y = blobs(n=100)
+    model = nn.Sequential(nn.Unflatten(1, (1, 8)), nn.Conv1d(1, 4, 3), nn.Flatten(), nn.Linear(24, 4)).cuda()
+    r = nbdebug.predictions(model, (x, y))
+    with torch.no_grad():
+        expected = torch.softmax(model(x.cuda()), 1).cpu()
+    torch.testing.assert_close(r.probs, expected)
+    assert r.probs.device.type == "cpu" and next(model.parameters()).device.type == "cuda"
+    v = nbdebug.filters(model, data=(x, y), example=2)
+    assert v.weight.device.type == "cpu" and v.feature_maps.shape == (4, 6)
+    logits, target = torch.randn(64, 5, device="cuda"), torch.randint(0, 5, (64,), device="cuda")
+    w = torch.rand(5, device="cuda")
+    torch.testing.assert_close(
+        nbdebug.FocalLoss(gamma=0.0, alpha=w)(logits, target), nn.CrossEntropyLoss(weight=w)(logits, target)
+    )
