@@ -10,36 +10,24 @@ changes hit both), reports the median of several runs and the ratio. Run from th
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import nbdebug
+from bench._common import interleaved, machine
 from nbdebug.plots import figure_png
 from nbdebug.plots.filters import plot_filters
 
 
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def side_by_side(base: Callable[[], object], ours: Callable[[], object], runs: int) -> tuple[float, float]:
-    base(), ours()  # warm-up
-    b, o = [], []
-    for _ in range(runs):
-        b.append(timed(base))
-        o.append(timed(ours))
-    return statistics.median(b), statistics.median(o)
+    """Median seconds of the baseline and of nbdebug, interleaved (bench._common.interleaved)."""
+    t = interleaved({"base": base, "ours": ours}, repeat=runs)
+    return t["base"], t["ours"]
 
 
 def bare_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 256) -> torch.Tensor:
@@ -123,10 +111,7 @@ def main() -> int:
     b, o = side_by_side(step(ce), step(focal), runs * 3)
     rows.append(("FocalLoss fwd+bwd, 4096 x 100", "CrossEntropyLoss", b, o))
 
-    cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?"
-    )
-    print(f"nproc={os.cpu_count()}  cpu={cpu}  torch={torch.__version__}  threads=1  runs={runs} (median)")
+    print(f"{machine()}; threads=1; median of {runs} interleaved runs")
     print(f"{'case':<45} {'baseline':<20} {'base ms':>9} {'nbdebug ms':>11} {'ratio':>7}")
     for case, base_name, b, o in rows:
         print(f"{case:<45} {base_name:<20} {b * 1e3:>9.2f} {o * 1e3:>11.2f} {o / b:>7.2f}")

@@ -1,1 +1,1 @@
-"""ipywidgets panels: thin views over the result objects; they never compute statistics themselves."""
+"""ipywidgets panels: thin views over nbdebug's result objects. They never compute statistics."""
