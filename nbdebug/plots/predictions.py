@@ -40,7 +40,7 @@ def plot_frequencies(report: PredictionReport, ax: Axes | None = None, top: int 
     ax.set_xticks(x, [str(c) for c in f["class"]], rotation=45 if len(f) > 12 else 0, fontsize=8)
     ax.set_ylabel("share of examples")
     ax.set_title("label vs predicted frequency", fontsize=10)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="best")
     return fig
 
 

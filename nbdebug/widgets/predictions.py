@@ -84,7 +84,7 @@ class PredictionsPanel(_StaticFallback, w.VBox):
             drift.add_class("nbdebug-preds-drift")
             children.append(drift)
         children += [w.HBox([self.show, self.true_class, self.sort]), self.slider, self.caption, self.example]
-        super().__init__(children)
+        super().__init__(children, layout=w.Layout(align_items="flex-start"))  # images at natural size
         self.add_class("nbdebug-preds")
         for control in (self.show, self.true_class, self.sort):
             control.observe(self._select, names="value")
@@ -160,7 +160,7 @@ class FiltersPanel(_StaticFallback, w.VBox):
         children = [controls, self.normalize, self.summary, self.grid, self.error]
         if data is not None:
             children += [self.example, self.maps]
-        super().__init__(children)
+        super().__init__(children, layout=w.Layout(align_items="flex-start"))  # images at natural size
         self.add_class("nbdebug-filters")
         self._set_channels()
         self.layer.observe(self._switch, names="value")
