@@ -117,7 +117,13 @@ def _check_scores(out: torch.Tensor) -> None:
 
 def _labels_of(target: Any, scores: torch.Tensor) -> torch.Tensor:
     """Class indices (N,) from a batch's target: indices, integral floats, or one-hot / soft rows."""
-    y = torch.as_tensor(target).detach().cpu()
+    try:
+        y = torch.as_tensor(target).detach().cpu()
+    except (TypeError, ValueError, RuntimeError):
+        raise NbdebugError(
+            f"labels must be class indices, got {describe(target)}; map names to indices and pass the "
+            "names as classes="
+        ) from None
     n = scores.shape[0]
     if y.dim() == 2 and tuple(y.shape) == tuple(scores.shape):
         return y.argmax(dim=1)  # one-hot or soft targets
@@ -400,7 +406,7 @@ class PredictionReport:
     # -- display ---------------------------------------------------------------------------------
     def summary(self) -> str:
         parts = [f"{self.n} examples, {self.n_classes} classes ({self.scores})"]
-        if self.labels is not None:
+        if self.labels is not None and self.n:
             parts.append(
                 f"accuracy {self.accuracy:.1%}, top-{self.k} {self.topk_accuracy:.1%}, "
                 f"always predicting the most common label would score {self.mode_baseline:.1%}"
@@ -587,7 +593,15 @@ def predictions(
     ys: list[torch.Tensor] = []
     kept: list[torch.Tensor] = []
     count = n_kept = 0
-    given = None if labels is None or callable(labels) else torch.as_tensor(labels)
+    given = None
+    if labels is not None and not callable(labels):
+        try:
+            given = torch.as_tensor(labels)
+        except (TypeError, ValueError, RuntimeError):
+            raise NbdebugError(
+                f"labels must be class indices (a tensor or a list of ints), got {describe(labels)}; map "
+                "names to indices and pass the names as classes="
+            ) from None
     with preserved(model), torch.no_grad():
         model.eval()
         for batch in iter_batches(data, batch_size):

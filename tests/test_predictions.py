@@ -215,6 +215,8 @@ def test_bad_inputs_name_the_culprit():
         nbdebug.predictions(nn.Linear(8, 1), (x, torch.randn(20)))
     with pytest.raises(NbdebugError, match=r"classes has 2 names but the model outputs 4"):
         nbdebug.predictions(nn.Linear(8, 4), (x, y), classes=["a", "b"])
+    with pytest.raises(NbdebugError, match=r"labels must be class indices .*list\[str, str"):
+        nbdebug.predictions(nn.Linear(8, 4), x[:3], labels=["cat", "dog", "eel"])
     with pytest.raises(NbdebugError, match="must be a torch.nn.Module"):
         nbdebug.predictions(lambda t: t, (x, y))
 
@@ -226,6 +228,10 @@ def test_nonfinite_outputs_are_reported_and_left_out():
     (f,) = [f for f in r.findings if f.code == "nonfinite"]
     assert f.severity == "error" and "first: example 3" in f.message
     assert r.n == 19 and 3 not in r.topk.index
+    assert r.image(3) is None or r.index[3] == 4  # rows skip the dropped example, inputs stay in data order
+    everything = nbdebug.predictions(nn.Linear(8, 4), (torch.full((5, 8), float("nan")), y[:5]))
+    assert everything.n == 0 and "0 examples" in repr(everything)
+    everything._repr_mimebundle_()
 
 
 class Recorder(nn.Module):
