@@ -157,8 +157,8 @@ class StepMemory:
     batch_bytes: int
     allocator_peak: int | None = None  # GPU only: torch.cuda.max_memory_allocated above the baseline
     forecast: Forecast | None = None
-    forecast_note: str = ""
     budget: int | None = None
+    verified: tuple[int, int] | None = None  # (largest batch that fits, its peak) from a meta run
     notes: list[str] = field(default_factory=list)
 
     def to_frame(self):
@@ -171,8 +171,11 @@ class StepMemory:
 
     @property
     def max_batch(self) -> int | None:
+        """Largest batch that fits in `budget`: the meta-checked figure when there is one, else the formula's."""
         if self.forecast is None or self.budget is None:
             return None
+        if self.verified is not None:
+            return self.verified[0]
         return self.forecast.max_batch(self.budget)
 
     @property
@@ -201,9 +204,14 @@ class StepMemory:
                     f" vs measured {_fmt(self.peak_bytes)} ({err:+.1%})"
                 )
             if self.budget is not None:
-                lines.append(f"largest batch that fits in {_fmt(self.budget)}: {self.max_batch}")
-        elif self.forecast_note:
-            lines.append(f"no forecast: {self.forecast_note}")
+                lines.append(
+                    f"largest batch that fits in {_fmt(self.budget)} by the formula: {self.max_batch}"
+                )
+            if self.verified is not None:
+                lines.append(
+                    f"checked on the meta device: batch {self.verified[0]} peaks at "
+                    f"{_fmt(self.verified[1])}, within {_fmt(self.budget)}"
+                )
         lines.extend(self.notes)
         return lines
 
@@ -361,22 +369,35 @@ def _run_step(model, batch, loss_fn, n, device, layers):
     return _one_step(model, inputs, kwargs, target, loss_fn, params, layers)
 
 
+def _default_sizes(n: int) -> tuple[int, int]:
+    """Two small batches below the real one, so the check at the real size is out of sample."""
+    a, b = max(1, n // 4), max(2, n // 2)
+    return (a, b) if a != b else (a, a + 1)
+
+
+_OOM = tuple(
+    t for t in (getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None)) if t
+)
+
+
 def step(
     model: nn.Module,
     batch: Any,
     loss_fn: Callable,
     *,
     optimizer: torch.optim.Optimizer | None = None,
-    sizes: tuple[int, int] = (2, 4),
+    sizes: tuple[int, int] | None = None,
     budget: int | str | None = None,
     forecast_on: str = "meta",
+    measure: bool = True,
 ) -> StepMemory:
     """Measure one forward + backward of `model` on `batch`, per layer, and forecast peak vs batch size.
 
     The optimizer is not stepped and the model comes back unchanged (mode, buffers, gradients, RNG).
-    `sizes`: the two small batch sizes the forecast is fit from; `forecast_on`: "meta" (default, nothing
-    allocated, any size) or "device" (the model's device, real data repeated to size). `budget` ("12GB",
-    bytes) answers the largest batch that fits; on CUDA it defaults to the device's total memory.
+    `sizes`: the two small batch sizes the forecast is fit from (default N/4 and N/2); `forecast_on`:
+    "meta" (default: nothing allocated, any size) or "device" (the model's device, real rows repeated).
+    `budget` ("12GB", bytes) asks for the largest batch that fits; on CUDA it defaults to the device's
+    memory. `measure=False`, or a real step that runs out of memory, measures the layers on meta instead.
     """
     from .memory import parse_bytes
 
@@ -384,97 +405,150 @@ def step(
         raise NbdebugError(f"model must be an nn.Module, got {describe(model)}")
     if not callable(loss_fn):
         raise NbdebugError(f"loss_fn must be callable (an nn.Module or a function), got {describe(loss_fn)}")
-    if len(sizes) != 2 or sizes[0] == sizes[1] or min(sizes) < 1:
-        raise NbdebugError(f"sizes must be two different positive batch sizes, got {sizes!r}")
     if forecast_on not in ("meta", "device"):
         raise NbdebugError(f"forecast_on must be 'meta' or 'device', got {forecast_on!r}")
     inputs, kwargs, target = split_batch(batch)
     n = _batch_size(inputs, kwargs, target)
+    sizes = tuple(sizes) if sizes is not None else _default_sizes(n)
+    if len(sizes) != 2 or sizes[0] == sizes[1] or min(sizes) < 1:
+        raise NbdebugError(f"sizes must be two different positive batch sizes, got {sizes!r}")
     device = model_device(model)
     budget_bytes = parse_bytes(budget) if budget is not None else None
     params = list(model.parameters())
-    param_bytes = _unique_bytes(params)
-    buffer_bytes = _unique_bytes(model.buffers())
     opt_bytes, opt_note = _optimizer_bytes(model, optimizer)
     batch_bytes = _unique_bytes(
         t for t in tree_leaves((inputs, kwargs, target)) if isinstance(t, torch.Tensor)
     )
-    notes: list[str] = []
-
-    old_grads = {p: p.grad for p in params}
-    cuda = device.type == "cuda"
-    allocator_peak = None
-    try:
-        with preserved(model):
-            for p in params:
-                p.grad = None
-            if cuda:  # GPU-ONLY: the allocator's own peak, to check the tracker against
-                torch.cuda.synchronize(device)
-                torch.cuda.reset_peak_memory_stats(device)
-                base = torch.cuda.memory_allocated(device)
-            tracker, stats = _one_step(model, inputs, kwargs, target, loss_fn, None, layers=True)
-            if cuda:
-                torch.cuda.synchronize(device)
-                allocator_peak = torch.cuda.max_memory_allocated(device) - base
-                if budget_bytes is None:
-                    budget_bytes = torch.cuda.get_device_properties(device).total_memory
-            for p in params:
-                p.grad = None
-            forecast, forecast_note = None, ""
-            try:
-                on = "meta" if forecast_on == "meta" else device
-                peaks = tuple(_run_step(model, batch, loss_fn, s, on, layers=False)[0].peak for s in sizes)
-                for p in params:
-                    p.grad = None
-            except NbdebugError:
-                raise
-            except Exception as e:  # an op without a meta kernel: fall back to the real device
-                if forecast_on != "meta":
-                    raise
-                notes.append(f"meta forecast failed ({type(e).__name__}: {e}); fit on {device} instead")
-                on = device
-                for p in params:
-                    p.grad = None
-                peaks = tuple(_run_step(model, batch, loss_fn, s, on, layers=False)[0].peak for s in sizes)
-            slope = (peaks[1] - peaks[0]) / (sizes[1] - sizes[0])
-            forecast = Forecast(
-                sizes=tuple(sizes),
-                step_peaks=peaks,
-                batch_bytes_per_example=batch_bytes / n,
-                slope=slope,
-                intercept=peaks[0] - slope * sizes[0],
-                fixed=param_bytes + buffer_bytes + opt_bytes,
-                method=str(on),
-            )
-    finally:
-        for p, g in old_grads.items():
-            p.grad = g
-    layer_rows = [
-        LayerMemory(
-            name=name,
-            type=row.get("type", ""),
-            saved_bytes=row.get("saved_bytes", 0),
-            saved_tensors=row.get("saved_tensors", 0),
-            output_bytes=row.get("output_bytes", 0),
-            live_after=row.get("live_after", 0),
-        )
-        for name, row in stats.items()
-    ]
-    return StepMemory(
-        layers=layer_rows,
+    result = StepMemory(
+        layers=[],
         batch_size=n,
         device=str(device),
-        saved_bytes=sum(r.saved_bytes for r in layer_rows),
-        peak_bytes=tracker.peak,
-        peak_at=tracker.peak_at,
-        param_bytes=param_bytes,
-        buffer_bytes=buffer_bytes,
+        saved_bytes=0,
+        peak_bytes=0,
+        peak_at="",
+        param_bytes=_unique_bytes(params),
+        buffer_bytes=_unique_bytes(model.buffers()),
         optimizer_bytes=opt_bytes,
         optimizer_note=opt_note,
         batch_bytes=batch_bytes,
-        allocator_peak=allocator_peak,
-        forecast=forecast,
-        forecast_note=forecast_note,
         budget=budget_bytes,
-        notes=notes,
     )
+    cuda = device.type == "cuda"
+    if cuda and budget_bytes is None:  # GPU-ONLY
+        result.budget = torch.cuda.get_device_properties(device).total_memory
+    old_grads = {p: p.grad for p in params}
+
+    def clear_grads() -> None:
+        for p in params:
+            p.grad = None
+
+    try:
+        with preserved(model):
+            clear_grads()
+            measured = None
+            if measure:
+                try:
+                    measured = _measure(model, inputs, kwargs, target, loss_fn, device, result)
+                except _OOM as e:  # GPU-ONLY: the batch does not fit; the forecast below says why
+                    result.notes.append(f"the real step ran out of memory ({str(e).splitlines()[0]}); "
+                                        "layers measured on the meta device instead")  # fmt: skip
+                    clear_grads()
+                    if cuda:
+                        torch.cuda.empty_cache()
+            if measured is None:
+                measured = _run_step(model, batch, loss_fn, n, "meta", layers=True)
+                result.device = "meta"
+            clear_grads()
+            tracker, stats = measured
+            result.peak_bytes, result.peak_at = tracker.peak, tracker.peak_at
+            result.layers = [
+                LayerMemory(
+                    name=name,
+                    type=row.get("type", ""),
+                    saved_bytes=row.get("saved_bytes", 0),
+                    saved_tensors=row.get("saved_tensors", 0),
+                    output_bytes=row.get("output_bytes", 0),
+                    live_after=row.get("live_after", 0),
+                )
+                for name, row in stats.items()
+            ]
+            result.saved_bytes = sum(r.saved_bytes for r in result.layers)
+            result.forecast = _fit(model, batch, loss_fn, sizes, forecast_on, device, result, clear_grads)
+            if result.budget is not None and result.forecast.method == "meta":
+                result.verified = _verify(model, batch, loss_fn, result, clear_grads)
+    finally:
+        for p, g in old_grads.items():
+            p.grad = g
+    return result
+
+
+def _measure(model, inputs, kwargs, target, loss_fn, device, result):
+    """The real step on the model's device; on CUDA also the allocator's peak (GPU-ONLY)."""
+    if device.type != "cuda":
+        return _one_step(model, inputs, kwargs, target, loss_fn, None, layers=True)
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    out = _one_step(model, inputs, kwargs, target, loss_fn, None, layers=True)
+    torch.cuda.synchronize(device)
+    result.allocator_peak = torch.cuda.max_memory_allocated(device) - base
+    return out
+
+
+def _fit(model, batch, loss_fn, sizes, forecast_on, device, result, clear_grads) -> Forecast:
+    on: Any = "meta" if forecast_on == "meta" else device
+    try:
+        peaks = []
+        for s in sizes:
+            peaks.append(_run_step(model, batch, loss_fn, s, on, layers=False)[0].peak)
+            clear_grads()
+    except NbdebugError:
+        raise
+    except Exception as e:  # an op without a meta kernel (data-dependent shapes): use the real device
+        if on != "meta":
+            raise
+        clear_grads()
+        result.notes.append(f"meta run failed ({type(e).__name__}: {e}); forecast fit on {device} instead")
+        return _fit(model, batch, loss_fn, sizes, "device", device, result, clear_grads)
+    slope = (peaks[1] - peaks[0]) / (sizes[1] - sizes[0])
+    return Forecast(
+        sizes=(int(sizes[0]), int(sizes[1])),
+        step_peaks=(int(peaks[0]), int(peaks[1])),
+        batch_bytes_per_example=result.batch_bytes / result.batch_size,
+        slope=slope,
+        intercept=peaks[0] - slope * sizes[0],
+        fixed=result.param_bytes + result.buffer_bytes + result.optimizer_bytes,
+        method=str(on),
+    )
+
+
+def _verify(model, batch, loss_fn, result, clear_grads, tries: int = 6) -> tuple[int, int] | None:
+    """Run the formula's largest batch on meta (nothing allocated) and correct it until it fits.
+
+    A step's peak is the largest of several terms linear in N, so a line through two small batches can
+    under-estimate large ones; the meta run measures the real figure for the size that matters.
+    """
+    f, budget = result.forecast, result.budget
+    n = f.max_batch(budget)
+    if n < 1 or n >= 2**31:
+        return None
+    best: tuple[int, int] | None = None
+    for _ in range(tries):
+        try:
+            peak = _run_step(model, batch, loss_fn, n, "meta", layers=False)[0].peak
+        except Exception:
+            return best
+        finally:
+            clear_grads()
+        total = int(f.fixed + f.batch_bytes_per_example * n + peak)
+        if total <= budget:
+            best = (n, total) if best is None or n > best[0] else best
+            step = math.floor((budget - total) / f.per_example) if f.per_example > 0 else 0
+            if step < 1:
+                return best
+            n += step
+        else:
+            n -= max(1, math.ceil((total - budget) / f.per_example))
+            if n < 1:
+                return best
+    return best

@@ -91,7 +91,7 @@ class TensorRecord:
     nelement: int
     bytes: int  # element_size * nelement (what the tensor's own elements take)
     storage: str  # storage id, shared by every view of the same memory
-    storage_bytes: int  # bytes of the storage behind it (0 on the meta device: nothing allocated)
+    storage_bytes: int  # what it adds to the total: its whole storage if first seen on it, else 0 (meta: 0)
     view: bool  # a view of another tensor (slice, reshape, transpose...)
     shares_with: str | None  # name of the first tensor seen on the same storage, if not this one
     layout: str = "strided"
@@ -369,14 +369,14 @@ class _Scanner:
             TensorRecord(
                 name=name,
                 role=role,
-                shape=tuple(t.shape),
+                shape=_shape(t),
                 dtype=str(t.dtype).removeprefix("torch."),
                 device=str(t.device),
                 element_size=element_size,
                 nelement=nelement,
                 bytes=nelement_bytes if t.layout != torch.strided else element_size * nelement,
                 storage=sid,
-                storage_bytes=nbytes,
+                storage_bytes=nbytes if first is None else 0,
                 view=is_view,
                 shares_with=first,
                 layout=layout,
@@ -421,7 +421,7 @@ class _Scanner:
     def index_parameters(self, roots: Iterable[tuple[str, Any]]) -> None:
         """Name parameters by their module path first, so optimizer state reads `state[fc.weight]`."""
         for _name, obj in roots:
-            if isinstance(obj, nn.Module):
+            if issubclass(type(obj), nn.Module):
                 try:
                     for pname, p in obj.named_parameters(remove_duplicate=True):
                         self.param_names.setdefault(id(p), pname)
@@ -437,28 +437,28 @@ class _Scanner:
             tp = type(obj)
             if tp in _ATOMIC:
                 continue
-            if isinstance(obj, torch.Tensor):
+            if issubclass(tp, torch.Tensor):
                 if id(obj) not in seen:
-                    self.add_tensor(obj, name, "parameter" if isinstance(obj, nn.Parameter) else role)
+                    self.add_tensor(obj, name, "parameter" if issubclass(tp, nn.Parameter) else role)
                 continue
             oid = id(obj)
             if oid in seen:
                 continue
             seen.add(oid)
             self.objects += 1
-            if isinstance(obj, nn.Module):
+            if issubclass(tp, nn.Module):
                 self.add_module(obj, name)
                 continue
-            if isinstance(obj, torch.optim.Optimizer):
+            if issubclass(tp, torch.optim.Optimizer):
                 self.add_optimizer(obj, name)
                 continue
-            if tp is list or tp is tuple or isinstance(obj, (list, tuple)):
+            if tp is list or tp is tuple or issubclass(tp, (list, tuple)):
                 if _all_atomic(obj):
                     continue
                 children = [(v, f"{name}[{i}]") for i, v in enumerate(obj) if type(v) not in _ATOMIC]
                 stack.extend(reversed(children))
                 continue
-            if tp is dict or isinstance(obj, Mapping):
+            if tp is dict or issubclass(tp, Mapping):
                 try:
                     items = list(obj.items())
                 except Exception as e:
@@ -468,10 +468,10 @@ class _Scanner:
                     continue
                 stack.extend(reversed([(v, f"{name}[{k!r}]") for k, v in items if type(v) not in _ATOMIC]))
                 continue
-            if isinstance(obj, (set, frozenset)):
+            if issubclass(tp, (set, frozenset)):
                 stack.extend((v, f"{name}{{item}}") for v in obj if type(v) not in _ATOMIC)
                 continue
-            if isinstance(obj, _OPAQUE) or tp.__module__.split(".", 1)[0] in _SKIP_PACKAGES:
+            if issubclass(tp, _OPAQUE) or tp.__module__.split(".", 1)[0] in _SKIP_PACKAGES:
                 continue
             self._walk_attributes(obj, name, stack)
 
@@ -497,10 +497,21 @@ class _Scanner:
 
     def add_unreachable(self) -> None:
         """Tensors the garbage collector knows about that no name reached: the leaks."""
-        found = [o for o in gc.get_objects() if isinstance(o, torch.Tensor) and id(o) not in self.seen]
+        found = [o for o in gc.get_objects() if issubclass(type(o), torch.Tensor) and id(o) not in self.seen]
         for i, t in enumerate(sorted(found, key=_nbytes_guess, reverse=True)):
             self.add_tensor(t, f"<unreachable #{i}>", "other", reachable=False)
         del found
+
+
+def _shape(t: torch.Tensor) -> tuple[Any, ...]:
+    """The shape; a nested tensor's ragged dimension reads as -1 (its components differ in size)."""
+    try:
+        return tuple(t.shape)
+    except Exception:
+        sizes = t._nested_tensor_size() if t.is_nested else None
+        if sizes is None or sizes.numel() == 0:
+            return ()
+        return (sizes.shape[0], *(int(c[0]) if bool((c == c[0]).all()) else -1 for c in sizes.T))
 
 
 def _nbytes_guess(t: torch.Tensor) -> int:
@@ -522,8 +533,8 @@ def _order(roots: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
     """Modules first, then optimizers, then the rest: a parameter is named by its module path."""
 
     def rank(item: tuple[str, Any]) -> int:
-        obj = item[1]
-        return 0 if isinstance(obj, nn.Module) else 1 if isinstance(obj, torch.optim.Optimizer) else 2
+        tp = type(item[1])
+        return 0 if issubclass(tp, nn.Module) else 1 if issubclass(tp, torch.optim.Optimizer) else 2
 
     return sorted(roots, key=rank)
 
@@ -546,7 +557,7 @@ def namespace_roots(namespace: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """User names of a namespace worth walking (no modules, functions, classes, IPython bookkeeping)."""
     roots = []
     for k, v in list(namespace.items()):
-        if k.startswith("_") or k in _IPYTHON_NAMES or isinstance(v, _OPAQUE):
+        if k.startswith("_") or k in _IPYTHON_NAMES or issubclass(type(v), _OPAQUE):
             continue
         roots.append((k, v))
     return roots
