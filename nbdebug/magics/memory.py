@@ -9,6 +9,13 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from ._common import display, evaluate, usage_errors
 
 
+def _unquote(expr: str) -> str:
+    """IPython's argument parser keeps quotes: `'lambda o, t: o'` is an expression, not a string."""
+    if len(expr) >= 2 and expr[0] == expr[-1] and expr[0] in "'\"":
+        return expr[1:-1]
+    return expr
+
+
 @magics_class
 class MemoryMagics(Magics):
     @magic_arguments()
@@ -43,6 +50,7 @@ class MemoryMagics(Magics):
         storage once. On CUDA it adds allocated, reserved, peak and fragmentation per device.
         """
         args = parse_argstring(self.nn_mem, line)
+        args.names = [_unquote(n) for n in args.names]
         from .._memory_step import step
         from .._memory_watch import watch as start_watch
         from ..memory import memory
