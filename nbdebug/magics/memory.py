@@ -81,9 +81,9 @@ class MemoryMagics(Magics):
                 return result
             display(result)
             return None
-        objects = [evaluate(self.shell, name, "object") for name in args.names]
 
-        def scan():
+        def scan():  # Refresh calls this again: names are looked up anew, so rebinding shows
+            objects = [evaluate(self.shell, name, "object") for name in args.names]
             if objects:
                 return memory(*objects, names=list(args.names), all=args.all)
             return memory(namespace=self.shell.user_ns, all=args.all)
