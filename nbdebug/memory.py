@@ -19,7 +19,7 @@ import sys
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -78,13 +78,15 @@ _IPYTHON_NAMES = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class TensorRecord:
-    """One tensor of the inventory (metadata only: the report keeps no reference to the tensor)."""
+class TensorRecord(NamedTuple):
+    """One tensor of the inventory (metadata only: the report keeps no reference to the tensor).
+
+    A NamedTuple, not a dataclass: a scan creates one per tensor, and tuples are several times cheaper.
+    """
 
     name: str
     role: str
-    shape: tuple[int, ...]
+    shape: tuple[int, ...]  # a torch.Size (a tuple) for ordinary tensors
     dtype: str
     device: str
     element_size: int
@@ -101,7 +103,7 @@ class TensorRecord:
     has_graph: bool = False  # a non-leaf tensor: keeps its autograd graph (saved activations) alive
 
 
-COLUMNS = [f for f in TensorRecord.__dataclass_fields__]
+COLUMNS = list(TensorRecord._fields)
 
 
 @dataclass
@@ -120,7 +122,7 @@ class MemoryReport:
         """One row per tensor (columns: name, role, shape, dtype, device, element_size, nelement, bytes, ...)."""
         import pandas as pd
 
-        frame = pd.DataFrame([vars(r) for r in self.records], columns=COLUMNS)
+        frame = pd.DataFrame(self.records, columns=COLUMNS)
         frame["bytes"] = frame["bytes"].astype("int64")
         frame["storage_bytes"] = frame["storage_bytes"].astype("int64")
         return frame
@@ -138,7 +140,7 @@ class MemoryReport:
     @property
     def total_bytes(self) -> int:
         """Bytes of all storages, each counted once (views and shared parameters add nothing)."""
-        return sum(r.storage_bytes for r in self._unique())
+        return sum(r.storage_bytes for r in self.records)
 
     @property
     def sum_of_tensor_bytes(self) -> int:
@@ -284,7 +286,7 @@ def _storage_of(t: torch.Tensor) -> tuple[Any, int] | None:
     nbytes = 0 if t.device.type == "meta" else st.nbytes()
     ptr = st.data_ptr() if t.device.type != "meta" else 0
     # data_ptr identifies allocated memory across storage objects; meta/empty storages use their identity
-    key = (str(t.device), ptr) if ptr else ("cdata", st._cdata)
+    key = ptr if ptr else ("cdata", st._cdata)
     return key, nbytes
 
 
@@ -321,71 +323,88 @@ class _Scanner:
 
     # -- records
     def add_tensor(self, t: torch.Tensor, name: str, role: str, reachable: bool = True) -> None:
-        if id(t) in self.seen:
+        """Record `t` once. One function on purpose: it runs per tensor, and calls cost in CPython."""
+        oid = id(t)
+        seen = self.seen
+        if oid in seen:
             return
-        self.seen.add(id(t))
-        self.objects += 1
+        seen.add(oid)
         try:
-            self._record(t, name, role, reachable)
+            try:  # sparse layouts have no storage and raise here
+                st = t.untyped_storage() if type(t) in _PLAIN else None
+            except Exception:
+                st = None
+            ptr = st.data_ptr() if st is not None else 0
+            if ptr:  # the hot path (plain tensors holding memory): a few C calls
+                key: Any = ptr  # host and CUDA memory share one address space (UVA): the pointer is unique
+                nbytes = st.nbytes()
+                element_size, nelement = t.element_size(), t.nelement()
+                tensor_bytes, layout, shape = element_size * nelement, "strided", t.shape
+            else:  # meta, empty, sparse, subclasses
+                key, nbytes, tensor_bytes = self._general(t, name)
+                element_size, nelement = t.element_size(), t.nelement()
+                layout, shape = str(t.layout).removeprefix("torch."), _shape(t)
+            storages = self.storages
+            first = storages.get(key)
+            if first is None:
+                storages[key] = name
+                sid = self.storage_ids[key] = f"s{len(self.storage_ids)}"
+            else:
+                sid = self.storage_ids[key]
+            try:
+                is_view = t._is_view()
+            except Exception:
+                is_view = False
+            requires_grad = t.requires_grad
+            self.records.append(
+                _new_tuple(  # skips the NamedTuple's Python-level __new__
+                    TensorRecord,
+                    (
+                        name,
+                        role,
+                        shape,
+                        _name_of(t.dtype),
+                        "cpu" if t.is_cpu else _name_of(t.device),
+                        element_size,
+                        nelement,
+                        tensor_bytes,
+                        sid,
+                        nbytes if first is None else 0,
+                        is_view,
+                        first,
+                        layout,
+                        type(t).__name__,
+                        reachable,
+                        requires_grad,
+                        requires_grad and t.grad_fn is not None,
+                    ),
+                )
+            )
         except Exception as e:  # a subclass whose metadata raises: skip it, never crash
             self.skipped.append(f"{name}: {type(e).__name__}: {e}")
             return
-        grad = getattr(t, "grad", None) if t.is_leaf and t.requires_grad else None
-        if isinstance(grad, torch.Tensor):
-            self.add_tensor(grad, f"{name}.grad", "gradient", reachable)
+        if requires_grad and t.is_leaf:
+            grad = t.grad
+            if grad is not None and isinstance(grad, torch.Tensor):
+                self.add_tensor(grad, f"{name}.grad", "gradient", reachable)
 
-    def _record(self, t: torch.Tensor, name: str, role: str, reachable: bool) -> None:
+    def _general(self, t: torch.Tensor, name: str) -> tuple[Any, int, int]:
+        """(storage key, storage bytes, element bytes) of meta, sparse and subclass tensors."""
         storage = _storage_of(t) if t.layout == torch.strided else None
-        element_size = t.element_size()
-        nelement = t.nelement()
-        layout = str(t.layout).removeprefix("torch.")
-        if storage is None:  # sparse / wrapper subclass: count its components' storages
-            parts = _components(t)
-            keys = [s for s in (_storage_of(p) for p in parts) if s is not None]
-            if keys:
-                storage = (("parts", *(k for k, _ in keys)), 0)
-                nbytes = 0
-                for k, b in keys:  # each component storage counted once globally
-                    if k not in self.storages:
-                        self.storages[k] = name
-                        nbytes += b
-                storage = (storage[0], nbytes)
-            nelement_bytes = sum(p.element_size() * p.nelement() for p in parts)
-        else:
-            nelement_bytes = element_size * nelement if t.device.type != "meta" else 0
-        if storage is None:
-            key, nbytes = ("none", id(t)), 0
-        else:
-            key, nbytes = storage
-        first = self.storages.get(key)
-        if first is None:
-            self.storages[key] = name
-        sid = self.storage_ids.setdefault(key, f"s{len(self.storage_ids)}")
-        try:
-            is_view = bool(t._is_view())
-        except Exception:
-            is_view = False
-        self.records.append(
-            TensorRecord(
-                name=name,
-                role=role,
-                shape=_shape(t),
-                dtype=str(t.dtype).removeprefix("torch."),
-                device=str(t.device),
-                element_size=element_size,
-                nelement=nelement,
-                bytes=nelement_bytes if t.layout != torch.strided else element_size * nelement,
-                storage=sid,
-                storage_bytes=nbytes if first is None else 0,
-                view=is_view,
-                shares_with=first,
-                layout=layout,
-                kind=type(t).__name__,
-                reachable=reachable,
-                requires_grad=bool(t.requires_grad),
-                has_graph=t.grad_fn is not None,
-            )
-        )
+        if storage is not None:
+            return storage[0], storage[1], 0 if t.device.type == "meta" else t.element_size() * t.nelement()
+        parts = _components(t)  # sparse / wrapper subclass: count its components' storages
+        keys = [s for s in (_storage_of(p) for p in parts) if s is not None]
+        element_bytes = sum(p.element_size() * p.nelement() for p in parts)
+        if not keys:
+            return ("none", id(t)), 0, element_bytes
+        nbytes = 0
+        for k, b in keys:  # each component storage counted once globally
+            if k not in self.storages:
+                self.storages[k] = name
+                self.storage_ids[k] = f"s{len(self.storage_ids)}"
+                nbytes += b
+        return ("parts", *(k for k, _ in keys)), nbytes, element_bytes
 
     # -- structured objects
     def add_module(self, m: nn.Module, name: str) -> None:
@@ -432,6 +451,7 @@ class _Scanner:
     def walk(self, root: Any, root_name: str, role: str = "user variable") -> None:
         stack: list[tuple[Any, str]] = [(root, root_name)]
         seen = self.seen
+        add_tensor = self.add_tensor
         while stack:
             obj, name = stack.pop()
             tp = type(obj)
@@ -453,9 +473,16 @@ class _Scanner:
                 self.add_optimizer(obj, name)
                 continue
             if tp is list or tp is tuple or issubclass(tp, (list, tuple)):
-                if _all_atomic(obj):
+                if _all_atomic(obj) if len(obj) < _BIG else not _may_hold_tensor(obj):
                     continue
-                children = [(v, f"{name}[{i}]") for i, v in enumerate(obj) if type(v) not in _ATOMIC]
+                children = []
+                for i, v in enumerate(obj):
+                    tv = type(v)
+                    if tv is torch.Tensor:  # the common leaf, recorded without a trip through the stack
+                        if id(v) not in seen:
+                            add_tensor(v, f"{name}[{i}]", role)
+                    elif tv not in _ATOMIC:
+                        children.append((v, f"{name}[{i}]"))
                 stack.extend(reversed(children))
                 continue
             if tp is dict or issubclass(tp, Mapping):
@@ -464,14 +491,16 @@ class _Scanner:
                 except Exception as e:
                     self.skipped.append(f"{name}: {type(e).__name__}: {e}")
                     continue
-                if _all_atomic([v for _, v in items]):
+                if _all_atomic([v for _, v in items]) if len(items) < _BIG else not _may_hold_tensor(obj):
                     continue
                 stack.extend(reversed([(v, f"{name}[{k!r}]") for k, v in items if type(v) not in _ATOMIC]))
                 continue
             if issubclass(tp, (set, frozenset)):
+                if len(obj) >= _BIG and not _may_hold_tensor(obj):
+                    continue
                 stack.extend((v, f"{name}{{item}}") for v in obj if type(v) not in _ATOMIC)
                 continue
-            if issubclass(tp, _OPAQUE) or tp.__module__.split(".", 1)[0] in _SKIP_PACKAGES:
+            if _not_walked(tp):
                 continue
             self._walk_attributes(obj, name, stack)
 
@@ -503,6 +532,19 @@ class _Scanner:
         del found
 
 
+_PLAIN = frozenset({torch.Tensor, nn.Parameter})
+_new_tuple = tuple.__new__
+_NAMES: dict[Any, str] = {}
+
+
+def _name_of(value: torch.dtype | torch.device) -> str:
+    """'float32' / 'cuda:0', cached: str() of a device costs a microsecond, per tensor it adds up."""
+    name = _NAMES.get(value)
+    if name is None:
+        name = _NAMES[value] = str(value).removeprefix("torch.")
+    return name
+
+
 def _shape(t: torch.Tensor) -> tuple[Any, ...]:
     """The shape; a nested tensor's ragged dimension reads as -1 (its components differ in size)."""
     try:
@@ -519,6 +561,47 @@ def _nbytes_guess(t: torch.Tensor) -> int:
         return t.element_size() * t.nelement()
     except Exception:
         return 0
+
+
+_BIG = 32  # containers at least this long get the C-speed pre-check before a walk by name
+_SKIP_TYPES: dict[type, bool] = {}
+
+
+def _not_walked(tp: type) -> bool:
+    """Types the scan never descends into: code, classes, modules, and the IPython/pandas machinery."""
+    skip = _SKIP_TYPES.get(tp)
+    if skip is None:
+        skip = _SKIP_TYPES[tp] = (
+            issubclass(tp, _OPAQUE)
+            or (getattr(tp, "__module__", "") or "").split(".", 1)[0] in _SKIP_PACKAGES
+        )
+    return skip
+
+
+def _may_hold_tensor(root: Any, budget: int = 4_000_000, depth: int = 64) -> bool:
+    """Whether any tensor may lie under `root`, at C speed: breadth-first over `gc.get_referents`.
+
+    `gc.is_tracked` drops ints, floats, strings and containers holding only those in one C-level pass,
+    so a list of a million records costs milliseconds; the walk by name (which builds paths, and guards
+    cycles exactly) then only enters containers that can hold a tensor. No visited set here: building one
+    costs more than the walk. A cycle or heavy sharing exhausts `depth` or `budget` and answers True, the
+    safe side: the exact walk decides.
+    """
+    frontier = [root]
+    while frontier:
+        refs = list(filter(gc.is_tracked, gc.get_referents(*frontier)))
+        budget -= len(refs)
+        depth -= 1
+        if budget < 0 or depth < 0:
+            return bool(refs)
+        bad = set()
+        for tp in set(map(type, refs)):
+            if issubclass(tp, torch.Tensor):
+                return True
+            if _not_walked(tp):
+                bad.add(tp)
+        frontier = [o for o in refs if type(o) not in bad] if bad else refs
+    return False
 
 
 def _all_atomic(values: Any) -> bool:
@@ -599,16 +682,22 @@ def memory(
         extra = output_cache_roots(ns)
     scan = _Scanner()
     roots = _order(roots)
-    scan.index_parameters(roots)
-    for name, obj in roots:
-        try:
-            scan.walk(obj, name)
-        except Exception as e:  # never crash on a strange object: report what was skipped
-            scan.skipped.append(f"{name}: {type(e).__name__}: {e}")
-    for name, obj in extra:
-        scan.walk(obj, name, "other")
-    if all:
-        scan.add_unreachable()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # the scan allocates in bulk; a collection meanwhile would traverse the whole heap
+    try:
+        scan.index_parameters(roots)
+        for name, obj in roots:
+            try:
+                scan.walk(obj, name)
+            except Exception as e:  # never crash on a strange object: report what was skipped
+                scan.skipped.append(f"{name}: {type(e).__name__}: {e}")
+        for name, obj in extra:
+            scan.walk(obj, name, "other")
+        if all:
+            scan.add_unreachable()
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     devices = cuda_memory() if gpu else []
     note = cuda_note() if gpu else "not read (gpu=False)"
     report = MemoryReport(
@@ -627,10 +716,9 @@ def memory(
 def inventory_findings(report: MemoryReport, unreachable_warn_bytes: int = 1 << 20) -> list[Finding]:
     """Leaks the inventory can name: tensors no name reaches, and user tensors that keep a graph alive."""
     findings: list[Finding] = []
-    unique = {r.storage: r for r in reversed(report.records)}  # first record per storage wins
     lost = [r for r in report.records if not r.reachable]
     if lost:
-        lost_bytes = sum(r.storage_bytes for r in unique.values() if not r.reachable)
+        lost_bytes = sum(r.storage_bytes for r in lost)  # storage_bytes is 0 for all but a storage's owner
         biggest = max(lost, key=lambda r: r.storage_bytes)
         findings.append(
             Finding(
