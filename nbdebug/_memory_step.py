@@ -41,6 +41,13 @@ def _key(t: torch.Tensor) -> int:
     return t.untyped_storage()._cdata
 
 
+def _safe_key(t: torch.Tensor) -> int | None:
+    try:
+        return _key(t)
+    except Exception:  # sparse layouts and wrapper subclasses have no storage of their own
+        return None
+
+
 def _nbytes(t: torch.Tensor) -> int:
     return t.untyped_storage().nbytes()
 
@@ -62,17 +69,24 @@ class LiveBytes(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
+        inputs = None
         for t in tree_leaves(out):
             if isinstance(t, torch.Tensor):
-                self._track(t)
+                if inputs is None:  # storages the op was given: a view or in-place result allocates nothing
+                    inputs = {
+                        _safe_key(a) for a in tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)
+                    }
+                self._track(t, inputs)
         return out
 
-    def _track(self, t: torch.Tensor) -> None:
+    def _track(self, t: torch.Tensor, inputs: set[int]) -> None:
         try:
             key = _key(t)
         except Exception:  # a tensor without a storage (wrapper subclass): nothing allocated here
             return
         entry = self.live.get(key)
+        if entry is None and key in inputs:  # a view of (or in-place op on) memory from before the step
+            return
         if entry is None:
             entry = self.live[key] = [_nbytes(t), 0]
             self.current += entry[0]
