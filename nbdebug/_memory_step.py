@@ -270,10 +270,11 @@ def _batch_size(inputs: tuple, kwargs: dict, target: Any) -> int:
     )
 
 
-def _unique_bytes(tensors: Any) -> int:
+def _unique_bytes(tensors: Any, meta: bool = False) -> int:
+    """Bytes of the distinct storages behind `tensors`; meta tensors count only when `meta` (a forecast)."""
     seen: dict[int, int] = {}
     for t in tensors:
-        if isinstance(t, torch.Tensor) and t.device.type != "meta" and t.layout == torch.strided:
+        if isinstance(t, torch.Tensor) and (meta or t.device.type != "meta") and t.layout == torch.strided:
             seen.setdefault(_key(t), _nbytes(t))
     return sum(seen.values())
 
@@ -328,7 +329,7 @@ def _one_step(
     def post(module: nn.Module, args: Any, output: Any) -> None:
         name = stack.pop() if stack else names[module]
         row = stats[name]
-        row["output_bytes"] += _unique_bytes(t for t in tree_leaves(output) if isinstance(t, torch.Tensor))
+        row["output_bytes"] += _unique_bytes(tree_leaves(output), meta=True)
         row["live_after"] = tracker.current
         tracker.label = stack[-1] if stack else "forward"
 

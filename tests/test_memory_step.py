@@ -168,6 +168,28 @@ def test_meta_fallback_when_an_op_has_no_meta_kernel():
     assert any("meta run failed" in n for n in result.notes)
 
 
+def test_out_of_memory_on_the_device_falls_back_to_meta():
+    """The GPU path where the batch does not fit (bench/gpu_check.py runs it for real): simulated here."""
+
+    class TooBig(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            if x.device.type != "meta":
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+            return self.fc(x).relu()
+
+    model = TooBig()
+    result = step(
+        model, (torch.randn(64, 4), torch.randint(0, 2, (64,))), nn.CrossEntropyLoss(), budget="1MiB"
+    )
+    assert result.device == "meta" and any("ran out of memory" in n for n in result.notes)
+    assert result.to_frame().set_index("name").loc["fc", "output_bytes"] == 64 * 2 * 4
+    assert result.max_batch > 0 and all(p.grad is None for p in model.parameters())
+
+
 def test_memory_step_is_reachable_from_the_public_name():
     assert nbdebug.memory.step is step
 
