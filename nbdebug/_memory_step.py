@@ -279,6 +279,12 @@ def _unique_bytes(tensors: Any, meta: bool = False) -> int:
     return sum(seen.values())
 
 
+def _logical_bytes(tensors: Any) -> int:
+    """element_size x nelement of the distinct tensors (meta tensors excluded)."""
+    seen = {id(t): t for t in tensors if isinstance(t, torch.Tensor) and t.device.type != "meta"}
+    return sum(t.element_size() * t.nelement() for t in seen.values())
+
+
 def _optimizer_bytes(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> tuple[int, str]:
     if optimizer is None:
         return 0, "no optimizer given"
@@ -431,9 +437,9 @@ def step(
     budget_bytes = parse_bytes(budget) if budget is not None else None
     params = list(model.parameters())
     opt_bytes, opt_note = _optimizer_bytes(model, optimizer)
-    batch_bytes = _unique_bytes(
-        t for t in tree_leaves((inputs, kwargs, target)) if isinstance(t, torch.Tensor)
-    )
+    # logical bytes, not storages: a batch sliced from a big tensor (`images[:64]`) shares its storage,
+    # but the batches of a real loop are fresh tensors of exactly this size
+    batch_bytes = _logical_bytes(tree_leaves((inputs, kwargs, target)))
     result = StepMemory(
         layers=[],
         batch_size=n,

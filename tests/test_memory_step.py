@@ -80,6 +80,11 @@ def test_forecast_from_two_small_batches_matches_the_measured_peak():
     assert f.sizes == (16, 32) and f.method == "meta"
     assert abs(result.forecast_error) < 0.05  # out of sample: fit at 16 and 32, checked at 64
     assert f.batch_bytes_per_example == (1 * 8 * 8 * 4 + 8)
+    # a batch sliced from a bigger tensor counts its own rows, not the storage it shares
+    sliced = step(
+        model, (torch.randn(1000, 1, 8, 8)[:64], torch.randint(0, 10, (1000,))[:64]), nn.CrossEntropyLoss()
+    )
+    assert sliced.forecast.batch_bytes_per_example == (1 * 8 * 8 * 4 + 8)
     n = result.max_batch
     assert result.verified is not None and result.verified[0] == n and result.verified[1] <= 64 * 2**20
     # one more example would not fit
