@@ -39,19 +39,29 @@ def test_named_objects(shell):
     names = set(report.to_frame()["name"])
     assert {"mem_model.0.weight", "mem_model.0.weight.grad", "mem_opt.state[0.weight].exp_avg_sq"} <= names
     roles = report.by_role()
-    assert roles["optimizer state"] > 2 * roles["parameter"] - 1
+    # Adam: exp_avg + exp_avg_sq per parameter, plus one 4-byte `step` tensor for each of the 4 parameters
+    assert roles["optimizer state"] == 2 * roles["parameter"] + 4 * 4
 
 
 def test_namespace_scan_and_all(shell):
+    shell.run_cell("def mem_make():\n    t = torch.zeros(77777)\n    return lambda: t\nmem_hidden = mem_make()")
     report = shell.run_line_magic("nn_mem", "-o")
-    names = set(report.to_frame()["name"])
-    assert {"mem_model.0.weight", "mem_x", "mem_y"} <= names
-    assert shell.run_line_magic("nn_mem", "--all -o").to_frame()["reachable"].all() in (True, False)
+    frame = report.to_frame()
+    assert {"mem_model.0.weight", "mem_x", "mem_y"} <= set(frame["name"])
+    assert not (frame["shape"] == (77777,)).any()  # held by a closure only: no name reaches it
+    everything = shell.run_line_magic("nn_mem", "--all -o").to_frame()
+    hidden = everything[everything["shape"] == (77777,)]
+    assert len(hidden) == 1 and not hidden["reachable"].iloc[0]
+    for name in ("mem_make", "mem_hidden"):
+        shell.user_ns.pop(name, None)
 
 
 def test_panel_and_table_display(shell, capsys):
     assert shell.run_line_magic("nn_mem", "mem_model") is None
+    shown = capsys.readouterr().out  # a terminal shell displays the panel's text/plain
+    assert "mem_model.0.weight" in shown and "by role" in shown
     assert shell.run_line_magic("nn_mem", "mem_model --table") is None
+    assert "mem_model.2.bias" in capsys.readouterr().out
 
 
 def test_step_and_watch(shell):
@@ -62,6 +72,7 @@ def test_step_and_watch(shell):
     w = shell.run_line_magic("nn_mem", "--watch --seconds 0.2 --interval 0.02 -o")
     assert isinstance(w, MemoryWatch)
     w.stop()
+    assert not w.running and len(w.samples) >= 1
 
 
 def test_usage_errors(shell):

@@ -51,3 +51,14 @@ def test_sort_and_refresh(page, lab):
     assert _names(page) == ["omega", "zeta", "mid", "alpha"]
     table = page.locator(".nbdebug-memory-rows").inner_text()
     assert "19.5 KiB" in table  # 5000 float32
+
+    # the live watch updates the page from its background thread while the kernel is idle, and stops
+    page.locator(".nbdebug-memory-watch").click()
+    page.wait_for_function(
+        "() => (document.querySelector('.nbdebug-memory-live-status span') || {dataset: {}}).dataset.samples > 3"
+    )
+    assert "watching" in page.locator(".nbdebug-memory-live-status").inner_text()
+    page.locator(".nbdebug-memory-watch").click()
+    page.wait_for_function(
+        "() => document.querySelector('.nbdebug-memory-live-status').innerText.includes('stopped')"
+    )
