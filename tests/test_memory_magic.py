@@ -44,7 +44,9 @@ def test_named_objects(shell):
 
 
 def test_namespace_scan_and_all(shell):
-    shell.run_cell("def mem_make():\n    t = torch.zeros(77777)\n    return lambda: t\nmem_hidden = mem_make()")
+    shell.run_cell(
+        "def mem_make():\n    t = torch.zeros(77777)\n    return lambda: t\nmem_hidden = mem_make()"
+    )
     report = shell.run_line_magic("nn_mem", "-o")
     frame = report.to_frame()
     assert {"mem_model.0.weight", "mem_x", "mem_y"} <= set(frame["name"])
