@@ -113,6 +113,19 @@ class DeviceMemory:
             f"{_fmt(self.cached + self.driver_free)} looks free in nvidia-smi."
         )
 
+    def blocks(self, nbytes: int) -> str | None:
+        """Why a tensor of `nbytes` cannot be allocated now, if fragmentation (not a full card) is why."""
+        free_total = self.cached + self.driver_free
+        if nbytes <= self.largest_allocation or nbytes > free_total:
+            return None
+        return (
+            f"a {_fmt(nbytes)} tensor does not fit although {_fmt(free_total)} is free: "
+            f"{_fmt(self.cached)} of it is reserved by PyTorch in {self.segments.free_blocks} blocks, the "
+            f"largest {_fmt(self.segments.largest_free_block)}, and the driver has {_fmt(self.driver_free)}; "
+            "fragmentation, not the card's size, blocks this batch (PYTORCH_CUDA_ALLOC_CONF="
+            "expandable_segments:True, or torch.cuda.empty_cache() before the step)"
+        )
+
     def findings(self) -> list[Finding]:
         if not self.fragmented:
             return []

@@ -471,10 +471,13 @@ def step(
                 try:
                     measured = _measure(model, inputs, kwargs, target, loss_fn, device, result)
                 except _OOM as e:  # GPU-ONLY: the batch does not fit; the forecast below says why
-                    result.notes.append(f"the real step ran out of memory ({str(e).splitlines()[0]}); "
-                                        "layers measured on the meta device instead")  # fmt: skip
+                    result.notes.append(
+                        f"the real step ran out of memory ({str(e).splitlines()[0]}); "
+                        "layers measured on the meta device instead"
+                    )
                     clear_grads()
                     if cuda:
+                        result.notes.extend(_fragmentation_note(device, str(e)))
                         torch.cuda.empty_cache()
             if measured is None:
                 measured = _run_step(model, batch, loss_fn, n, "meta", layers=True)
@@ -501,6 +504,28 @@ def step(
         for p, g in old_grads.items():
             p.grad = g
     return result
+
+
+def _requested(message: str) -> int | None:
+    """Bytes of 'Tried to allocate 20.00 GiB' in a CUDA out-of-memory message."""
+    import re
+
+    m = re.search(r"Tried to allocate ([0-9.]+) ([KMGT]i?B)", message)
+    if not m:
+        return None
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}[m.group(2)[0]]
+    return int(float(m.group(1)) * scale)
+
+
+def _fragmentation_note(device: torch.device, message: str) -> list[str]:
+    """GPU-ONLY: when the failed allocation would fit in the free memory taken together, say so."""
+    from ._memory_cuda import cuda_memory
+
+    wanted = _requested(message)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    devices = cuda_memory([index])
+    why = devices[0].blocks(wanted) if devices and wanted else None
+    return [why] if why else []
 
 
 def _measure(model, inputs, kwargs, target, loss_fn, device, result):

@@ -336,3 +336,19 @@ def test_no_cuda_says_so_in_one_line():
     assert "no CUDA device" in cuda_note() and "\n" not in cuda_note()
     report = memory(torch.ones(1), names=["x"])
     assert report.gpu == [] and report.gpu_note == cuda_note()
+
+
+def test_a_blocked_allocation_is_explained_only_when_fragmentation_is_the_cause():
+    from nbdebug._memory_step import _requested
+
+    dev = DeviceMemory(
+        device="cuda:0", name="P5000", total=12 * 2**30, driver_free=300 * MiB, allocated=7 * 2**30,
+        reserved=10 * 2**30, peak_allocated=9 * 2**30, peak_reserved=10 * 2**30,
+        segments=SegmentStats(segments=12, free_blocks=3, free_bytes=3 * 2**30, largest_free_block=2**30),
+    )  # fmt: skip
+    why = dev.blocks(2 * 2**30)  # 2 GiB: more than any free piece, less than the 3.3 GiB free in total
+    assert why is not None and "fragmentation, not the card's size" in why and "3 blocks" in why
+    assert dev.blocks(512 * MiB) is None  # fits in a free block
+    assert dev.blocks(5 * 2**30) is None  # the card is simply full: not fragmentation
+    assert _requested("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 11.9 GiB total)") == 2 * 2**30
+    assert _requested("out of memory") is None
