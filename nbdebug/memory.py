@@ -19,6 +19,7 @@ import sys
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any, NamedTuple
 
 import torch
@@ -92,7 +93,7 @@ class TensorRecord(NamedTuple):
     element_size: int
     nelement: int
     bytes: int  # element_size * nelement (what the tensor's own elements take)
-    storage: str  # storage id, shared by every view of the same memory
+    storage: Any  # identifies the storage (its address when allocated), shared by every view of it
     storage_bytes: int  # what it adds to the total: its whole storage if first seen on it, else 0 (meta: 0)
     view: bool  # a view of another tensor (slice, reshape, transpose...)
     shares_with: str | None  # name of the first tensor seen on the same storage, if not this one
@@ -129,7 +130,7 @@ class MemoryReport:
 
     def _unique(self) -> list[TensorRecord]:
         """The first record of each storage: the one that owns it in the totals."""
-        seen: set[str] = set()
+        seen: set[Any] = set()
         out = []
         for r in self.records:
             if r.storage not in seen:
@@ -316,7 +317,6 @@ class _Scanner:
         self.records: list[TensorRecord] = []
         self.seen: set[int] = set()  # ids of objects already visited (cycle protection)
         self.storages: dict[Any, str] = {}  # storage key -> name of its first tensor
-        self.storage_ids: dict[Any, str] = {}
         self.param_names: dict[int, str] = {}  # id(parameter) -> name, for naming optimizer state
         self.skipped: list[str] = []
         self.objects = 0
@@ -348,9 +348,6 @@ class _Scanner:
             first = storages.get(key)
             if first is None:
                 storages[key] = name
-                sid = self.storage_ids[key] = f"s{len(self.storage_ids)}"
-            else:
-                sid = self.storage_ids[key]
             try:
                 is_view = t._is_view()
             except Exception:
@@ -368,7 +365,7 @@ class _Scanner:
                         element_size,
                         nelement,
                         tensor_bytes,
-                        sid,
+                        key,
                         nbytes if first is None else 0,
                         is_view,
                         first,
@@ -402,7 +399,6 @@ class _Scanner:
         for k, b in keys:  # each component storage counted once globally
             if k not in self.storages:
                 self.storages[k] = name
-                self.storage_ids[k] = f"s{len(self.storage_ids)}"
                 nbytes += b
         return ("parts", *(k for k, _ in keys)), nbytes, element_bytes
 
@@ -594,13 +590,17 @@ def _may_hold_tensor(root: Any, budget: int = 4_000_000, depth: int = 64) -> boo
         depth -= 1
         if budget < 0 or depth < 0:
             return bool(refs)
-        bad = set()
-        for tp in set(map(type, refs)):
+        types = set(map(type, refs))
+        good = set()
+        for tp in types:
             if issubclass(tp, torch.Tensor):
                 return True
-            if _not_walked(tp):
-                bad.add(tp)
-        frontier = [o for o in refs if type(o) not in bad] if bad else refs
+            if not _not_walked(tp):
+                good.add(tp)
+        # drop classes, functions and modules (a class leads to every module): selection in C, no loop
+        frontier = (
+            refs if len(good) == len(types) else list(compress(refs, map(good.__contains__, map(type, refs))))
+        )
     return False
 
 
