@@ -177,6 +177,24 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "CS231n 'Gradient checks'",
         ),
         _c(
+            "gpu-fragmentation",
+            "reserved GPU memory is free only in pieces too small for the next tensor",
+            "reserved-but-unallocated >= 20% of reserved and >= 64 MiB, and the largest free block < half of it",
+            "practitioner's notes (batch of 8 failing on a 12 GB P5000); PyTorch CUDA memory management docs",
+        ),
+        _c(
+            "unreachable-tensors",
+            "tensors alive that no notebook name reaches",
+            "any tensor found by gc but not by name (warning from 1 MiB in total, else info)",
+            "pytorch_memlab MemReporter lists gc-only tensors; notebook leaks via closures, hooks, tracebacks",
+        ),
+        _c(
+            "graph-retained",
+            "a tensor kept in a variable still holds its autograd graph",
+            "a non-leaf tensor (grad_fn set) stored in a user variable or container",
+            "PyTorch FAQ 'My model reports cuda runtime error(2): out of memory' (total_loss += loss)",
+        ),
+        _c(
             "gan-d-collapse",
             "the discriminator wins outright",
             "D loss < 0.05 with D(x) > 0.95 and D(G(z)) < 0.05 within the first steps",

@@ -14,6 +14,15 @@ from tests.conftest import ROOT, outputs_text, run_notebook
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXPECT = {
+    "02_memory.ipynb": [
+        "parameters + gradients + Adam state = 4.00",
+        "graph-retained",
+        "unreachable-tensors",
+        "peak(N) ~",
+        "largest batch that fits in 12 GiB",
+        "no CUDA device",
+        "saved for backward",
+    ],
     "05_predictions_and_filters.ipynb": [
         "mean filter smoothness: untrained",
         "under-predicts the rare classes",
