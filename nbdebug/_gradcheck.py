@@ -63,13 +63,17 @@ class GradcheckResult:
         return self.rows.copy()
 
     def __repr__(self) -> str:
-        return f"GradcheckResult(passed={self.passed}, max_error={self.max_error:.3g}, tensors={len(self.rows)})"
+        return (
+            f"GradcheckResult(passed={self.passed}, max_error={self.max_error:.3g}, tensors={len(self.rows)})"
+        )
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         verdict = "passed" if self.passed else "FAILED"
         head = f"nbdebug.gradcheck {verdict}: max relative error {self.max_error:.3g} ({reading(self.max_error)})"
         notes = "".join(f"\nnote: {n}" for n in self.notes)
-        text = f"{head}\n{self.rows.to_string(index=False)}\n{findings_text(self.findings, '')}{notes}".rstrip()
+        text = (
+            f"{head}\n{self.rows.to_string(index=False)}\n{findings_text(self.findings, '')}{notes}".rstrip()
+        )
         table = self.rows.to_html(index=False, float_format=lambda v: f"{v:.3g}", classes="nbdebug-table")
         colour = "#2e7d32" if self.passed else "#c62828"
         body = (
@@ -141,7 +145,9 @@ def gradcheck(
         for t in inputs
     ]
     checked: list[tuple[str, str, torch.Tensor]] = [
-        (f"input {i}", "input", t) for i, t in enumerate(args) if isinstance(t, torch.Tensor) and t.requires_grad
+        (f"input {i}", "input", t)
+        for i, t in enumerate(args)
+        if isinstance(t, torch.Tensor) and t.requires_grad
     ] + [(n, "parameter", p) for n, p in named_params]
     if not checked:
         raise NbdebugError(
@@ -171,7 +177,9 @@ def gradcheck(
         base = scalar()
         tensors = [t for _, _, t in checked]
         if not base.requires_grad:
-            raise NbdebugError("gradcheck: the output does not depend on any checked tensor (no autograd graph)")
+            raise NbdebugError(
+                "gradcheck: the output does not depend on any checked tensor (no autograd graph)"
+            )
         analytic = torch.autograd.grad(base, tensors, allow_unused=True)
         f0 = float(base.detach())
         rows, entries = [], []
@@ -251,7 +259,8 @@ def _findings(frame: pd.DataFrame, worst: pd.DataFrame) -> list[Finding]:
     sus = frame[(frame.max_rel_error > SUSPICIOUS) & (frame.max_rel_error <= WRONG)]
     top = worst[~worst.kink].head(3) if len(worst) else worst
     evidence = ", ".join(
-        f"{r.tensor}{list(r.index)}: analytic {r.analytic:.4g} vs numeric {r.numeric:.4g}" for r in top.itertuples()
+        f"{r.tensor}{list(r.index)}: analytic {r.analytic:.4g} vs numeric {r.numeric:.4g}"
+        for r in top.itertuples()
     )
     if len(bad):
         found.append(

@@ -75,6 +75,16 @@ def loss_kind(loss_fn: Any) -> str | None:
 def kind_from_graph(loss: torch.Tensor) -> str | None:
     """Recognise a loss computed inside a lambda from the autograd node that produced it."""
     node = loss.grad_fn
+    chain = []
+    n = node
+    while n is not None and len(chain) < 4:  # hand-written losses: (o - t).abs().mean(), ((o - t)**2).mean()
+        chain.append(n.name())
+        parents = [f for f, _ in n.next_functions if f is not None]
+        n = parents[0] if parents else None
+    if chain[:3] == ["MeanBackward0", "AbsBackward0", "SubBackward0"]:
+        return "l1"
+    if chain[:3] == ["MeanBackward0", "PowBackward0", "SubBackward0"]:
+        return "mse"
     # reduction='mean' over a 'none' loss, or a loss times a constant: look one or two nodes down
     for _ in range(3):
         if node is None:
@@ -169,7 +179,7 @@ def validate_target(kind: str | None, output: Any, target: Any, loss_fn: Any) ->
         if not target.dtype.is_floating_point:
             raise NbdebugError(f"{name} needs float targets, got {describe(target)}: use `y.float()`")
         if kind == "bce" and output.numel():
-            lo, hi = float(output.min()), float(output.max())
+            lo, hi = float(output.detach().min()), float(output.detach().max())
             if lo < 0 or hi > 1:
                 raise NbdebugError(
                     f"BCELoss needs probabilities in [0, 1], but the model outputs values in "
@@ -197,4 +207,4 @@ def call_loss(loss_fn: Callable, output: Any, target: Any) -> torch.Tensor:
         raise NbdebugError(
             f"the loss is not a scalar: got {describe(loss)}; use reduction='mean' or call .mean() on it"
         )
-    return loss.reshape(())
+    return loss if loss.dim() == 0 else loss.reshape(())

@@ -150,7 +150,9 @@ def _make_optimizer(
         hyper = {k: v for k, v in optimizer.param_groups[0].items() if k != "params"}
         source = "from your optimizer"
     else:
-        raise NbdebugError(f"optimizer must be a torch.optim.Optimizer or its class, got {describe(optimizer)}")
+        raise NbdebugError(
+            f"optimizer must be a torch.optim.Optimizer or its class, got {describe(optimizer)}"
+        )
     accepted = set(inspect.signature(cls.__init__).parameters)
     hyper = {k: v for k, v in hyper.items() if k in accepted and k != "params"}
     off = []
@@ -203,10 +205,15 @@ def _diagnose(result: OverfitResult, contradictions: int, first_grad_norm: float
     causes: list[tuple[float, str]] = []
     if contradictions:
         causes.append(
-            (10.0, f"{contradictions} identical inputs in the subset carry different labels: no model can fit them")
+            (
+                10.0,
+                f"{contradictions} identical inputs in the subset carry different labels: no model can fit them",
+            )
         )
     if not math.isfinite(last):
-        causes.append((9.0, "the loss became NaN/Inf: the learning rate is too high or the loss takes log(0)"))
+        causes.append(
+            (9.0, "the loss became NaN/Inf: the learning rate is too high or the loss takes log(0)")
+        )
     finite = [v for v in losses if math.isfinite(v)]
     peak = max(finite) if finite else math.nan
     spiked = len(finite) >= 2 and peak > 2 * first
@@ -320,7 +327,9 @@ def overfit(
                 "nbdebug.check to see which layer is detached)"
             )
         if target is None:
-            target = DEFAULT_TARGET if kind in L.CLASSIFICATION + L.BINARY else 0.05 * float(first_loss.detach())
+            target = (
+                DEFAULT_TARGET if kind in L.CLASSIFICATION + L.BINARY else 0.05 * float(first_loss.detach())
+            )
         result.target = float(target)
         del out, first_loss
         start = time.perf_counter()
@@ -337,7 +346,9 @@ def overfit(
                     loss = L.call_loss(loss_fn, out, yb)
                     loss.backward()
                     if i + bs >= n:  # last step of the epoch: its gradient norm goes in the history
-                        grads = [p.grad.detach().float().norm() for p in model.parameters() if p.grad is not None]
+                        grads = [
+                            p.grad.detach().float().norm() for p in model.parameters() if p.grad is not None
+                        ]
                         gnorm = float(torch.stack(grads).norm()) if grads else 0.0
                     opt.step()
                     k = len(idx)

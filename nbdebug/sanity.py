@@ -70,7 +70,9 @@ class Report:
         return f"Report({self.summary()}, {len(self.findings)} findings)"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        text = f"nbdebug.check: {self.summary()}\n{findings_text(self.findings, 'No findings: ready to train.')}"
+        text = (
+            f"nbdebug.check: {self.summary()}\n{findings_text(self.findings, 'No findings: ready to train.')}"
+        )
         return {"text/plain": text, "text/html": self.to_html()}
 
     def to_html(self) -> str:
@@ -86,9 +88,7 @@ class Report:
 
 def regularization_off(model: nn.Module) -> list[str]:
     """Put every dropout layer in eval mode (the caller restores modes); return what was turned off."""
-    names = [
-        n or "<root>" for n, m in model.named_modules() if isinstance(m, nn.modules.dropout._DropoutNd)
-    ]
+    names = [n or "<root>" for n, m in model.named_modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
     for m in model.modules():
         if isinstance(m, nn.modules.dropout._DropoutNd):
             m.eval()
