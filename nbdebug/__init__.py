@@ -8,6 +8,8 @@ script that only traces shapes never imports ipywidgets.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 from .errors import NbdebugError
@@ -42,6 +44,20 @@ _LAZY = {
 }
 
 __all__ = ["CATALOGUE", "Finding", "NbdebugError", "__version__", "load_ipython_extension", *_LAZY]
+
+
+class _Package(types.ModuleType):
+    """Keeps `nbdebug.overfit` the function after `import nbdebug.overfit` (or `from nbdebug.overfit
+    import ...`): the import system binds a submodule as an attribute of its package, which would hide
+    the public function of the same name (overfit, trace, memory, watch, predictions, filters)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if _LAZY.get(name) == name and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:
