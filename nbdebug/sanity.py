@@ -92,7 +92,9 @@ def regularization_off(model: nn.Module) -> list[str]:
     for m in model.modules():
         if isinstance(m, nn.modules.dropout._DropoutNd):
             m.eval()
-    return [f"dropout ({', '.join(names)})"] if names else []
+    if not names:
+        return []
+    return [f"dropout (layer{'s' if len(names) > 1 else ''} {', '.join(names)})"]
 
 
 def _first_batch(batch: Any) -> Any:

@@ -11,7 +11,7 @@ from torch import nn
 
 import nbdebug
 from nbdebug import NbdebugError
-from tests.test_sanity import assert_same, cnn, digits, snapshot
+from tests.test_sanity import assert_same, cnn, digits, one_thread, snapshot  # noqa: F401 (module fixture)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_healthy_cnn_fits_20_digits_and_comes_back_unchanged(data):
     assert list(hist.epoch) == list(range(1, len(hist) + 1))
     assert hist.accuracy.iloc[-1] == 1.0 and hist.loss.iloc[0] > 1.5
     assert result.optimizer == "SGD(lr=0.05) - from your optimizer"
-    assert result.turned_off == ["dropout (7)", "weight_decay=0.0005"]
+    assert result.turned_off == ["dropout (layer 7)", "weight_decay=0.0005"]
     assert_same(model, snap)
     assert same_opt_state(opt, saved_opt)
 

@@ -14,6 +14,15 @@ from nbdebug import NbdebugError
 from nbdebug._hooks import hook_counts
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread, and steadily on a shared CPU; restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def digits(n: int = 64, normalize: bool = True):
     from sklearn.datasets import load_digits
 
@@ -72,7 +81,7 @@ def test_healthy_cnn_on_digits_has_no_warning_and_is_left_untouched():
     assert report.expected_loss == pytest.approx(math.log(10))
     assert report.loss == pytest.approx(math.log(10), abs=0.3)
     assert report.gradients.has_grad.all() and (report.gradients.grad_norm > 0).all()
-    assert report.turned_off == ["dropout (7)"]
+    assert report.turned_off == ["dropout (layer 7)"]
     assert_same(model, snap)
     bundle = report._repr_mimebundle_()
     assert "ready to train" in bundle["text/plain"] and "<table" in bundle["text/html"]

@@ -10,7 +10,7 @@ from torch import nn
 from nbdebug.magics.sanity import split_expressions
 from nbdebug.overfit import OverfitResult
 from nbdebug.widgets.sanity import OverfitPanel
-from tests.test_sanity import Cube, WrongCube, assert_same, cnn, digits, snapshot
+from tests.test_sanity import Cube, WrongCube, assert_same, cnn, digits, one_thread, snapshot  # noqa: F401 (module fixture)
 
 
 @pytest.fixture
