@@ -93,7 +93,7 @@ def test_panel_follows_a_run_and_stop_ends_it():
     import nbdebug
 
     x, y = digits(200)
-    panel = OverfitPanel(max_epochs=50, min_interval=0.0, max_overhead=1.0)
+    panel = OverfitPanel(min_interval=0.0, max_overhead=1.0)
     assert panel.plot.value  # placeholder figure before the first epoch
     panel.stop_button.click()  # pressed before training: stops after the first epoch
     result = nbdebug.overfit(
@@ -101,7 +101,7 @@ def test_panel_follows_a_run_and_stop_ends_it():
         callback=panel.update, should_stop=panel.should_stop,
     )  # fmt: skip
     assert result.stopped and result.epochs == 1
-    assert panel.progress.value == 1 and panel.stop_button.description == "Stopped"
+    assert panel.progress.value == 1.0 and panel.stop_button.description == "Stopped"
     assert "cannot overfit" in panel.title.value and "cannot-overfit" in panel.verdict.value
     before = panel.redraws
     panel.scale.value = "log"  # the toggle redraws the last curve, nothing is recomputed
@@ -115,11 +115,11 @@ def test_panel_throttles_redraws():
     import nbdebug
 
     x, y = digits(200)
-    panel = OverfitPanel(max_epochs=300, min_interval=3600.0)
+    panel = OverfitPanel(min_interval=3600.0)
     result = nbdebug.overfit(
         cnn(), (x, y), nn.CrossEntropyLoss(), target=0.0, max_epochs=300,
         callback=panel.update, should_stop=panel.should_stop,
     )  # fmt: skip
     assert result.epochs == 300 and not result.passed
     assert panel.redraws == 1  # only the final figure: the interval never elapsed
-    assert panel.progress.value == 300
+    assert panel.progress.value == 1.0 and "epoch 300" in panel.status.value

@@ -177,7 +177,7 @@ class MAGICS(Magics):
         from ..overfit import overfit
         from ..widgets.sanity import OverfitPanel
 
-        panel = OverfitPanel(max_epochs=args.epochs, log=args.log)
+        panel = OverfitPanel(log=args.log)
         display(panel)
         with usage_errors():
             result = overfit(

@@ -61,9 +61,7 @@ def route_to_subshell(widget: widgets.Widget, timeout: float = 5.0) -> bool:
 class OverfitPanel(widgets.VBox):
     """Live view of an `overfit` run; pass `panel.update` as callback and `panel.should_stop`."""
 
-    def __init__(
-        self, max_epochs: int = 500, min_interval: float = 0.5, max_overhead: float = 0.08, log: bool = False
-    ) -> None:
+    def __init__(self, min_interval: float = 0.5, max_overhead: float = 0.08, log: bool = False) -> None:
         self.min_interval = min_interval
         self.max_overhead = max_overhead  # redraws take at most this fraction of the loop's time
         self._cost = 0.0
@@ -74,7 +72,8 @@ class OverfitPanel(widgets.VBox):
         self._result: Any = None
         self.redraws = 0
         self.title = widgets.HTML("<b>nbdebug.overfit</b>: starting")
-        self.progress = widgets.IntProgress(value=0, min=0, max=max_epochs, description="epochs")
+        # the share of the budget used: epochs or time, whichever runs out first
+        self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, description="budget")
         self.status = widgets.HTML("")
         self.scale = widgets.ToggleButtons(options=["linear", "log"], value="log" if log else "linear")
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop")
@@ -136,8 +135,8 @@ class OverfitPanel(widgets.VBox):
         if r is None:
             return
         self._last_text = time.perf_counter()
-        self.progress.max = max(r.max_epochs, r.epochs)
-        self.progress.value = r.epochs
+        used = max(r.epochs / max(r.max_epochs, 1), r.elapsed / r.time_budget if r.time_budget > 0 else 0.0)
+        self.progress.value = 1.0 if r.done else min(used, 1.0)
         last = r.rows[-1] if r.rows else {}
         acc = last.get("accuracy")
         acc_s = f", accuracy {acc:.0%}" if isinstance(acc, float) and acc == acc else ""
