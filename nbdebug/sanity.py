@@ -78,11 +78,15 @@ class Report:
     def to_html(self) -> str:
         grads = self.gradients[["name", "shape", "requires_grad", "grad_norm", "weight_norm", "ratio"]]
         table = grads.to_html(index=False, float_format=lambda v: f"{v:.3g}", classes="nbdebug-table")
+        from .plots import figure_png, png_html
+        from .plots.sanity import gradient_norms_figure
+
+        img = png_html(figure_png(gradient_norms_figure(self), dpi=80), alt="gradient norms per parameter")
         return (
             '<div class="nbdebug-check">'
             f"<b>nbdebug.check</b>: {html.escape(self.summary())}"
             f"{findings_html(self.findings, 'No findings: ready to train.')}"
-            f"<details><summary>per-parameter gradient norms</summary>{table}</details></div>"
+            f"<details><summary>per-parameter gradient norms</summary>{img}{table}</details></div>"
         )
 
 
@@ -153,10 +157,6 @@ def run_forward(model: nn.Module, inputs: tuple, kwargs: dict, hooks: HookSet | 
     finally:
         if own:
             hooks.remove()
-
-
-def _finite(t: Any) -> bool:
-    return not (isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()))
 
 
 def _first_tensor(out: Any) -> torch.Tensor | None:

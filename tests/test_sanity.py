@@ -421,3 +421,18 @@ def test_gradcheck_bad_input():
         nbdebug.gradcheck(nn.Linear(2, 2, device="meta"), torch.randn(1, 2))
     with pytest.raises(NbdebugError, match="failed"):
         nbdebug.gradcheck(nn.Linear(3, 2), torch.randn(1, 4))
+
+
+def test_figures_are_built_from_results_without_pyplot():
+    import matplotlib.pyplot as plt
+
+    from nbdebug.plots.sanity import gradcheck_figure, gradient_norms_figure
+
+    before = plt.get_fignums()
+    report = nbdebug.check(Unused(), (torch.randn(8, 4), torch.randint(0, 3, (8,))), nn.CrossEntropyLoss())
+    fig = gradient_norms_figure(report)
+    bars = fig.axes[0].patches
+    assert len(bars) == 4 and sum(b.get_facecolor()[0] > 0.7 for b in bars) == 2  # two red: no gradient
+    fig = gradcheck_figure(nbdebug.gradcheck(WrongCube, torch.randn(3)))
+    assert fig.axes[0].get_xscale() == "log"
+    assert plt.get_fignums() == before

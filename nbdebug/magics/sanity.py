@@ -174,15 +174,21 @@ class MAGICS(Magics):
         data = evaluate(ns, args.data, "data")
         loss_fn = evaluate(ns, args.loss_fn, "loss function")
         opt = evaluate(ns, args.optimizer, "optimizer") if args.optimizer else None
+        from IPython.display import display as ip_display
+
         from ..overfit import overfit
         from ..widgets.sanity import OverfitPanel
 
         panel = OverfitPanel(log=args.log)
-        display(panel)
-        with usage_errors():
-            result = overfit(
-                model, data, loss_fn, n=args.n, optimizer=opt, lr=args.lr, max_epochs=args.epochs,
-                time_budget=args.time, target=args.target, batch_size=args.batch_size, keep=args.keep,
-                callback=panel.update, should_stop=panel.should_stop,
-            )  # fmt: skip
+        handle = ip_display(panel, display_id=True)
+        try:
+            with usage_errors():
+                result = overfit(
+                    model, data, loss_fn, n=args.n, optimizer=opt, lr=args.lr, max_epochs=args.epochs,
+                    time_budget=args.time, target=args.target, batch_size=args.batch_size, keep=args.keep,
+                    callback=panel.update, should_stop=panel.should_stop,
+                )  # fmt: skip
+        finally:
+            if handle is not None:  # the saved output's static HTML/text now carries the final verdict
+                handle.update(panel)
         return result if args.output else None

@@ -174,6 +174,9 @@ class OverfitPanel(widgets.VBox):
         ax.set_ylabel("loss")
         ax.text(0.5, 0.5, "waiting for the first epoch", ha="center", va="center", transform=ax.transAxes)
         self.plot.value = figure_png(fig, dpi=80)
+        start = time.perf_counter()  # the second render is what a redraw costs: the first live redraw
+        figure_png(fig, dpi=80)  # waits for the loop to have run cost / max_overhead seconds
+        self._cost = time.perf_counter() - start
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         bundle = super()._repr_mimebundle_(**kwargs) or {}
