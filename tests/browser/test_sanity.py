@@ -73,3 +73,37 @@ def test_overfit_curve_updates_and_stop_ends_the_run(page, lab):
     outputs = page.eval_on_selector_all(".jp-OutputArea-output", "els => els.map(e => e.innerText)")
     assert any("restored: True" in o for o in outputs), outputs
     assert cell_errors(page) == []
+
+
+def test_kernel_interrupt_restores_the_model_and_says_so(page, lab):
+    name = lab.write_notebook("sanity_interrupt.ipynb", [SETUP, RUN, AFTER])
+    page.goto(lab.url(name))
+    page.wait_for_function(
+        "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'",
+        timeout=180_000,
+    )
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    page.wait_for_function(
+        "() => (document.querySelector('.nbdebug-overfit-status')?.innerText || '').startsWith('epoch')",
+        timeout=120_000,
+    )
+    page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.interrupt()")
+    page.wait_for_function(
+        "() => (document.querySelector('.nbdebug-overfit-title')?.innerText || '').includes('interrupted')",
+        timeout=60_000,
+    )
+    assert "model restored" in page.locator(".nbdebug-overfit-title").inner_text()
+    page.wait_for_function(  # the interrupt still reaches the user as a KeyboardInterrupt
+        "() => [...document.querySelectorAll('.jp-OutputArea-output')]"
+        ".some(e => e.innerText.includes('KeyboardInterrupt'))",
+        timeout=30_000,
+    )
+    # run the last cell by hand (run-all stopped at the interrupted cell)
+    page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-OutputArea-output')].some(e => e.innerText.includes('restored:'))",
+        timeout=60_000,
+    )
+    outputs = page.eval_on_selector_all(".jp-OutputArea-output", "els => els.map(e => e.innerText)")
+    assert any("restored: True" in o for o in outputs), outputs
