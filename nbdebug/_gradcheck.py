@@ -161,9 +161,15 @@ def gradcheck(
         try:
             out = call(*args, **kwargs)
         except Exception as e:
+            hint = (
+                "; a function that closes over a float32 module cannot run in float64: pass the module "
+                "itself (its parameters are checked too), or call .double() on it inside the function"
+                if "dtype" in str(e) or "Double" in str(e) or "Float" in str(e)
+                else ""
+            )
             raise NbdebugError(
                 f"gradcheck: calling {getattr(fn, '__name__', type(fn).__name__)} on {describe(args)} "
-                f"(float64) failed: {type(e).__name__}: {e}"
+                f"(float64) failed: {type(e).__name__}: {e}{hint}"
             ) from None
         outs = _float_outputs(out)
         if not outs:

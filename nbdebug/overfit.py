@@ -255,14 +255,15 @@ def _diagnose(result: OverfitResult, contradictions: int, first_grad_norm: float
         f"the loss on {result.n} examples is {last:.4g} after {result.epochs} epochs ({result.elapsed:.1f} s), "
         f"above the target {result.target:.3g}. Most likely: {ranked[0] if ranked else 'unknown'}"
     )
-    hint = " | ".join(f"{i + 1}. {c}" for i, c in enumerate(ranked[1:])) or (
-        "fix the most likely cause above and run overfit again"
+    others = "; ".join(f"({i}) {c}" for i, c in enumerate(ranked[1:], start=2))
+    hint = "fix the most likely cause first and run overfit again" + (
+        f"; other candidates, in order: {others}" if others else ""
     )
     return Finding(
         "cannot-overfit",
         "error",
         message,
-        "other candidates: " + hint if len(ranked) > 1 else hint,
+        hint,
         where="training",
         evidence={"causes": ranked, "first_loss": first, "final_loss": last, "best_loss": best},
     )
@@ -313,6 +314,7 @@ def overfit(
         torch.manual_seed(seed)
         turned_off = regularization_off(model)
         opt, opt_desc, off = _make_optimizer(model, optimizer, lr)
+        needs_closure = isinstance(opt, torch.optim.LBFGS)
         turned_off += off
         result = OverfitResult(n, math.nan, opt_desc, turned_off, max_epochs, time_budget)
         # validate once, with clear errors, before the loop
@@ -345,12 +347,20 @@ def overfit(
                     out = model(*xb)
                     loss = L.call_loss(loss_fn, out, yb)
                     loss.backward()
+                    if needs_closure:  # LBFGS re-evaluates the loss itself
+
+                        def closure(xb: tuple = xb, yb: Any = yb) -> torch.Tensor:
+                            opt.zero_grad(set_to_none=True)
+                            again = L.call_loss(loss_fn, model(*xb), yb)
+                            again.backward()
+                            return again
+
                     if i + bs >= n:  # last step of the epoch: its gradient norm goes in the history
                         grads = [
                             p.grad.detach().float().norm() for p in model.parameters() if p.grad is not None
                         ]
                         gnorm = float(torch.stack(grads).norm()) if grads else 0.0
-                    opt.step()
+                    opt.step(closure) if needs_closure else opt.step()
                     k = len(idx)
                     total += float(loss.detach()) * k
                     acc = _accuracy(kind, out, yb)

@@ -214,3 +214,13 @@ def test_repr_renders_without_a_kernel(data):
     assert (
         "data:image/png;base64" in bundle["text/html"] and 'data-code="cannot-overfit"' in bundle["text/html"]
     )
+
+
+def test_lbfgs_gets_its_closure(data):
+    x, y = data
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    opt = torch.optim.LBFGS(model.parameters(), lr=0.5)
+    snap = snapshot(model)
+    result = nbdebug.overfit(model, (x, y), nn.CrossEntropyLoss(), optimizer=opt, max_epochs=50)
+    assert result.passed and result.optimizer.startswith("LBFGS(lr=0.5)")
+    assert_same(model, snap)

@@ -436,3 +436,9 @@ def test_figures_are_built_from_results_without_pyplot():
     fig = gradcheck_figure(nbdebug.gradcheck(WrongCube, torch.randn(3)))
     assert fig.axes[0].get_xscale() == "log"
     assert plt.get_fignums() == before
+
+
+def test_gradcheck_explains_a_float32_closure():
+    layer = nn.Linear(3, 2)
+    with pytest.raises(NbdebugError, match="pass the module"):
+        nbdebug.gradcheck(lambda t: layer(t), torch.randn(2, 3))
