@@ -51,6 +51,7 @@ class OverfitResult:
     done: bool = False
     stopped: bool = False  # the user pressed Stop (or should_stop() returned True)
     interrupted: bool = False  # KeyboardInterrupt; the model was restored before it propagated
+    error: str | None = None  # an exception from the model or the loss ended the run (model restored)
     kept: bool = False  # keep=True: the trained weights were left in the model
     elapsed: float = 0.0
 
@@ -70,8 +71,11 @@ class OverfitResult:
     def verdict(self) -> str:
         if not self.done:
             return f"running: epoch {self.epochs}, loss {self.final_loss:.4g}"
+        restored = "trained weights kept" if self.kept else "model restored"
         if self.interrupted:
-            return f"interrupted after {self.epochs} epochs (model restored)"
+            return f"interrupted after {self.epochs} epochs ({restored})"
+        if self.error:
+            return f"failed after {self.epochs} epochs: {self.error} ({restored})"
         how = "stopped by the user" if self.stopped and not self.passed else ""
         state = "passed" if self.passed else "cannot overfit"
         extra = f", {how}" if how else ""
@@ -316,7 +320,7 @@ def overfit(
         opt, opt_desc, off = _make_optimizer(model, optimizer, lr)
         needs_closure = isinstance(opt, torch.optim.LBFGS)
         turned_off += off
-        result = OverfitResult(n, math.nan, opt_desc, turned_off, max_epochs, time_budget)
+        result = OverfitResult(n, math.nan, opt_desc, turned_off, max_epochs, time_budget, kept=keep)
         # validate once, with clear errors, before the loop
         out = run_forward(model, inputs, {})
         L.validate_target(kind, out, y, loss_fn)
@@ -390,16 +394,17 @@ def overfit(
                     break
                 if result.elapsed > time_budget:
                     break
-        except KeyboardInterrupt:
-            result.interrupted = True
+        except BaseException as e:  # KeyboardInterrupt (kernel interrupt) or an error in the user's code
+            result.interrupted = isinstance(e, KeyboardInterrupt)
+            result.error = None if result.interrupted else f"{type(e).__name__}: {e}"
             result.done = True
-            saved.restore()  # weights back before anyone sees the partial result
+            if not keep:
+                saved.restore()  # weights back before the panel shows the partial result
             if callback is not None:
                 callback(result)
             raise
         if not result.passed:
             result.findings.append(_diagnose(result, contradictions, first_grad_norm))
-        result.kept = keep
         result.done = True
         trained_buffers = {k: b.detach().clone() for k, b in model.named_buffers()} if keep else {}
     if trained_buffers:  # keep=True: BatchNorm statistics go with the trained weights

@@ -170,9 +170,12 @@ def test_an_exception_mid_training_restores_the_model(data):
             raise RuntimeError("disk full")
         return F.cross_entropy(o, t)
 
+    seen = []
     with pytest.raises(NbdebugError, match="disk full"):
-        nbdebug.overfit(model, (x, y), flaky)
+        nbdebug.overfit(model, (x, y), flaky, callback=seen.append)
     assert_same(model, snap)
+    assert seen[-1].done and "disk full" in seen[-1].error  # the panel is told, not left "running"
+    assert "model restored" in seen[-1].verdict()
 
 
 def test_regression_target_is_relative_to_the_first_loss():
