@@ -123,3 +123,22 @@ def test_panel_throttles_redraws():
     assert result.epochs == 300 and not result.passed
     assert panel.redraws == 1  # only the final figure: the interval never elapsed
     assert panel.progress.value == 1.0 and "epoch 300" in panel.status.value
+
+
+def test_scale_toggle_during_a_run_redraws_at_the_next_epoch():
+    import nbdebug
+
+    x, y = digits(200)
+    panel = OverfitPanel(min_interval=3600.0)
+    toggled = []
+
+    def callback(result):
+        panel.update(result)
+        if result.epochs == 3:
+            panel.scale.value = "log"  # as a click on the toggle would, mid-run
+            toggled.append(panel.redraws)
+        if result.epochs == 4:
+            toggled.append(panel.redraws)
+
+    nbdebug.overfit(cnn(), (x, y), nn.CrossEntropyLoss(), target=-1, max_epochs=6, callback=callback)
+    assert toggled[1] == toggled[0] + 1  # drawn by the loop's thread at epoch 4, not by the toggle's

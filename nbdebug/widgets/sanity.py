@@ -87,7 +87,8 @@ class OverfitPanel(widgets.VBox):
         self.plot.add_class("nbdebug-overfit-plot")
         self.verdict.add_class("nbdebug-overfit-verdict")
         self.stop_button.on_click(lambda _: self.stop())
-        self.scale.observe(lambda _: self._draw_figure(), names="value")
+        self.scale.observe(self._on_scale, names="value")
+        self._redraw_now = False
         super().__init__(
             [
                 self.title,
@@ -100,6 +101,7 @@ class OverfitPanel(widgets.VBox):
         self.add_class("nbdebug-overfit")
         self._placeholder()  # also pays matplotlib's one-time start-up before the timed loop begins
         self.live_stop = route_to_subshell(self.stop_button)
+        route_to_subshell(self.scale)  # the linear/log toggle also answers while the loop runs
         if not self.live_stop:
             self.stop_button.tooltip = "takes effect between cells here; interrupt the kernel to stop a run"
 
@@ -108,6 +110,12 @@ class OverfitPanel(widgets.VBox):
         self._stop.set()
         self.stop_button.disabled = True
         self.stop_button.description = "Stopping"
+
+    def _on_scale(self, _: Any) -> None:
+        if self._result is not None and not self._result.done:
+            self._redraw_now = True  # the training thread redraws at its next epoch (one drawing thread)
+        else:
+            self._draw_figure()
 
     def should_stop(self) -> bool:
         return self._stop.is_set()
@@ -123,7 +131,10 @@ class OverfitPanel(widgets.VBox):
             self._draw_text()
             self._draw_figure()
             return
-        if now - self._last_draw >= max(self.min_interval, self._cost / self.max_overhead):
+        if self._redraw_now or now - self._last_draw >= max(
+            self.min_interval, self._cost / self.max_overhead
+        ):
+            self._redraw_now = False
             self._draw_text()
             self._draw_figure()
         elif now - self._last_text >= 0.1:

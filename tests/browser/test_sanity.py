@@ -56,6 +56,7 @@ def test_overfit_curve_updates_and_stop_ends_the_run(page, lab):
         timeout=60_000,
     )
     assert _epoch(page) > first_epoch
+    page.locator(".nbdebug-overfit-scale button", has_text="log").click()  # answered mid-run, too
 
     # Stop is handled while the cell runs; the verdict follows and the next cell runs
     page.locator(".nbdebug-overfit-stop").click()
