@@ -103,6 +103,8 @@ def regularization_off(model: nn.Module) -> list[str]:
 
 def _first_batch(batch: Any) -> Any:
     """`check` takes one batch; given a DataLoader/Dataset/iterable, it uses the first batch."""
+    if isinstance(batch, list) and batch and all(isinstance(b, (tuple, list, dict)) for b in batch):
+        return batch[0]  # a list of batches, not one (inputs, target) batch
     if isinstance(batch, (torch.Tensor, tuple, list, dict)):
         return batch
     for b in iter_batches(batch):

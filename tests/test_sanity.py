@@ -93,6 +93,7 @@ def test_check_accepts_a_loader_and_dict_batches():
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
     assert nbdebug.check(cnn(), loader, nn.CrossEntropyLoss()).passed
     assert nbdebug.check(cnn(), {"image": x, "label": y}, F.cross_entropy).passed
+    assert nbdebug.check(cnn(), [(x[:8], y[:8]), (x[8:16], y[8:16])], F.cross_entropy).passed
 
 
 # --- check: each finding triggered by a minimal bug, absent when fixed ---------------------------
