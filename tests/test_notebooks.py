@@ -14,6 +14,22 @@ from tests.conftest import ROOT, outputs_text, run_notebook
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXPECT = {
+    "03_sanity_checks.ipynb": [
+        "passed: loss",
+        "weights unchanged: True",
+        "cannot-overfit",
+        "plateaued",
+        "2.303",
+        "softmax-before-ce",
+        "initial-loss",
+        "unnormalized-input",
+        "target-broadcast",
+        "reg-not-increasing-loss",
+        "gradcheck FAILED",
+        "gradcheck-failed",
+        "nbdebug.gradcheck passed",
+        "passed: True",
+    ],
     "02_memory.ipynb": [
         "parameters + gradients + Adam state = 4.00",
         "graph-retained",

@@ -1,0 +1,110 @@
+"""%nn_overfit in JupyterLab: the curve updates while the cell runs, Stop ends the run, the model is restored."""
+
+from __future__ import annotations
+
+from tests.browser.harness import cell_errors
+
+SETUP = """
+import torch
+from torch import nn
+from sklearn.datasets import load_digits
+%load_ext nbdebug
+torch.manual_seed(0)
+torch.set_num_threads(1)
+d = load_digits()
+x = (torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) - 4.88) / 6.02
+y = torch.tensor(d.target)
+model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+w0 = model[1].weight.detach().clone()
+"""
+# a target below zero and a 240 s budget: the run only ends when Stop is pressed
+RUN = "%nn_overfit model (x, y) nn.CrossEntropyLoss() --target -1 --epochs 10000000 --time 240 --lr 1e-4"
+AFTER = "print('restored:', torch.equal(model[1].weight, w0))"
+
+
+def _epoch(page) -> int:
+    text = page.locator(".nbdebug-overfit-status").inner_text()
+    return int(text.split(",")[0].removeprefix("epoch ").strip()) if text.startswith("epoch") else 0
+
+
+def test_overfit_curve_updates_and_stop_ends_the_run(page, lab):
+    name = lab.write_notebook("sanity_overfit.ipynb", [SETUP, RUN, AFTER])
+    page.goto(lab.url(name))
+    page.wait_for_function(
+        "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+        " && window.jupyterapp.shell.currentWidget.sessionContext"
+        " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+        " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+        " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
+        timeout=180_000,
+    )
+    # fire and forget: awaiting the command's promise would wait for the whole run to end
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+
+    # the panel appears and its curve is redrawn while the cell is still running
+    page.locator(".nbdebug-overfit-status").wait_for(timeout=120_000)
+    page.wait_for_function(
+        "() => (document.querySelector('.nbdebug-overfit-status')?.innerText || '').startsWith('epoch')",
+        timeout=60_000,
+    )
+    plot = page.locator("img.nbdebug-overfit-plot")
+    first_src = plot.get_attribute("src")
+    first_epoch = _epoch(page)
+    page.wait_for_function(
+        "(src) => document.querySelector('img.nbdebug-overfit-plot').getAttribute('src') !== src",
+        arg=first_src,
+        timeout=60_000,
+    )
+    assert _epoch(page) > first_epoch
+    page.locator(".nbdebug-overfit-scale button", has_text="log").click()  # answered mid-run, too
+
+    # Stop is handled while the cell runs; the verdict follows and the next cell runs
+    page.locator(".nbdebug-overfit-stop").click()
+    page.wait_for_function(
+        "() => (document.querySelector('.nbdebug-overfit-stop')?.innerText || '').includes('Stopped')",
+        timeout=30_000,
+    )
+    title = page.locator(".nbdebug-overfit-title").inner_text()
+    assert "stopped by the user" in title and "cannot overfit" in title
+    assert "cannot-overfit" in page.locator(".nbdebug-overfit-verdict").inner_text()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-OutputArea-output')].some(e => e.innerText.includes('restored:'))",
+        timeout=60_000,
+    )
+    outputs = page.eval_on_selector_all(".jp-OutputArea-output", "els => els.map(e => e.innerText)")
+    assert any("restored: True" in o for o in outputs), outputs
+    assert cell_errors(page) == []
+
+
+def test_kernel_interrupt_restores_the_model_and_says_so(page, lab):
+    name = lab.write_notebook("sanity_interrupt.ipynb", [SETUP, RUN, AFTER])
+    page.goto(lab.url(name))
+    page.wait_for_function(
+        "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'",
+        timeout=180_000,
+    )
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    page.wait_for_function(
+        "() => (document.querySelector('.nbdebug-overfit-status')?.innerText || '').startsWith('epoch')",
+        timeout=120_000,
+    )
+    page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.interrupt()")
+    page.wait_for_function(
+        "() => (document.querySelector('.nbdebug-overfit-title')?.innerText || '').includes('interrupted')",
+        timeout=60_000,
+    )
+    assert "model restored" in page.locator(".nbdebug-overfit-title").inner_text()
+    page.wait_for_function(  # the interrupt still reaches the user as a KeyboardInterrupt
+        "() => [...document.querySelectorAll('.jp-OutputArea-output')]"
+        ".some(e => e.innerText.includes('KeyboardInterrupt'))",
+        timeout=30_000,
+    )
+    # run the last cell by hand (run-all stopped at the interrupted cell)
+    page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-OutputArea-output')].some(e => e.innerText.includes('restored:'))",
+        timeout=60_000,
+    )
+    outputs = page.eval_on_selector_all(".jp-OutputArea-output", "els => els.map(e => e.innerText)")
+    assert any("restored: True" in o for o in outputs), outputs
