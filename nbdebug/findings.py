@@ -194,6 +194,33 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "G gradient norm < 1e-6 while D(G(z)) < 0.05",
             "Goodfellow et al. 2014 (saturating generator loss)",
         ),
+        _c(
+            "search-edge-of-range",
+            "the best hyperparameter value sits at the edge of its search range",
+            "best trial's value in the outer 10% of the range on the search scale (log10 for loguniform/"
+            "intlog), >= 5 completed trials, and the parameter is not flat",
+            "CS231n 'Hyperparameter optimization': careful with best values on the border (seed notes)",
+        ),
+        _c(
+            "search-flat-parameter",
+            "the score does not depend on a searched parameter",
+            "the parameter explains < 10% of the score variance (R^2 of a quadratic fit on the search "
+            "scale; eta^2 for choices) over >= 10 completed trials; severity info",
+            "Bergstra & Bengio 2012: few hyperparameters matter (low effective dimensionality)",
+        ),
+        _c(
+            "search-too-few-trials",
+            "too few trials for the number of searched parameters",
+            "fewer than 10 completed trials per searched parameter; P(a top-5% trial) = 1 - 0.95^n",
+            "Bergstra & Bengio 2012: 60 random trials find a top-5% point with 95% probability",
+        ),
+        _c(
+            "search-trials-failed",
+            "trials raised or returned NaN/Inf",
+            "any failed trial (warning), every trial failed (error); failures clustered at one end of a "
+            "numeric range are named",
+            "a diverging trial is data about the range, not a reason to lose the search",
+        ),
     ]
 )
 
