@@ -19,6 +19,7 @@ ipywidgets.
 from __future__ import annotations
 
 import html
+import inspect
 import math
 import numbers
 import time
@@ -555,6 +556,21 @@ def _notify(observers: Sequence[Any], event: str, *args: Any) -> None:
             )
 
 
+def _check_signature(train_fn: Callable[..., Any], space: Mapping[str, Any]) -> None:
+    """Every trial would fail the same way if train_fn cannot take the space's names: say so up front."""
+    try:
+        sig = inspect.signature(train_fn)
+    except (TypeError, ValueError):  # builtins and some C callables: nothing to check
+        return
+    try:
+        sig.bind(**dict.fromkeys(space))
+    except TypeError as e:
+        name = getattr(train_fn, "__name__", type(train_fn).__name__)
+        raise NbdebugError(
+            f"train_fn {name}{sig} cannot be called with the space's parameters {list(space)}: {e}"
+        ) from None
+
+
 def search(
     train_fn: Callable[..., Any],
     space: Mapping[str, Any],
@@ -585,6 +601,7 @@ def search(
     if mode is not None and mode not in ("max", "min"):
         raise NbdebugError(f"mode must be 'max' or 'min', got {mode!r}")
     dists = _check_space(space)
+    _check_signature(train_fn, dists)
     params = draw(dists, int(trials), seed)
     result = SearchResult(
         space=dists,
@@ -620,8 +637,14 @@ def search(
                     result.metric = _default_metric(value)
                     result.mode = mode or default_mode(result.metric)
                 trial.score, trial.metrics = _read_score(value, result.metric)
-                if not math.isfinite(trial.score):
-                    trial.status, trial.error = "failed", f"{result.score_name} is {trial.score}"
+                bad = {
+                    k: v
+                    for k, v in {result.score_name: trial.score, **trial.metrics}.items()
+                    if not math.isfinite(v)
+                }
+                if bad:  # a NaN loss next to a finite accuracy is still a diverged model
+                    trial.status = "failed"
+                    trial.error = ", ".join(f"{k} is {v}" for k, v in bad.items())
                     trial.score = None
                 else:
                     trial.status = "ok"
@@ -786,7 +809,7 @@ def search_findings(result: SearchResult) -> list[Finding]:
                 if edge is not None:
                     findings.append(edge)
     needed = TRIALS_PER_PARAM * max(1, len(searched))
-    if searched and len(done) < needed and not result.running:
+    if searched and done and len(done) < needed and not result.running:
         p = 1 - (1 - TOP_FRACTION) ** len(done)
         findings.append(
             Finding(

@@ -320,6 +320,32 @@ def test_dict_without_known_metric_asks_for_metric():
         search(lambda lr: {"a": 1.0}, {"lr": nbdebug.loguniform(1e-5, 1e-1)}, trials=3, metric="acc")
 
 
+def test_signature_mismatch_is_caught_before_any_trial():
+    def train(lr, weight_decay):
+        raise AssertionError("must not run")
+
+    with pytest.raises(
+        NbdebugError,
+        match=r"train_fn train\(lr, weight_decay\) cannot be called with the space's parameters \['lr'\]: missing a required argument: 'weight_decay'",
+    ):
+        search(train, {"lr": nbdebug.loguniform(1e-5, 1e-1)})
+    with pytest.raises(NbdebugError, match="unexpected keyword argument 'momentum'"):
+        search(lambda lr: lr, {"lr": nbdebug.loguniform(1e-5, 1e-1), "momentum": nbdebug.uniform(0, 1)})
+    search(lambda **kw: kw["lr"], {"lr": nbdebug.loguniform(1e-5, 1e-1)}, trials=2)  # **kwargs takes anything
+
+
+def test_nan_in_any_returned_metric_fails_the_trial():
+    """A diverged model has a NaN loss but a finite (chance-level) accuracy: the trial failed."""
+    result = search(
+        lambda lr: {"val_acc": 0.1, "val_loss": float("nan")},
+        {"lr": nbdebug.loguniform(1e-5, 1e-1)},
+        trials=3,
+    )
+    assert result.metric == "val_acc"
+    assert [t.status for t in result.trials] == ["failed"] * 3 and result.trials[0].error == "val_loss is nan"
+    assert [f.code for f in result.findings] == ["search-trials-failed"]  # no too-few noise on top
+
+
 def test_tensor_scores_are_accepted():
     result = search(lambda lr: torch.tensor(lr), {"lr": nbdebug.loguniform(1e-5, 1e-1)}, trials=3)
     assert all(isinstance(t.score, float) for t in result.trials)
