@@ -98,7 +98,8 @@ class LogUniform(Distribution):
         return (math.log(value) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
 
     def widened(self, side: Literal["low", "high"]) -> LogUniform:
-        factor = 10.0 ** max(1.0, min(2.0, 0.5 * math.log10(self.high / self.low)))
+        # push the bound out by the range's own span in decades, between 1 and 2 decades
+        factor = 10.0 ** max(1.0, min(2.0, math.log10(self.high / self.low)))
         return (
             LogUniform(self.low / factor, self.high)
             if side == "low"
@@ -330,8 +331,11 @@ class SearchResult:
             row.update(status=t.status, error=t.error, seconds=t.seconds, seed=t.seed)
             rows.append(row)
         columns = ["trial", *self.space, "score", *metric_names, "status", "error", "seconds", "seed"]
-        frame = pd.DataFrame(rows, columns=columns)
-        return frame.astype({"score": float, "seconds": float})
+        frame = pd.DataFrame(rows, columns=columns).astype({"score": float, "seconds": float})
+        # object dtype whatever the content, so frames of different searches compare equal (pandas 3
+        # would infer a string dtype only when some trial failed)
+        frame["error"] = pd.Series([r["error"] for r in rows], index=frame.index, dtype=object)
+        return frame
 
     @property
     def findings(self) -> list[Finding]:

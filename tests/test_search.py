@@ -179,6 +179,7 @@ def test_failed_trials_recorded_search_goes_on_and_cluster_named():
     bad = frame[frame.status == "failed"]
     assert len(frame) == 30 and len(bad) > 0 and (bad.lr > 1e-2).all()
     assert (bad.error == "score is nan").all() and bad.score.isna().all()
+    assert frame.error.dtype == object and frame[frame.status == "ok"].error.isna().all()
     (f,) = [f for f in result.findings if f.code == "search-trials-failed"]
     assert f.severity == "warning" and f.where == "lr"
     assert f"every failure has lr >= {bad.lr.min():.3g}" in f.message
