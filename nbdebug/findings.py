@@ -198,14 +198,16 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "search-edge-of-range",
             "the best hyperparameter value sits at the edge of its search range",
             "best trial's value in the outer 10% of the range on the search scale (log10 for loguniform/"
-            "intlog), >= 5 completed trials, and the parameter is not flat",
+            "intlog), >= 5 completed trials, the parameter is not flat, and (with >= 10 trials) the "
+            "fitted trend of the score also peaks in that outer 10%",
             "CS231n 'Hyperparameter optimization': careful with best values on the border (seed notes)",
         ),
         _c(
             "search-flat-parameter",
             "the score does not depend on a searched parameter",
-            "the parameter explains < 10% of the score variance (R^2 of a quadratic fit on the search "
-            "scale; eta^2 for choices) over >= 10 completed trials; severity info",
+            "moving the parameter across its range changes the score by less than 2x the trial-to-trial "
+            "noise (additive least-squares fit: a cubic per numeric parameter on its search scale, dummies "
+            "for choices; noise = residual std) over >= 10 completed trials; severity info",
             "Bergstra & Bengio 2012: few hyperparameters matter (low effective dimensionality)",
         ),
         _c(

@@ -38,7 +38,7 @@ from .findings import Finding, findings_html, findings_text
 # Thresholds of the findings (documented with their sources in nbdebug.findings.CATALOGUE).
 EDGE_FRACTION = 0.1  # best value within the outer 10% of its range, on the search scale
 EDGE_MIN_TRIALS = 5
-FLAT_R2 = 0.1  # share of the score variance a parameter explains below which it "does not matter"
+FLAT_NOISE = 2.0  # a parameter whose fitted effect across its range is under 2x the noise "does not matter"
 FLAT_MIN_TRIALS = 10
 TRIALS_PER_PARAM = 10  # fewer completed trials than this per searched parameter is too few
 TOP_FRACTION = 0.05  # Bergstra & Bengio: P(one of n trials in the best 5%) = 1 - 0.95**n
@@ -679,38 +679,71 @@ def search(
 # --------------------------------------------------------------------------------------------------
 
 
-def explained_variance(result: SearchResult, name: str) -> float | None:
-    """Share of the completed trials' score variance explained by parameter `name` alone.
+@dataclass(frozen=True)
+class Effect:
+    """How much a parameter moves the score across its range (`effect`, from an additive fit over all
+    parameters) next to the trial-to-trial noise the fit leaves unexplained (`noise`, residual std)."""
 
-    Numeric parameters: R^2 of a quadratic fit of the score on the parameter's position in its range
-    (on the search scale, so log parameters are fit in log space). Choices: between-option variance
-    over total variance (eta squared). None when there are too few trials to say.
-    """
+    effect: float
+    noise: float
+    trials: int
+    peak: float | None = None  # position (0..1, search scale) where the fitted component is best
+
+    @property
+    def flat(self) -> bool:
+        return self.effect <= FLAT_NOISE * self.noise + 1e-12
+
+
+def _basis(
+    result: SearchResult, name: str, done: list[Trial]
+) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """Regressors for one parameter, and a function giving its fitted component across the range from
+    its coefficients: a cubic in the position on the search scale (log for log ranges), or option dummies."""
     dist = result.space[name]
-    done = result.completed
-    scores = np.array([t.score for t in done], dtype=float)
-    if len(done) < 3:
-        return None
-    total = float(((scores - scores.mean()) ** 2).sum())
-    if total <= 1e-12 * max(1.0, float(np.abs(scores).max())) ** 2:
-        return 0.0
     if dist.numeric:
         x = np.array([dist.position(t.params[name]) for t in done], dtype=float)
-        if np.ptp(x) == 0:
-            return None
-        deg = 2 if len(np.unique(x)) > 2 else 1
-        fit = np.polyval(np.polyfit(x, scores, deg), x)
-        return float(1 - ((scores - fit) ** 2).sum() / total)
-    groups: dict[Any, list[float]] = {}
-    for t, s in zip(done, scores):
-        groups.setdefault(repr(t.params[name]), []).append(s)
-    if len(groups) < 2:
-        return None
-    between = sum(len(v) * (np.mean(v) - scores.mean()) ** 2 for v in groups.values())
-    return float(between / total)
+        deg = min(3, len(np.unique(x)) - 1)
+        grid = np.linspace(0, 1, 101)
+        return np.stack(
+            [x**k for k in range(1, deg + 1)], 1
+        ), lambda c: np.stack([grid**k for k in range(1, deg + 1)], 1) @ c
+    seen = sorted({repr(t.params[name]) for t in done})
+    cols = np.array([[repr(t.params[name]) == o for o in seen[1:]] for t in done], dtype=float)
+    return cols.reshape(len(done), -1), lambda c: np.concatenate([[0.0], c])
 
 
-def _edge_finding(result: SearchResult, name: str, best: Trial) -> Finding | None:
+def param_effects(result: SearchResult) -> dict[str, Effect]:
+    """Each searched parameter's effect on the score and the noise, from one additive least-squares fit.
+
+    Random search draws parameters independently, so an additive fit separates them: a parameter that
+    does not matter gets an effect near zero even when another one dominates the score. Empty when there
+    are too few completed trials for the fit (fewer than its coefficients + 5).
+    """
+    done = result.completed
+    names = [n for n in result.space if len({repr(t.params[n]) for t in done}) > 1]
+    if not names:
+        return {}
+    scores = np.array([t.score for t in done], dtype=float)
+    bases = {n: _basis(result, n, done) for n in names}
+    width = [b[0].shape[1] for b in bases.values()]
+    if len(done) < sum(width) + 1 + 5:
+        return {}
+    design = np.concatenate([np.ones((len(done), 1)), *(b[0] for b in bases.values())], axis=1)
+    coef, *_ = np.linalg.lstsq(design, scores, rcond=None)
+    dof = len(done) - design.shape[1]
+    noise = float(np.sqrt(((scores - design @ coef) ** 2).sum() / dof))
+    out, at = {}, 1
+    for (name, (_, component)), w in zip(bases.items(), width):
+        curve = component(coef[at : at + w])
+        peak = None
+        if result.space[name].numeric:
+            peak = float(np.argmax(curve) if result.mode == "max" else np.argmin(curve)) / (len(curve) - 1)
+        out[name] = Effect(float(np.ptp(curve)), noise, len(done), peak)
+        at += w
+    return out
+
+
+def _edge_finding(result: SearchResult, name: str, best: Trial, effect: Effect | None) -> Finding | None:
     dist = result.space[name]
     pos = dist.position(best.params[name])
     if pos >= 1 - EDGE_FRACTION:
@@ -719,6 +752,11 @@ def _edge_finding(result: SearchResult, name: str, best: Trial) -> Finding | Non
         side, where_word = "low", "bottom"
     else:
         return None
+    if effect is not None and effect.peak is not None:  # the fitted trend must point past the same edge
+        if (side == "high" and effect.peak < 1 - EDGE_FRACTION) or (
+            side == "low" and effect.peak > EDGE_FRACTION
+        ):
+            return None
     scale = "log" if dist.log else "linear"
     wider = dist.widened(side)
     return Finding(
@@ -786,30 +824,28 @@ def search_findings(result: SearchResult) -> list[Finding]:
     searched = [n for n, d in result.space.items() if not (isinstance(d, Choice) and len(d.options) < 2)]
     best = result.best
     flat: set[str] = set()
-    if len(done) >= FLAT_MIN_TRIALS:
-        scores = np.array([t.score for t in done])
-        for name in searched:
-            r2 = explained_variance(result, name)
-            if r2 is None or r2 >= FLAT_R2:
-                continue
-            flat.add(name)
-            spread = f"{scores.min():.4g}..{scores.max():.4g}"
-            findings.append(
-                Finding(
-                    "search-flat-parameter",
-                    "info",
-                    f"{result.score_name} barely depends on {name}: it explains {max(r2, 0):.0%} of the "
-                    f"score variance over {len(done)} trials (scores {spread})",
-                    f"fix {name} at a sensible value and spend the trials on the parameters that matter",
-                    where=name,
-                    evidence={"param": name, "r2": r2, "trials": len(done)},
-                )
+    effects = param_effects(result) if len(done) >= FLAT_MIN_TRIALS else {}
+    for name, eff in effects.items():
+        if name not in searched or not eff.flat:
+            continue
+        flat.add(name)
+        findings.append(
+            Finding(
+                "search-flat-parameter",
+                "info",
+                f"{result.score_name} barely depends on {name}: across its range it moves the score by "
+                f"{eff.effect:.3g} (additive fit over {eff.trials} trials), within the trial-to-trial "
+                f"noise of {eff.noise:.3g}",
+                f"fix {name} at a sensible value and spend the trials on the parameters that matter",
+                where=name,
+                evidence={"param": name, "effect": eff.effect, "noise": eff.noise, "trials": eff.trials},
             )
+        )
     if best is not None and len(done) >= EDGE_MIN_TRIALS:
         for name in searched:
             dist = result.space[name]
             if dist.numeric and name not in flat:
-                edge = _edge_finding(result, name, best)
+                edge = _edge_finding(result, name, best, effects.get(name))
                 if edge is not None:
                     findings.append(edge)
     needed = TRIALS_PER_PARAM * max(1, len(searched))

@@ -13,7 +13,7 @@ from torch import nn
 
 import nbdebug
 from nbdebug import NbdebugError
-from nbdebug.search import SearchResult, draw, explained_variance, search, trial_seed
+from nbdebug.search import SearchResult, draw, param_effects, search, trial_seed
 
 OPT_LR = 3e-3
 
@@ -114,8 +114,29 @@ def test_healthy_search_with_irrelevant_parameters_only_gets_flat_advice():
     assert codes(result, ("error", "warning")) == []
     flat = {f.where for f in result.findings if f.code == "search-flat-parameter"}
     assert flat == {"dropout", "act"}
-    assert explained_variance(result, "lr") > 0.8
+    effects = param_effects(result)
+    assert effects["lr"].effect > 3 and not effects["lr"].flat  # the parabola spans ~4 over [1e-5, 1e-1]
+    assert effects["dropout"].effect < 2 * effects["dropout"].noise and effects["dropout"].noise < 0.05
     assert all(f.severity == "info" for f in result.findings)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_secondary_parameter_that_matters_is_not_called_flat(seed):
+    """lr dominates the score's variance, but momentum still moves it by ~1, far above the noise (0.05):
+    a variance-share rule would call momentum flat; the effect-vs-noise rule must not."""
+
+    def fn(lr, momentum, dropout):
+        return -((math.log10(lr) + 2.5) ** 2) - 3 * (momentum - 0.6) ** 2 + 0.05 * torch.randn(()).item()
+
+    space = {
+        "lr": nbdebug.loguniform(1e-5, 1e-1),
+        "momentum": nbdebug.uniform(0, 0.99),
+        "dropout": nbdebug.uniform(0, 0.5),
+    }
+    result = search(fn, space, trials=40, seed=seed)
+    flat = {f.where for f in result.findings if f.code == "search-flat-parameter"}
+    assert "momentum" not in flat and "lr" not in flat
+    assert abs(result.best.params["momentum"] - 0.6) < 0.3
 
 
 def test_min_mode_for_loss_metric_and_extra_metrics_in_frame():

@@ -82,6 +82,8 @@ class SearchPanel(w.VBox):
     def on_end(self, result: SearchResult) -> None:
         self.stop.disabled = True
         self.stop.description = "Stopped" if result.stopped_by else "Done"
+        self.stop.button_style = ""
+        self.stop.icon = "check" if not result.stopped_by else "stop"
         failed = bool(result.failed) and not result.completed
         self.progress.bar_style = "danger" if failed else ("warning" if result.stopped_by else "success")
         self._render(plot=True)
@@ -100,7 +102,9 @@ class SearchPanel(w.VBox):
             )
             text += f"<br><i>running trial {running.index}: {html.escape(params)}</i>"
         self.header.value = f'<div class="nbdebug-search-summary">{text}</div>'
-        self.table.value = trials_html(r)
+        self.table.value = (
+            f'<div style="max-height:340px;overflow-y:auto">{trials_html(r, max_rows=1000)}</div>'
+        )
         if plot and r.completed:
             self.plot.value = search_png(r)
             self.plot.layout.display = None

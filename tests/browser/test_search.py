@@ -1,0 +1,64 @@
+"""%nn_search in real JupyterLab + Chromium: the live table fills while trials run in the background,
+the Stop button stops the search after the running trial; a search run in the cell ends with its
+findings, the best trial highlighted and the scatter drawn."""
+
+from __future__ import annotations
+
+import re
+
+from tests.browser.harness import cell_errors, open_and_run
+
+SETUP = """
+import math, time
+import nbdebug
+%load_ext nbdebug
+
+def slow(lr, wd):
+    time.sleep(0.4)
+    return 1 - (math.log10(lr) + 2.5) ** 2
+
+def fast(lr, wd):
+    if lr > 2e-2:
+        return float("nan")
+    return 1 - (math.log10(lr) + 2.5) ** 2
+
+space = {"lr": nbdebug.loguniform(1e-5, 1e-1), "wd": nbdebug.loguniform(1e-6, 1e-2)}
+"""
+
+
+def test_stop_button_stops_background_search(page, lab):
+    open_and_run(page, lab, "search_stop.ipynb", [SETUP, "panel = %nn_search slow space -n 200 --background -o"])
+    assert cell_errors(page) == []
+    page.locator(".nbdebug-search").wait_for()
+    # trials arrive while the kernel is idle: the table and the progress bar follow them live
+    page.wait_for_function(
+        "() => document.querySelectorAll('.nbdebug-search-table tr.nbdebug-status-ok').length >= 2", timeout=60_000
+    )
+    stop = page.locator(".nbdebug-search-stop")
+    assert stop.is_enabled()
+    stop.click()
+    page.wait_for_function(
+        "() => document.querySelector('.nbdebug-search-stop').innerText.includes('Stopped')", timeout=60_000
+    )
+    header = page.locator(".nbdebug-search-header").inner_text()
+    assert "stopped by stop" in header
+    run = int(re.search(r"Random search: (\d+)/200 trials run", header).group(1))
+    assert 2 <= run < 20
+    rows = page.locator(".nbdebug-search-table tbody tr").count()
+    assert rows == run
+    assert page.locator(".nbdebug-search-table tr.nbdebug-best").count() == 1
+    page.locator(".nbdebug-search-plot").wait_for()  # the scatter was drawn
+
+
+def test_foreground_search_shows_findings_and_failed_rows(page, lab):
+    open_and_run(page, lab, "search_fg.ipynb", [SETUP, "%nn_search fast space -n 30"])
+    assert cell_errors(page) == []
+    page.locator(".nbdebug-search").wait_for()
+    assert page.locator(".nbdebug-search-stop").inner_text().strip() == "Done"
+    assert page.locator(".nbdebug-search-table tbody tr").count() == 30
+    assert page.locator(".nbdebug-search-table tr.nbdebug-status-failed").count() >= 1
+    findings = page.locator(".nbdebug-search-findings").inner_text()
+    assert "search-trials-failed" in findings and "every failure has lr >=" in findings
+    best = page.locator(".nbdebug-search-table tr.nbdebug-best").inner_text()
+    assert "ok" in best
+    page.locator(".nbdebug-search-plot").wait_for()
