@@ -69,6 +69,7 @@ class SearchPanel(w.VBox):
             result.request_stop()
         self.progress.max = result.planned
         self.progress.value = 0
+        self._last_plot = time.monotonic()  # first scatter after PLOT_EVERY_S: short searches draw it once
         self._render(plot=False)
 
     def on_trial_start(self, result: SearchResult, trial: Trial) -> None:

@@ -27,12 +27,15 @@ space = {"lr": nbdebug.loguniform(1e-5, 1e-1), "wd": nbdebug.loguniform(1e-6, 1e
 
 
 def test_stop_button_stops_background_search(page, lab):
-    open_and_run(page, lab, "search_stop.ipynb", [SETUP, "panel = %nn_search slow space -n 200 --background -o"])
+    open_and_run(
+        page, lab, "search_stop.ipynb", [SETUP, "panel = %nn_search slow space -n 200 --background -o"]
+    )
     assert cell_errors(page) == []
     page.locator(".nbdebug-search").wait_for()
     # trials arrive while the kernel is idle: the table and the progress bar follow them live
     page.wait_for_function(
-        "() => document.querySelectorAll('.nbdebug-search-table tr.nbdebug-status-ok').length >= 2", timeout=60_000
+        "() => document.querySelectorAll('.nbdebug-search-table tr.nbdebug-status-ok').length >= 2",
+        timeout=60_000,
     )
     stop = page.locator(".nbdebug-search-stop")
     assert stop.is_enabled()
