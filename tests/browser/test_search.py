@@ -65,3 +65,30 @@ def test_foreground_search_shows_findings_and_failed_rows(page, lab):
     best = page.locator(".nbdebug-search-table tr.nbdebug-best").inner_text()
     assert "ok" in best
     page.locator(".nbdebug-search-plot").wait_for()
+
+
+def test_foreground_search_updates_live_while_the_cell_runs(page, lab):
+    """Widget updates travel on iopub while the cell blocks: rows appear before the kernel is idle."""
+    lab.write_notebook("search_live.ipynb", [SETUP, "%nn_search slow space -n 25"])
+    page.goto(lab.url("search_live.ipynb"))
+    page.wait_for_function(
+        "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
+        " && window.jupyterapp.shell.currentWidget.sessionContext.session"
+        " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
+        " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
+        timeout=180_000,
+    )
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    page.wait_for_function(
+        "() => document.querySelectorAll('.nbdebug-search-table tr.nbdebug-status-ok').length >= 3",
+        timeout=60_000,
+    )
+    running = page.evaluate(
+        "() => window.jupyterapp.shell.currentWidget.content.widgets[1].model.executionCount === null"
+    )
+    assert running  # the search (25 x 0.4 s) is still running in the cell
+    assert page.locator(".nbdebug-search-stop").is_disabled()  # in-cell search: interrupt the kernel instead
+    page.wait_for_function(
+        "() => document.querySelector('.nbdebug-search-stop').innerText.includes('Done')", timeout=120_000
+    )
+    assert page.locator(".nbdebug-search-table tbody tr").count() == 25
