@@ -205,9 +205,9 @@ CATALOGUE: dict[str, CodeInfo] = dict(
         _c(
             "search-flat-parameter",
             "the score does not depend on a searched parameter",
-            "moving the parameter across its range changes the score by less than 2x the trial-to-trial "
-            "noise (additive least-squares fit: a cubic per numeric parameter on its search scale, dummies "
-            "for choices; noise = residual std) over >= 10 completed trials; severity info",
+            "the parameter's fitted effect (10th-90th percentile over the trials) is under the "
+            "trial-to-trial noise (additive least-squares fit: a cubic per numeric parameter on its search "
+            "scale, dummies for choices; noise = residual std), >= 10 completed trials; severity info",
             "Bergstra & Bengio 2012: few hyperparameters matter (low effective dimensionality)",
         ),
         _c(

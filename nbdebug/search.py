@@ -38,7 +38,7 @@ from .findings import Finding, findings_html, findings_text
 # Thresholds of the findings (documented with their sources in nbdebug.findings.CATALOGUE).
 EDGE_FRACTION = 0.1  # best value within the outer 10% of its range, on the search scale
 EDGE_MIN_TRIALS = 5
-FLAT_NOISE = 2.0  # a parameter whose fitted effect across its range is under 2x the noise "does not matter"
+FLAT_NOISE = 1.0  # a parameter whose fitted effect is under the trial-to-trial noise "does not matter"
 FLAT_MIN_TRIALS = 10
 TRIALS_PER_PARAM = 10  # fewer completed trials than this per searched parameter is too few
 TOP_FRACTION = 0.05  # Bergstra & Bengio: P(one of n trials in the best 5%) = 1 - 0.95**n
@@ -428,7 +428,7 @@ def _pd_options():
     )
 
 
-def trials_html(result: SearchResult, max_rows: int = 60, highlight: int | None = None) -> str:
+def trials_html(result: SearchResult, max_rows: int = 60) -> str:
     """Static HTML table of trials, best first; failed rows show their error. Used by the panel too."""
     esc = html.escape
     best = result.best
@@ -467,7 +467,8 @@ def trials_html(result: SearchResult, max_rows: int = 60, highlight: int | None 
     if len(order) > max_rows:
         rows.append(f'<tr><td colspan="{len(names) + 5}">... {len(order) - max_rows} more</td></tr>')
     rows.append("</tbody></table>")
-    return "".join(rows)
+    cell = "padding:1px 10px 1px 0;text-align:left"
+    return "".join(rows).replace("<td>", f'<td style="{cell}">').replace("<th>", f'<th style="{cell}">')
 
 
 # --------------------------------------------------------------------------------------------------
@@ -681,8 +682,9 @@ def search(
 
 @dataclass(frozen=True)
 class Effect:
-    """How much a parameter moves the score across its range (`effect`, from an additive fit over all
-    parameters) next to the trial-to-trial noise the fit leaves unexplained (`noise`, residual std)."""
+    """How much a parameter moves the score (`effect`: 10th to 90th percentile of its component in an
+    additive fit over all parameters, at the trials' values) next to the trial-to-trial noise the fit
+    leaves unexplained (`noise`, residual std)."""
 
     effect: float
     noise: float
@@ -698,15 +700,14 @@ def _basis(
     result: SearchResult, name: str, done: list[Trial]
 ) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
     """Regressors for one parameter, and a function giving its fitted component across the range from
-    its coefficients: a cubic in the position on the search scale (log for log ranges), or option dummies."""
+    its coefficients: a cubic in the position on the search scale (log for log ranges), or one dummy per
+    option for a choice."""
     dist = result.space[name]
     if dist.numeric:
         x = np.array([dist.position(t.params[name]) for t in done], dtype=float)
-        deg = min(3, len(np.unique(x)) - 1)
+        powers = range(1, min(3, len(np.unique(x)) - 1) + 1)
         grid = np.linspace(0, 1, 101)
-        return np.stack(
-            [x**k for k in range(1, deg + 1)], 1
-        ), lambda c: np.stack([grid**k for k in range(1, deg + 1)], 1) @ c
+        return np.stack([x**k for k in powers], 1), lambda c: np.stack([grid**k for k in powers], 1) @ c
     seen = sorted({repr(t.params[name]) for t in done})
     cols = np.array([[repr(t.params[name]) == o for o in seen[1:]] for t in done], dtype=float)
     return cols.reshape(len(done), -1), lambda c: np.concatenate([[0.0], c])
@@ -733,12 +734,15 @@ def param_effects(result: SearchResult) -> dict[str, Effect]:
     dof = len(done) - design.shape[1]
     noise = float(np.sqrt(((scores - design @ coef) ** 2).sum() / dof))
     out, at = {}, 1
-    for (name, (_, component)), w in zip(bases.items(), width):
-        curve = component(coef[at : at + w])
+    for (name, (cols, component)), w in zip(bases.items(), width):
+        c = coef[at : at + w]
+        # the effect where trials are, not the fit's swing at the sparse ends of the range
+        lo, hi = np.percentile(cols @ c, [10, 90])
         peak = None
         if result.space[name].numeric:
+            curve = component(c)
             peak = float(np.argmax(curve) if result.mode == "max" else np.argmin(curve)) / (len(curve) - 1)
-        out[name] = Effect(float(np.ptp(curve)), noise, len(done), peak)
+        out[name] = Effect(float(hi - lo), noise, len(done), peak)
         at += w
     return out
 
@@ -833,9 +837,9 @@ def search_findings(result: SearchResult) -> list[Finding]:
             Finding(
                 "search-flat-parameter",
                 "info",
-                f"{result.score_name} barely depends on {name}: across its range it moves the score by "
-                f"{eff.effect:.3g} (additive fit over {eff.trials} trials), within the trial-to-trial "
-                f"noise of {eff.noise:.3g}",
+                f"{result.score_name} barely depends on {name}: it moves the score by {eff.effect:.3g} "
+                f"(10th to 90th percentile of its fitted effect over {eff.trials} trials), within the "
+                f"trial-to-trial noise of {eff.noise:.3g}",
                 f"fix {name} at a sensible value and spend the trials on the parameters that matter",
                 where=name,
                 evidence={"param": name, "effect": eff.effect, "noise": eff.noise, "trials": eff.trials},
