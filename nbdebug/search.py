@@ -44,6 +44,7 @@ TRIALS_PER_PARAM = 10  # fewer completed trials than this per searched parameter
 TOP_FRACTION = 0.05  # Bergstra & Bengio: P(one of n trials in the best 5%) = 1 - 0.95**n
 
 Mode = Literal["max", "min"]
+RESERVED = frozenset({"trial", "score", "status", "error", "seconds", "seed"})  # to_frame() columns
 _LOSS_WORDS = ("loss", "error", "err", "mse", "mae", "rmse", "nll", "perplexity", "ppl", "cost")
 
 
@@ -219,6 +220,10 @@ def _check_space(space: Any) -> dict[str, Distribution]:
     for name, dist in space.items():
         if not isinstance(name, str) or not name.isidentifier():
             raise NbdebugError(f"space key {name!r} must be a valid keyword argument name for train_fn")
+        if name in RESERVED:
+            raise NbdebugError(
+                f"space key {name!r} clashes with a column of the result; rename the parameter"
+            )
         if isinstance(dist, (list, tuple)):
             dist = choice(list(dist))
         if not isinstance(dist, Distribution):

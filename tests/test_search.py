@@ -309,6 +309,7 @@ def test_timeout_starts_no_new_trial():
         ({}, "space must be a non-empty dict"),
         ([("lr", 1)], "space must be a non-empty dict of name -> distribution, got list"),
         ({"learning rate": nbdebug.uniform(0, 1)}, "'learning rate' must be a valid keyword"),
+        ({"seed": nbdebug.intlog(1, 10)}, "space key 'seed' clashes with a column of the result"),
     ],
 )
 def test_bad_space(space, match):
