@@ -672,6 +672,11 @@ def search(
             _notify(observers, "on_trial_end", result, trial)
             if result.stopped_by == "interrupt":
                 break
+    except KeyboardInterrupt:  # between trials or inside an observer: keep what is done
+        result.stopped_by = "interrupt"
+        for t in result.trials:
+            if t.status == "running":
+                t.status, t.error = "stopped", "KeyboardInterrupt"
     finally:
         set_rng_state(saved)
         result.running = False

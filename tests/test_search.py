@@ -246,6 +246,17 @@ def test_keyboard_interrupt_keeps_finished_trials_and_restores_rng():
     assert "stopped by KeyboardInterrupt" in result.summary()
 
 
+def test_keyboard_interrupt_in_an_observer_also_returns_the_result():
+    class Slow:  # e.g. the panel drawing its scatter when the user interrupts the kernel
+        def on_trial_start(self, result, trial):
+            if trial.index == 2:
+                raise KeyboardInterrupt
+
+    result = search(peaked, SPACE, trials=6, observers=[Slow()])
+    assert result.stopped_by == "interrupt" and len(result.completed) == 2
+    assert result.trials[2].status == "stopped"
+
+
 def test_rng_restored_after_success_and_after_contract_error():
     torch.manual_seed(0)
     expected = torch.rand(3)
