@@ -30,6 +30,7 @@ class SearchPanel(w.VBox):
 
     def __init__(self, background: bool = False) -> None:
         self.result: SearchResult | None = None
+        self.background = background
         self._stop_early = False
         self.error: str | None = None
         self.thread: threading.Thread | None = None
@@ -122,10 +123,10 @@ class SearchPanel(w.VBox):
     def run(
         self, train_fn: Callable[..., Any], space: Mapping[str, Any], **kwargs: Any
     ) -> SearchResult | None:
-        """Run `nbdebug.search` with this panel observing it. With background=True (set at construction
-        by `live_search`), returns None at once; `wait()` returns the result."""
+        """Run `nbdebug.search` with this panel observing it and return its result; a background panel
+        (`SearchPanel(background=True)`) starts a thread and returns None at once: `wait()` gives the result."""
         observers = [self, *kwargs.pop("observers", ())]
-        if self.stop.disabled:  # foreground
+        if not self.background:
             return search(train_fn, space, observers=observers, **kwargs)
 
         def target() -> None:
