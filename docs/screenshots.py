@@ -30,19 +30,6 @@ SHOTS = {
         ],
         ["next", "next", "next", "next", "next"],
     ),
-    "search_panel.png": (
-        ".nbdebug-search",
-        [
-            "import math, random\nimport nbdebug\n%load_ext nbdebug\n"
-            "def train(lr, weight_decay, hidden):  # a stand-in with a known optimum; see notebooks/07_search\n"
-            "    if lr > 3: return float('nan')  # diverged\n"
-            "    return 0.97 - 0.08 * (math.log10(lr) + 1) ** 2 - 0.01 * abs(math.log2(hidden) - 6) + random.gauss(0, 0.005)\n"
-            "space = {'lr': nbdebug.loguniform(1e-4, 10), 'weight_decay': nbdebug.loguniform(1e-6, 1e-1),\n"
-            "         'hidden': nbdebug.intlog(8, 128)}",
-            "%nn_search train space -n 40",
-        ],
-        [],
-    ),
 }
 
 

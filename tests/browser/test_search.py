@@ -4,9 +4,13 @@ findings, the best trial highlighted and the scatter drawn."""
 
 from __future__ import annotations
 
+import os
 import re
 
+import pytest
+
 from tests.browser.harness import cell_errors, open_and_run
+from tests.conftest import ROOT
 
 SETUP = """
 import math, time
@@ -24,6 +28,37 @@ def fast(lr, wd):
 
 space = {"lr": nbdebug.loguniform(1e-5, 1e-1), "wd": nbdebug.loguniform(1e-6, 1e-2)}
 """
+
+# A stand-in for notebooks/07_search.ipynb's digits MLP with the same shape of response: accuracy peaks
+# near lr=0.1, diverges (NaN) above lr=3, depends a little on width and not at all on weight decay.
+STANDIN = """
+import math, random
+import nbdebug
+%load_ext nbdebug
+
+def train(lr, weight_decay, hidden):
+    if lr > 3:
+        return float("nan")  # diverged
+    return 0.97 - 0.08 * (math.log10(lr) + 1) ** 2 - 0.01 * abs(math.log2(hidden) - 6) + random.gauss(0, 0.005)
+
+space = {"lr": nbdebug.loguniform(1e-4, 10), "weight_decay": nbdebug.loguniform(1e-6, 1e-1),
+         "hidden": nbdebug.intlog(8, 128)}
+"""
+
+
+@pytest.fixture
+def gallery():
+    """Main's tests/browser/conftest.py defines this fixture (`make gallery`); this copy keeps the branch's
+    test runnable on its own: with NBDEBUG_GALLERY=1 it saves the panel to docs/img/, else it does nothing."""
+
+    def shoot(locator, name: str) -> None:
+        if os.environ.get("NBDEBUG_GALLERY") != "1":
+            return
+        (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
+        locator.page.wait_for_timeout(500)
+        locator.screenshot(path=str(ROOT / "docs" / "img" / f"{name}.png"))
+
+    return shoot
 
 
 def test_stop_button_stops_background_search(page, lab):
@@ -53,18 +88,22 @@ def test_stop_button_stops_background_search(page, lab):
     page.locator(".nbdebug-search-plot").wait_for()  # the scatter was drawn
 
 
-def test_foreground_search_shows_findings_and_failed_rows(page, lab):
-    open_and_run(page, lab, "search_fg.ipynb", [SETUP, "%nn_search fast space -n 30"])
+def test_foreground_search_shows_findings_and_failed_rows(page, lab, gallery):
+    open_and_run(page, lab, "search_fg.ipynb", [STANDIN, "%nn_search train space -n 40"])
     assert cell_errors(page) == []
-    page.locator(".nbdebug-search").wait_for()
+    panel = page.locator(".nbdebug-search")
+    panel.wait_for()
     assert page.locator(".nbdebug-search-stop").inner_text().strip() == "Done"
-    assert page.locator(".nbdebug-search-table tbody tr").count() == 30
-    assert page.locator(".nbdebug-search-table tr.nbdebug-status-failed").count() >= 1
+    assert page.locator(".nbdebug-search-table tbody tr").count() == 40
+    failed = page.locator(".nbdebug-search-table tr.nbdebug-status-failed")
+    assert failed.count() >= 1 and "score is nan" in failed.first.inner_text()
     findings = page.locator(".nbdebug-search-findings").inner_text()
     assert "search-trials-failed" in findings and "every failure has lr >=" in findings
+    assert "search-flat-parameter weight_decay" in findings and "flat-parameter hidden" not in findings
     best = page.locator(".nbdebug-search-table tr.nbdebug-best").inner_text()
     assert "ok" in best
     page.locator(".nbdebug-search-plot").wait_for()
+    gallery(panel, "search_panel")
 
 
 def test_foreground_search_updates_live_while_the_cell_runs(page, lab):
