@@ -41,6 +41,12 @@ _LAZY = {
     "filters": "filters",
     "FilterView": "filters",
     "FocalLoss": "losses",
+    "search": "search",
+    "SearchResult": "search",
+    "loguniform": "search",
+    "uniform": "search",
+    "choice": "search",
+    "intlog": "search",
 }
 
 __all__ = ["CATALOGUE", "Finding", "NbdebugError", "__version__", "load_ipython_extension", *_LAZY]

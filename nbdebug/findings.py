@@ -212,6 +212,35 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "G gradient norm < 1e-6 while D(G(z)) < 0.05",
             "Goodfellow et al. 2014 (saturating generator loss)",
         ),
+        _c(
+            "search-edge-of-range",
+            "the best hyperparameter value sits at the edge of its search range",
+            "best trial's value in the outer 10% of the range on the search scale (log10 for loguniform/"
+            "intlog), >= 5 completed trials, the parameter is not flat, and (with >= 10 trials) the "
+            "fitted trend of the score also peaks in that outer 10%",
+            "CS231n 'Hyperparameter optimization': careful with best values on the border (seed notes)",
+        ),
+        _c(
+            "search-flat-parameter",
+            "the score does not depend on a searched parameter",
+            "the parameter's fitted effect (10th-90th percentile over the trials) is under the "
+            "trial-to-trial noise (additive least-squares fit: a cubic per numeric parameter on its search "
+            "scale, dummies for choices; noise = residual std), >= 10 completed trials; severity info",
+            "Bergstra & Bengio 2012: few hyperparameters matter (low effective dimensionality)",
+        ),
+        _c(
+            "search-too-few-trials",
+            "too few trials for the number of searched parameters",
+            "fewer than 10 completed trials per searched parameter; P(a top-5% trial) = 1 - 0.95^n",
+            "Bergstra & Bengio 2012: 60 random trials find a top-5% point with 95% probability",
+        ),
+        _c(
+            "search-trials-failed",
+            "trials raised or returned NaN/Inf",
+            "any failed trial (warning), every trial failed (error); failures clustered at one end of a "
+            "numeric range are named",
+            "a diverging trial is data about the range, not a reason to lose the search",
+        ),
     ]
 )
 

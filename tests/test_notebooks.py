@@ -14,6 +14,13 @@ from tests.conftest import ROOT, outputs_text, run_notebook
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXPECT = {
+    "07_search.ipynb": [
+        "WARNING search-trials-failed [lr]",
+        "every failure has lr >=",
+        "WARNING search-edge-of-range [lr]: best lr",
+        "is at the top of [0.0001, 0.01]",
+        "same seed -> same draws and same scores",
+    ],
     "03_sanity_checks.ipynb": [
         "passed: loss",
         "weights unchanged: True",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-FEATURES = ("shapes", "memory", "sanity", "watch", "predictions", "gan")
+FEATURES = ("shapes", "memory", "sanity", "watch", "predictions", "gan", "search")
 
 
 def register(ipython: Any) -> list[str]:
