@@ -57,10 +57,19 @@ class SearchMagics(Magics):
                 return result
             display(result)
             return None
+        from IPython.display import display as ip_display
+
         from ..widgets.search import live_search
 
+        handles = []
+
+        def show(panel):  # keep the handle so the saved output can carry the final static rendering
+            handles.append(ip_display(panel, display_id=True))
+
         with usage_errors():
-            panel = live_search(train_fn, space, background=args.background, display=display, **kwargs)
+            panel = live_search(train_fn, space, background=args.background, display=show, **kwargs)
+        if not args.background and handles and handles[0] is not None:
+            handles[0].update(panel)  # nbconvert / GitHub now show the finished table and scatter
         if args.background:
             return panel if args.output else None
         return panel.result if args.output else None
