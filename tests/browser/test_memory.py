@@ -19,7 +19,7 @@ def _names(page) -> list[str]:
     return page.eval_on_selector_all(".nbdebug-memory-rows tbody tr", "rows => rows.map(r => r.dataset.name)")
 
 
-def test_sort_and_refresh(page, lab):
+def test_sort_and_refresh(page, lab, gallery):
     open_and_run(page, lab, "memory_panel.ipynb", [SETUP, "%nn_mem"])
     assert cell_errors(page) == []
     page.locator(".nbdebug-memory-panel").wait_for()
@@ -51,6 +51,7 @@ def test_sort_and_refresh(page, lab):
     assert _names(page) == ["omega", "zeta", "mid", "alpha"]
     table = page.locator(".nbdebug-memory-rows").inner_text()
     assert "19.5 KiB" in table  # 5000 float32
+    gallery(page.locator(".nbdebug-memory-panel"), "memory_panel")
 
     # the live watch updates the page from its background thread while the kernel is idle, and stops
     page.locator(".nbdebug-memory-watch").click()

@@ -1,12 +1,7 @@
 """The predictions and filters panels in real JupyterLab + Chromium: move the example slider, switch
 the mistakes filter, switch layers and channels in the filter panel."""
 
-import os
-
-import pytest
-
 from tests.browser.harness import cell_errors, open_and_run
-from tests.conftest import ROOT
 
 CELLS = [
     "import torch\nfrom torch import nn\nimport nbdebug\n%load_ext nbdebug\ntorch.manual_seed(0)\n"
@@ -15,22 +10,6 @@ CELLS = [
     "%nn_preds model (x,y) -k 3",
     "%nn_filters model --data (x,y)",
 ]
-
-
-def _gallery(request):
-    """The `gallery` fixture (README screenshots under NBDEBUG_GALLERY=1) where the checkout has it; a
-    minimal stand-in otherwise."""
-    try:
-        return request.getfixturevalue("gallery")
-    except pytest.FixtureLookupError:
-
-        def shoot(locator, name: str) -> None:
-            if os.environ.get("NBDEBUG_GALLERY") == "1":
-                (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
-                locator.page.wait_for_timeout(500)
-                locator.screenshot(path=str(ROOT / "docs" / "img" / f"{name}.png"))
-
-        return shoot
 
 
 def _src(page, selector):
@@ -45,8 +24,7 @@ def _wait_src_change(page, selector, before):
     )
 
 
-def test_predictions_and_filters_panels(page, lab, request):
-    gallery = _gallery(request)
+def test_predictions_and_filters_panels(page, lab, gallery):
     open_and_run(page, lab, "preds_probe.ipynb", CELLS)
     assert cell_errors(page) == []
 

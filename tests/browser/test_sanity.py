@@ -27,7 +27,7 @@ def _epoch(page) -> int:
     return int(text.split(",")[0].removeprefix("epoch ").strip()) if text.startswith("epoch") else 0
 
 
-def test_overfit_curve_updates_and_stop_ends_the_run(page, lab):
+def test_overfit_curve_updates_and_stop_ends_the_run(page, lab, gallery):
     name = lab.write_notebook("sanity_overfit.ipynb", [SETUP, RUN, AFTER])
     page.goto(lab.url(name))
     page.wait_for_function(
@@ -67,6 +67,7 @@ def test_overfit_curve_updates_and_stop_ends_the_run(page, lab):
     title = page.locator(".nbdebug-overfit-title").inner_text()
     assert "stopped by the user" in title and "cannot overfit" in title
     assert "cannot-overfit" in page.locator(".nbdebug-overfit-verdict").inner_text()
+    gallery(page.locator(".nbdebug-overfit"), "overfit_panel")
     page.wait_for_function(
         "() => [...document.querySelectorAll('.jp-OutputArea-output')].some(e => e.innerText.includes('restored:'))",
         timeout=60_000,
