@@ -319,6 +319,12 @@ class StepMonitor:
         for i in leaked:
             n = self._param_names.get(self.params[i], f"param{i}")
             self.leaked_params[n] = self.leaked_params.get(n, 0) + 1
+        # the loss first: a NaN loss makes every gradient NaN, the forward replay says where it began
+        if self._pending_loss is not None:
+            rec.loss = float(self._pending_loss)
+            if not math.isfinite(rec.loss) and not self.nonfinite_events:  # replay once, at the first
+                self._record_nonfinite_loss(step, rec.loss)
+        self._pending_loss = None
         grads = [p.grad for p in self.params]
         present = [i for i, g in enumerate(grads) if g is not None]
         for i in present:
@@ -333,13 +339,8 @@ class StepMonitor:
                 for i, v in zip(present, per.tolist()):
                     full[i] = v
                 self._grad_norms = full
-                if not math.isfinite(total):
+                if not math.isfinite(total) and not self.nonfinite_events:
                     self._record_nonfinite_grads(step, full)
-        if self._pending_loss is not None:
-            rec.loss = float(self._pending_loss)
-            if not math.isfinite(rec.loss) and not any(e["step"] == step for e in self.nonfinite_events):
-                self._record_nonfinite_loss(step, rec.loss)
-        self._pending_loss = None
         self._backwards = 0
         if self.sampling:
             if self.histograms:

@@ -27,6 +27,8 @@ GRAD_HUGE = 1e3
 GRAD_GROWTH = 100.0
 VANISH_ABS = 1e-7
 VANISH_REL = 1e-4
+LOSS_WINDOW = 30  # steps compared when asking whether the loss still falls
+MIN_PERIOD = 5  # steps an epoch needs to count for the loss-curve checks
 BLOCK = 25  # steps per pseudo-epoch when the loop has no epochs we can see
 ELEMENTWISE = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
 
@@ -155,21 +157,30 @@ def _ratio_series(run: RunData) -> list[tuple[int, float]]:
     return out
 
 
-def _loss_falling(run: RunData, since: int) -> bool | None:
-    """Whether the mean loss of the steps after `since` is below 95% of the same number of steps
-    before it; None when there is not enough history to say."""
-    losses = [(r.step, r.loss) for r in run.steps if math.isfinite(r.loss)]
-    recent = [v for s, v in losses if s > since]
-    earlier = [v for s, v in losses if s <= since][-max(len(recent), 1) :]
-    if len(recent) < 3 or len(earlier) < 3:
+def _start_loss(run: RunData) -> float | None:
+    """Mean loss of the first 5 steps: the untrained level that 'converged' is measured against."""
+    first = [r.loss for r in run.steps[:5] if math.isfinite(r.loss)]
+    return sum(first) / len(first) if first else None
+
+
+def _loss_stalled(run: RunData, window: int) -> bool | None:
+    """Whether the loss stopped falling while still far from converged: the mean of the last `window`
+    steps is >= 95% of the `window` steps before, and above 30% of the start level (a converged run
+    plateaus too, far lower). None when there is not enough history. Windows of >= 30 steps average
+    out minibatch noise."""
+    losses = [r.loss for r in run.steps if math.isfinite(r.loss)]
+    start = _start_loss(run)
+    if len(losses) < 2 * window or not start:
         return None
-    return sum(recent) / len(recent) < 0.95 * sum(earlier) / len(earlier)
+    recent = sum(losses[-window:]) / window
+    earlier = sum(losses[-2 * window : -window]) / window
+    return recent >= 0.95 * earlier and recent > 0.3 * start
 
 
 def check_learning_rate(run: RunData) -> Iterator[Finding]:
     """Median over layers of ||update|| / ||weight|| (the change the optimizer actually made, so SGD,
     momentum and Adam are judged alike) on the last PERSIST samples:
-    lr-too-high: all above 1e-2 *and* the loss over those samples is not falling. The ratio alone is
+    lr-too-high: all above 1e-2 *and* the loss stalled far above convergence (`_loss_stalled`). The ratio alone is
     a rough heuristic (CS231n): small nets trained well by Adam(1e-3) or SGD(0.05, momentum 0.9) run at
     1-4e-2 for their first epochs (measured on digits), so a high ratio with a falling loss is not a bug.
     lr-too-low: all below 1e-5 (reported only when the gradients themselves did not collapse, see
@@ -179,13 +190,13 @@ def check_learning_rate(run: RunData) -> Iterator[Finding]:
         return
     last = series[-PERSIST:]
     values = [v for _, v in last]
-    if all(v > RATIO_HIGH for v in values) and _loss_falling(run, last[0][0]) is False:
+    if all(v > RATIO_HIGH for v in values) and _loss_stalled(run, LOSS_WINDOW):
         yield _f(
             "lr-too-high",
             "warning",
             f"update/weight ratio is {median(values):.2g} (median over layers, last {PERSIST} samples up to step "
-            f"{last[-1][0]}), over 10x the ~1e-3 reference, and the loss is not falling; largest: "
-            f"{_last_layer_ratios(run)}",
+            f"{last[-1][0]}), over 10x the ~1e-3 reference, and the loss stopped falling well above convergence; largest: "
+            f"{_last_layer_ratios(run, last[-1][0])}",
             "lower the learning rate (try /10), or add a warm-up / scheduler",
             "optimizer",
             ratio=median(values),
@@ -202,8 +213,7 @@ def check_learning_rate(run: RunData) -> Iterator[Finding]:
         )
 
 
-def _last_layer_ratios(run: RunData) -> str:
-    step = max(run.samples)
+def _last_layer_ratios(run: RunData, step: int) -> str:
     rs = sorted(
         ((s.update_ratio, s.layer) for s in run.samples[step] if math.isfinite(s.update_ratio)), reverse=True
     )
@@ -455,7 +465,7 @@ def _period_means(run: RunData) -> list[tuple[float, float, int]]:
     out = []
     for a, b in run.periods:
         vals = [losses[s] for s in range(a, b + 1) if s in losses and math.isfinite(losses[s])]
-        if len(vals) >= 2:
+        if len(vals) >= MIN_PERIOD:
             m = sum(vals) / len(vals)
             sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
             out.append((m, sd, len(vals)))
@@ -467,7 +477,8 @@ def check_loss_curve(run: RunData) -> Iterator[Finding]:
     diverging: latest period mean > 3x the lowest so far, and above it by > 10% of the first period;
     not decreasing: after >= 3 periods the last mean is > 95% of the first;
     oscillating: the last period's std/mean > 0.5 while its mean did not fall (>= 95% of the previous)
-    and is still > 20% of the first period's (a converged loss wiggles relative to a tiny mean)."""
+    and is still > 30% of the start level (the first 5 steps; a converged loss wiggles relative to a
+    tiny mean)."""
     p = _period_means(run)
     if len(p) < 2:
         return
@@ -485,7 +496,7 @@ def check_loss_curve(run: RunData) -> Iterator[Finding]:
             lowest=lowest,
         )
         return
-    if len(p) >= 3 and last > 0.95 * first:
+    if len(p) >= 3 and sum(n for _, _, n in p) >= 30 and last > 0.95 * first:
         yield _f(
             "loss-not-decreasing",
             "warning",
@@ -499,7 +510,8 @@ def check_loss_curve(run: RunData) -> Iterator[Finding]:
         )
     m, sd, n = p[-1]
     prev = p[-2][0]
-    if m > 0 and sd / m > 0.5 and m >= 0.95 * prev and m > 0.2 * first:
+    start = _start_loss(run) or first
+    if m > 0 and sd / m > 0.5 and m >= 0.95 * prev and m > 0.3 * start:
         yield _f(
             "loss-oscillating",
             "warning",
