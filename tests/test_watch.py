@@ -15,6 +15,7 @@ from torch import nn
 
 import nbdebug
 from nbdebug.errors import NbdebugError
+from tests.watch_loops import single_thread  # noqa: F401  (autouse fixture)
 from tests.watch_loops import cnn, codes, digits, loader, mlp, serious, train
 
 

@@ -5,10 +5,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import pytest
 import torch
 from torch import nn
 
 import nbdebug
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """One intra-op thread: these nets are tiny, and on a shared 2-core machine torch's thread pool
+    makes each step ~30x slower than a single thread does (measured)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 
 _DIGITS: dict[str, torch.Tensor] = {}
 
