@@ -101,7 +101,9 @@ class Watch:
     # -- context -------------------------------------------------------------------------------------
     def __enter__(self) -> Watch:
         if self.running:
-            raise NbdebugError("this Watch is already running; create a new nbdebug.watch(...) for another run")
+            raise NbdebugError(
+                "this Watch is already running; create a new nbdebug.watch(...) for another run"
+            )
         self._hooks = HookSet()
         try:
             self.monitor.attach(self._hooks)
@@ -164,7 +166,9 @@ class Watch:
                     tt = t.reshape(-1)
                     valid = tt[(tt >= 0) & (tt < c)]
                     counts = torch.bincount(valid, minlength=c)
-                    self._target_counts = counts if self._target_counts is None else self._target_counts + counts
+                    self._target_counts = (
+                        counts if self._target_counts is None else self._target_counts + counts
+                    )
                     pc = torch.bincount(pred.reshape(-1), minlength=c)
                     acc.preds = pc if acc.preds is None else acc.preds + pc
                     acc.labels = counts if acc.labels is None else acc.labels + counts
@@ -203,8 +207,14 @@ class Watch:
     def _after_step(self, monitor: StepMonitor, rec: StepRecord) -> None:
         if self._train_loader is None and self._current_loader is not None:
             self._train_loader = self._current_loader
-        urgent = rec.step == 1 or (rec.leaked and rec.step == self._first_leak()) or (
-            not math.isfinite(rec.loss) and len(monitor.nonfinite_events) == 1 and not self._nonfinite_seen
+        urgent = (
+            rec.step == 1
+            or (rec.leaked and rec.step == self._first_leak())
+            or (
+                not math.isfinite(rec.loss)
+                and len(monitor.nonfinite_events) == 1
+                and not self._nonfinite_seen
+            )
         )
         if urgent:
             self._nonfinite_seen = bool(monitor.nonfinite_events)
@@ -343,7 +353,17 @@ class Watch:
                     "acc_gap": train_acc - val_acc,
                 }
             )
-        cols = ["epoch", "steps", "loss", "loss_std", "batch_size", "train_acc", "val_loss", "val_acc", "acc_gap"]
+        cols = [
+            "epoch",
+            "steps",
+            "loss",
+            "loss_std",
+            "batch_size",
+            "train_acc",
+            "val_loss",
+            "val_acc",
+            "acc_gap",
+        ]
         return pd.DataFrame(rows, columns=cols)
 
     def layer_stats(self, last: bool = False):
@@ -417,7 +437,13 @@ class Watch:
 
 
 def _describe_call(
-    name: str, x: torch.Tensor, t: torch.Tensor | None, input: torch.Tensor, output: torch.Tensor, kwargs: dict, step: int
+    name: str,
+    x: torch.Tensor,
+    t: torch.Tensor | None,
+    input: torch.Tensor,
+    output: torch.Tensor,
+    kwargs: dict,
+    step: int,
 ) -> LossCall:
     xf = x.float()
     rows = False

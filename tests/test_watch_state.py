@@ -13,8 +13,12 @@ from torch.utils.data import DataLoader
 import nbdebug
 from nbdebug import _intercept
 from nbdebug._hooks import hook_counts
-from tests.watch_loops import single_thread  # noqa: F401  (autouse fixture)
-from tests.watch_loops import cnn, digits, loader
+from tests.watch_loops import (
+    cnn,
+    digits,
+    loader,
+    single_thread,  # noqa: F401  (autouse fixture)
+)
 
 ORIGINALS = {
     "backward": torch.autograd.backward,
@@ -51,7 +55,9 @@ class _Null:
         return False
 
 
-@pytest.mark.parametrize("make_opt", [lambda p: torch.optim.Adam(p, lr=1e-3), lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)])
+@pytest.mark.parametrize(
+    "make_opt", [lambda p: torch.optim.Adam(p, lr=1e-3), lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)]
+)
 def test_same_final_weights_with_and_without_watch(make_opt):
     """Same seed, dropout and batch-norm included: bit-identical weights, buffers and optimizer state."""
     x, y = digits()

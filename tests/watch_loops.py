@@ -11,6 +11,7 @@ from torch import nn
 
 import nbdebug
 
+
 @pytest.fixture(autouse=True)
 def single_thread():
     """One intra-op thread: these nets are tiny, and on a shared 2-core machine torch's thread pool
@@ -45,7 +46,9 @@ def loader(x: torch.Tensor, y: torch.Tensor, batch_size: int = 64, shuffle: bool
 
 
 def mlp(n_in: int = 64, hidden: int = 64, n_out: int = 10) -> nn.Module:
-    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
+    return nn.Sequential(
+        nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_out)
+    )
 
 
 def cnn(dropout: float = 0.0) -> nn.Module:
