@@ -156,7 +156,7 @@ class StepMonitor:
         self._param_names = {p: n for n, p in self.model.named_parameters()}
         owner = {}
         for mname, m in self.model.named_modules():
-            for pname, p in m.named_parameters(recurse=False):
+            for _, p in m.named_parameters(recurse=False):
                 owner[p] = mname or "<root>"
         if self.optimizer is not None:
             params = [p for g in self.optimizer.param_groups for p in g["params"]]
