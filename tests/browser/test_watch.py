@@ -25,7 +25,9 @@ for epoch in range(2):
         time.sleep(0.4)
 """
 
-BUSY = "window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'busy'"
+# the training cell has no execution count yet: it is still running (the kernel's status is no guide,
+# comm traffic from the widgets flips it to 'idle' while the cell runs)
+RUNNING = "window.jupyterapp.shell.currentWidget.content.widgets[1].model.executionCount === null"
 
 
 def test_live_panel_shows_loss_and_finding_while_running(page, lab):
@@ -38,14 +40,16 @@ def test_live_panel_shows_loss_and_finding_while_running(page, lab):
         " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
         timeout=180_000,
     )
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    # start the cells without awaiting the command's promise (it resolves only when they are done)
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     # while the kernel is still busy with the training cell: a loss image and the finding are shown
     page.wait_for_function(
         f"""() => {{
             const img = document.querySelector('.nbdebug-watch-loss');
             const f = document.querySelector('.nbdebug-watch-findings');
             return img && img.src && img.naturalWidth > 0 && f
-                && f.innerHTML.includes('data-code="grad-not-zeroed"') && {BUSY};
+                && f.innerHTML.includes('data-code="grad-not-zeroed"')
+                && document.querySelector('.nbdebug-watch-status [data-state="running"]') && {RUNNING};
         }}""",
         timeout=120_000,
     )
