@@ -12,8 +12,10 @@ update the optimizer made) and reduces activations and gradients to a few number
 
 from __future__ import annotations
 
+import functools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,21 @@ RELU_TYPES = (nn.ReLU, nn.ReLU6)
 SATURATING_TYPES = (nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Softsign)
 SATURATION_LIMIT = 5.0  # |pre-activation| beyond which tanh'/sigmoid' < 7e-3 (CS231n)
 MODE_TYPES = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase)
+
+
+def safe(method: Callable) -> Callable:
+    """A hook that records its own failure instead of breaking the user's forward or step."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            method(self, *args, **kwargs)
+        except Exception as e:
+            if len(self.internal_errors) < 100:
+                self.internal_errors.append(f"{method.__name__}: {type(e).__name__}: {e}")
+        return None
+
+    return wrapper
 
 
 def _is_float(t: Any) -> bool:
@@ -217,6 +234,7 @@ class StepMonitor:
         self.flush()
 
     # -- forward -------------------------------------------------------------------------------------
+    @safe
     def _root_pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         if not torch.is_grad_enabled():
             return None
@@ -229,6 +247,7 @@ class StepMonitor:
                 self._pending_input = (float(xs.mean()), float(xs.std()))
         return None
 
+    @safe
     def _forward_hook(self, module: nn.Module, args: tuple, out: Any) -> None:
         if not self.sampling or not torch.is_grad_enabled():
             return

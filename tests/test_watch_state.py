@@ -150,3 +150,19 @@ def test_no_tensor_outlives_its_step():
     assert at_600 <= at_100
     assert len(w.monitor.samples) <= 51  # thinned, not growing with the run
     assert len(w.history) == 600
+
+
+def test_a_failing_statistic_never_breaks_the_training(monkeypatch):
+    """A bug inside the monitor is recorded in internal_errors; the user's loop runs to the end."""
+    import nbdebug._monitor as monitor
+
+    def broken(out):
+        raise RuntimeError("statistic failed")
+
+    monkeypatch.setattr(monitor, "unit_dead_fraction", broken)
+    x, y = digits()
+    model = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    w = _run(model, opt, loader(x[:128], y[:128]), True, epochs=1)
+    assert w.steps == 2
+    assert any("statistic failed" in e for e in w.internal_errors)
