@@ -108,7 +108,7 @@ def unit_dead_fraction(out: torch.Tensor) -> float:
     return float(frac(1))
 
 
-@dataclass
+@dataclass(slots=True)
 class LayerSample:
     """Summaries of one layer at one sampled step (a row of `Watch.layer_stats()`)."""
 
@@ -129,7 +129,7 @@ class LayerSample:
     grad_hist: tuple[float, float, list[int]] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class StepRecord:
     """One optimizer step: the loss the backward passes since the previous step saw, and flags."""
 
@@ -144,7 +144,7 @@ class StepRecord:
     time: float = 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class _GradState:
     """What we know about one parameter's .grad since the last optimizer step (no copies)."""
 

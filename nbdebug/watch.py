@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -346,7 +347,8 @@ class Watch:
         frame = pd.DataFrame(rows, columns=[*cols, "time"]).drop(columns="time")
         if len(frame):
             starts = [e.start for e in self._epochs]
-            frame["epoch"] = [sum(1 for s in starts[1:] if step > s) for step in frame["step"]]
+            # epoch i holds the steps after its start (steps completed when it began)
+            frame["epoch"] = np.searchsorted(np.asarray(starts[1:]), frame["step"].to_numpy(), side="left")
         return frame[cols]
 
     @property
@@ -356,9 +358,10 @@ class Watch:
         import pandas as pd
 
         h = self.history
+        groups = dict(tuple(h.groupby("epoch"))) if len(h) else {}
         rows = []
         for i, e in enumerate(self._epochs):
-            part = h[h["epoch"] == i]
+            part = groups.get(i, h.iloc[0:0])
             if part.empty and e.val_seen == 0:
                 continue
             train_acc = float(e.train_correct) / e.train_seen if e.train_seen else math.nan
