@@ -5,6 +5,15 @@ one per network): it hooks `optimizer.step()` (pre and post), the model's leaf m
 sampled steps only) and the backward passes reported by `_intercept`, and keeps *summaries*: floats and
 small histograms, never a tensor from a step beyond that step.
 
+Reuse for two networks (`watch_gan`): run one `StepMonitor` per (network, optimizer) and route every
+backward event to both. The zero_grad check is per parameter and confirmed only at that optimizer's own
+`step()`, so G's backward filling D's `.grad` is reported only if D's step then consumes it (issue 7's
+trap). `StepRecord.loss` sums the scalar losses backward'd since that optimizer's last step, so a GAN
+watcher should attribute D and G losses itself.
+
+GPU (untested here, no GPU on the build machine): statistics stay on the device; the loss and the
+gradient norm are read back once per step (one sync), sampled steps read a few scalars per layer.
+
 Costs, so that the default stays under 1.1x a bare step: every step reads the loss and the gradients'
 identities/versions (no copies); every `every`-th step it also clones the weights once (for the actual
 update the optimizer made) and reduces activations and gradients to a few numbers per layer.
@@ -231,7 +240,6 @@ class StepMonitor:
         self._grad_hists = {}
         for s in self._grad_state:
             s.obj = None
-        self.flush()
 
     # -- forward -------------------------------------------------------------------------------------
     @safe
@@ -478,7 +486,3 @@ class StepMonitor:
         except Exception as e:
             self.internal_errors.append(f"replay: {type(e).__name__}: {e}")
         return (found[0], "forward") if found else ("loss function", "loss")
-
-    # -- reading -------------------------------------------------------------------------------------
-    def flush(self) -> None:
-        """Nothing is pending between steps except the current step's loss; kept for symmetry."""
