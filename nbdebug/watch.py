@@ -492,7 +492,20 @@ def _describe_call(
         or kwargs.get("pos_weight") is not None
         or bool(kwargs.get("label_smoothing", 0.0)),
         n_classes=int(x.shape[1]) if name in CLASSIFICATION and x.dim() >= 2 else None,
+        baseline=loss_baseline(name, x, t),
     )
+
+
+def loss_baseline(name: str, x: torch.Tensor, t: torch.Tensor | None) -> float | None:
+    """The loss of a predictor that ignores its input: uniform over C classes (ln C), a coin (ln 2),
+    or the targets' mean (their variance, for MSE). None for other losses."""
+    if name in CLASSIFICATION and x.dim() >= 2 and x.shape[1] > 1:
+        return math.log(x.shape[1])
+    if name in BINARY:
+        return math.log(2)
+    if name == "mse_loss" and t is not None and t.is_floating_point() and t.numel() > 1:
+        return float(t.float().var())
+    return None
 
 
 def _validate(model: Any, optimizer: Any, loss_fn: Any, every: int, bins: int) -> None:

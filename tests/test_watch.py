@@ -569,3 +569,33 @@ def test_custom_loss_module_feeds_accuracy_and_labels(data):
     ep = w.epochs
     assert ep["train_acc"].notna().all() and ep["val_acc"].notna().all() and ep["val_loss"].notna().all()
     assert serious(w) == []
+
+
+def test_resumed_runs_at_their_plateau_are_healthy():
+    """Watching a model that already trained: a flat loss far below what an input-blind predictor
+    scores is convergence, not `loss-not-decreasing` (classification and a regression at its noise floor)."""
+    x, y = digits()
+    dl = loader(x[:640], y[:640])
+    model = mlp()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(15):
+        for xb, yb in dl:
+            opt.zero_grad()
+            F.cross_entropy(model(xb), yb).backward()
+            opt.step()
+    assert serious(train(model, opt, dl, epochs=4)) == []
+
+    g = torch.Generator().manual_seed(3)
+    xr = torch.randn(1024, 4, generator=g)
+    yr = xr @ torch.tensor([[1.0], [2.0], [-1.0], [0.5]]) + 0.3 * torch.randn(1024, 1, generator=g)
+    dr = loader(xr, yr, 32)
+    reg = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
+    opt = torch.optim.Adam(reg.parameters(), lr=1e-2)
+    for _ in range(10):
+        for xb, yb in dr:
+            opt.zero_grad()
+            F.mse_loss(reg(xb), yb).backward()
+            opt.step()
+    w = train(reg, opt, dr, loss_fn=nn.MSELoss(), epochs=5)
+    assert w.epochs["loss"].iloc[-1] > 0.9 * w.epochs["loss"].iloc[0]  # flat indeed
+    assert serious(w) == []
