@@ -145,12 +145,13 @@ class Watch:
     def on_loader_iter(self, loader: Any) -> None:
         if self._manual_epochs:
             return
-        training = self.model.training and torch.is_grad_enabled()
         if self._train_loader is not None:
             if self._train_loader() is loader and self.monitor.count > self._epochs[-1].start:
                 self._new_epoch()
             return
-        if training:
+        # the training loader is the last one iterated with gradients on before the first step
+        # (model.training is not required: the eval-mode bug trains in eval mode)
+        if torch.is_grad_enabled():
             self._current_loader = weakref.ref(loader)
 
     @safe

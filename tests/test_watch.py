@@ -327,6 +327,7 @@ def test_eval_mode(data, bug):
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     w = train(model, opt, train_dl, epochs=2, val=val_dl, eval_mode_bug=bug)
     assert ("eval-mode" in codes(w)) is bug
+    assert list(w.epochs["steps"]) == [10, 10]  # epochs are still seen when training in eval mode
 
 
 @pytest.mark.parametrize("bug", [True, False])
