@@ -488,7 +488,7 @@ def test_layer_stats_match_pytorch(data):
         before = [p.detach().clone() for p in model[0].parameters()]
         opt.step()
     row = w.layer_stats().set_index("layer").loc["0"]
-    after = list(model[0].parameters())
+    after = [p.detach() for p in model[0].parameters()]
     upd = math.sqrt(sum(float((a - b).norm()) ** 2 for a, b in zip(after, before)))
     wn = math.sqrt(sum(float(a.norm()) ** 2 for a in after))
     assert row["grad_norm"] == pytest.approx(expected_grad, rel=1e-5)
