@@ -267,8 +267,8 @@ def check_gradient_scale(run: RunData) -> Iterator[Finding]:
         yield _f(
             "vanishing-gradients",
             "warning",
-            f"the first layer {f.layer} gets a gradient norm of {f.grad_norm:.2g} against {la.grad_norm:.2g} for "
-            f"the last layer {la.layer} (ratio {f.grad_norm / la.grad_norm:.1e}) on {PERSIST} samples in a row",
+            f"the first layer {f.layer} ({f.type}) gets a gradient norm of {f.grad_norm:.2g} against "
+            f"{la.grad_norm:.2g} for the last layer {la.layer} ({la.type}) (ratio {f.grad_norm / la.grad_norm:.1e}) on {PERSIST} samples in a row",
             "use ReLU-family activations instead of sigmoid/tanh in deep stacks, Kaiming/Xavier init, "
             "normalization layers or residual connections",
             f.layer,
@@ -295,7 +295,7 @@ def check_activations(run: RunData) -> Iterator[Finding]:
             yield _f(
                 "dead-relu",
                 "warning",
-                f"{dead[-1]:.0%} of {layer}'s units output zero for every example of the batch "
+                f"{dead[-1]:.0%} of the units of {layer} ({rows[-1].type}) output zero for every example of the batch "
                 f"(>= {DEAD_FRAC:.0%} on {PERSIST} samples in a row, last at step {rows[-1].step})",
                 "lower the learning rate, use LeakyReLU/GELU, check the init (Kaiming) and that no large negative "
                 "bias or unnormalized input pushes pre-activations below zero",
