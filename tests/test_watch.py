@@ -600,3 +600,21 @@ def test_resumed_runs_at_their_plateau_are_healthy():
     w = train(reg, opt, dr, loss_fn=nn.MSELoss(), epochs=5)
     assert w.epochs["loss"].iloc[-1] > 0.9 * w.epochs["loss"].iloc[0]  # flat indeed
     assert serious(w) == []
+
+
+def test_without_an_optimizer_each_backward_is_a_step(data):
+    """No optimizer given: steps are backward passes; gradient and activation statistics still come,
+    the update ratio (which needs the optimizer's step) is left empty rather than reported as zero."""
+    train_dl, _ = data
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with nbdebug.watch(model, every=2) as w:
+        for _ in range(3):
+            for x, y in train_dl:
+                opt.zero_grad()
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+    assert w.steps == 30 and list(w.epochs["steps"]) == [10, 10, 10]
+    stats = w.layer_stats()
+    assert stats["grad_norm"].notna().any() and stats["update_ratio"].isna().all()
+    assert serious(w) == []
