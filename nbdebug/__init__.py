@@ -1,8 +1,9 @@
 """nbdebug: Jupyter-native debugging tools for PyTorch.
 
 `%load_ext nbdebug` registers the `%nn_*` magics. Every panel has a plain API underneath that returns
-data (see DESIGN.md); the names below are imported lazily so that `import nbdebug` stays cheap and a
-script that only traces shapes never imports ipywidgets.
+data (see DESIGN.md). Core modules are imported here and their public names bound over the submodule
+attributes (`nbdebug.trace` is the function even though `nbdebug/trace.py` is a module); panels are
+imported lazily so that a script that only traces shapes never imports ipywidgets.
 """
 
 from __future__ import annotations

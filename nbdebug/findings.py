@@ -77,7 +77,7 @@ CATALOGUE: dict[str, CodeInfo] = dict(
         _c(
             "lr-too-high",
             "updates too large for the weights",
-            "median update/weight ratio above 1e-2 (10x the 1e-3 reference)",
+            "median update/weight ratio above 1e-2 (10x the 1e-3 reference) on 3 samples in a row, with the loss stalled above 30% of its start (healthy Adam/SGD runs on digits sit at 1-4e-2 while converging)",
             "CS231n 'Ratio of weights:updates' ~1e-3",
         ),
         _c(

@@ -14,6 +14,12 @@ from tests.conftest import ROOT, outputs_text, run_notebook
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXPECT = {
+    "04_watch_training.ipynb": [
+        "ERROR grad-not-zeroed",
+        "ERROR softmax-before-ce",
+        "WARNING eval-mode",
+        "nbdebug-watch",
+    ],
     "07_search.ipynb": [
         "WARNING search-trials-failed [lr]",
         "every failure has lr >=",

@@ -1,0 +1,151 @@
+"""See the losses, backward passes and data-loader passes of a training loop the user writes.
+
+A monitor cannot ask the user to call anything, so it watches three process-wide entry points:
+`torch.autograd.backward` (every `loss.backward()` goes through it), the loss functions of
+`torch.nn.functional` (the `nn.*Loss` modules call them too, so a functional `F.cross_entropy(...)` and
+`nn.CrossEntropyLoss()` are seen the same way) and `DataLoader.__iter__` (a new pass = a new epoch).
+
+These are patched, reference-counted, only while at least one listener is registered, and put back
+exactly in `finally`. Patching a handful of functions costs nothing for the other ops; a
+`TorchFunctionMode` would see everything but costs ~0.2 ms per training step of a small CNN (measured:
+1.17x), more than the whole monitoring budget. Limitation: a loss imported by name before the watch
+started (`from torch.nn.functional import cross_entropy`) is not seen; the backward still is.
+
+A listener's failure never breaks the user's training: it is recorded in `listener.internal_errors`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+LOSS_FUNCTIONS: tuple[str, ...] = (
+    "cross_entropy",
+    "nll_loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "mse_loss",
+    "l1_loss",
+    "smooth_l1_loss",
+    "huber_loss",
+    "kl_div",
+)
+
+
+class Listener(Protocol):
+    internal_errors: list[str]
+
+    def on_backward(self, tensors: tuple[torch.Tensor, ...], phase: str) -> None: ...
+    def on_loss(self, name: str, input: Any, target: Any, output: Any, kwargs: dict) -> None: ...
+    def on_loader_iter(self, loader: DataLoader) -> None: ...
+
+
+_lock = threading.RLock()
+_listeners: list[Listener] = []
+_saved: dict[tuple[Any, str], Any] = {}
+_depth = threading.local()
+
+
+def _notify(method: str, *args: Any) -> None:
+    for listener in list(_listeners):
+        try:
+            getattr(listener, method)(*args)
+        except Exception as e:  # never break the user's training because of a monitor bug
+            errors = getattr(listener, "internal_errors", None)
+            if errors is not None and len(errors) < 100:
+                errors.append(f"{method}: {type(e).__name__}: {e}")
+
+
+def _as_tuple(tensors: Any) -> tuple[torch.Tensor, ...]:
+    if isinstance(tensors, torch.Tensor):
+        return (tensors,)
+    return tuple(t for t in tensors if isinstance(t, torch.Tensor))
+
+
+def _wrap_backward(original: Callable) -> Callable:
+    @functools.wraps(original)
+    def backward(tensors: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(_depth, "backward", 0):
+            return original(tensors, *args, **kwargs)
+        _depth.backward = 1
+        try:
+            seen = _as_tuple(tensors)
+            _notify("on_backward", seen, "start")
+            result = original(tensors, *args, **kwargs)
+            _notify("on_backward", seen, "end")
+            return result
+        finally:
+            _depth.backward = 0
+
+    return backward
+
+
+def _wrap_loss(name: str, original: Callable) -> Callable:
+    @functools.wraps(original)
+    def loss(input: Any, target: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if getattr(_depth, "loss", 0):  # a loss calling another loss is one loss
+            return original(input, target, *args, **kwargs)
+        _depth.loss = 1
+        try:
+            out = original(input, target, *args, **kwargs)
+        finally:
+            _depth.loss = 0
+        _notify("on_loss", name, input, target, out, kwargs)
+        return out
+
+    return loss
+
+
+def _wrap_iter(original: Callable) -> Callable:
+    @functools.wraps(original)
+    def __iter__(self: DataLoader) -> Any:
+        _notify("on_loader_iter", self)
+        return original(self)
+
+    return __iter__
+
+
+def _install() -> None:
+    _saved[(torch.autograd, "backward")] = torch.autograd.backward
+    torch.autograd.backward = _wrap_backward(torch.autograd.backward)
+    for name in LOSS_FUNCTIONS:
+        original = getattr(F, name)
+        _saved[(F, name)] = original
+        setattr(F, name, _wrap_loss(name, original))
+    _saved[(DataLoader, "__iter__")] = DataLoader.__dict__["__iter__"]
+    DataLoader.__iter__ = _wrap_iter(DataLoader.__dict__["__iter__"])
+
+
+def _uninstall() -> None:
+    while _saved:
+        (owner, name), original = _saved.popitem()
+        setattr(owner, name, original)
+
+
+def installed() -> bool:
+    """Whether the patches are in place (tests check they are gone after every watch)."""
+    return bool(_saved)
+
+
+@contextlib.contextmanager
+def listening(listener: Listener) -> Iterator[None]:
+    """Register `listener` for the duration of the block; patches live while anyone listens."""
+    with _lock:
+        if not _listeners:
+            _install()
+        _listeners.append(listener)
+    try:
+        yield
+    finally:
+        with _lock:
+            if listener in _listeners:
+                _listeners.remove(listener)
+            if not _listeners:
+                _uninstall()
