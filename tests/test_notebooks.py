@@ -61,7 +61,7 @@ EXPECT = {
     "00_tour.ipynb": [
         "forward pass failed at fc (Linear)",
         "expected last dimension 12544 (in_features) but got 10816",
-        "warnings or errors: 0",,
+        "warnings or errors: 0",
     ],
     "01_shape_walkthrough.ipynb": [
         "H_out = (14 - 1)*2 - 2*1 + 1*(3-1) + 1 + 1 = 28",
