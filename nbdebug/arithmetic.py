@@ -179,9 +179,18 @@ def pixel_shuffle(shape: Sequence[int], r: int) -> tuple[list[int], str]:
     return out, f"C_out = {c} / {r}^2 = {out[0]}\nH_out = {h} * {r} = {out[1]}\nW_out = {w} * {r} = {out[2]}"
 
 
+# Layers that have an output-size formula; anything else is rejected with one isinstance check, since
+# trace() asks for every module call.
+_FORMULA_TYPES = (
+    nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
+    nn.modules.pooling._LPPoolNd, nn.modules.pooling._MaxUnpoolNd, nn.modules.pooling._AdaptiveAvgPoolNd,
+    nn.modules.pooling._AdaptiveMaxPoolNd, nn.Upsample, nn.Flatten, nn.PixelShuffle,
+)  # fmt: skip
+
+
 def module_formula(module: nn.Module, input_shape: Sequence[int] | None) -> tuple[list[int], str] | None:
     """The formula for a module given its first input's shape, or None when the layer has none."""
-    if input_shape is None:
+    if input_shape is None or not isinstance(module, _FORMULA_TYPES):
         return None
     shape = list(input_shape)
 

@@ -23,7 +23,8 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
+from torch._C import DisableTorchFunction as _NoTorchFunction
+from torch.overrides import TorchFunctionMode, _get_current_function_mode, _pop_mode, _push_mode
 
 from . import arithmetic
 from ._hooks import HookSet, preserved
@@ -332,12 +333,11 @@ def _preview(out: Any) -> torch.Tensor | None:
     if out.shape[-1] < 2 or out.shape[-2] < 2 or not (out.is_floating_point() or out.dtype == torch.uint8):
         return None
     x = out[0, :_PREVIEW_CHANNELS].detach()
-    if max(x.shape[-2:]) > _PREVIEW_PIXELS:
-        h, w = x.shape[-2:]
-        scale = _PREVIEW_PIXELS / max(h, w)
-        size = (max(1, round(h * scale)), max(1, round(w * scale)))
-        x = torch.nn.functional.adaptive_avg_pool2d(x.float(), size)
-    return x.float().cpu().clone()
+    step = -(-max(x.shape[-2:]) // _PREVIEW_PIXELS)  # ceil: strided view, a copy of <= 64x64 pixels
+    if step > 1:
+        x = x[..., ::step, ::step]
+    # the copy matters: later in-place ops (ReLU(inplace=True)) would change a view of the activation
+    return x.to(device="cpu", dtype=torch.float32, copy=True)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -361,14 +361,68 @@ class _State:
         self.root = model
         self.previews = previews
         self.param_counts: dict[int, int] = {}
+        self.count_params(model)
         self.failed_function: int | None = None
         self.paused = False  # True while our own hooks run, so their tensor ops are not steps
+        # The function recorder is only needed while user code runs: inside a built-in layer every call
+        # would go through Python for nothing (the layer is the step). It is switched off on entering a
+        # built-in module and back on when a user-defined module (or the layer's exit) needs it.
+        self.mode: _Recorder | None = None
+        self.mode_on = False
+        self.toggled: set[int] = set()  # steps whose entry switched the recorder
+
+    def _set_mode(self, on: bool) -> bool:
+        if self.mode is None or on == self.mode_on:
+            return False
+        if on:
+            _push_mode(self.mode)
+        else:
+            if _get_current_function_mode() is not self.mode:
+                return False  # someone else's mode is on top: leave the stack alone
+            _pop_mode()
+        self.mode_on = on
+        return True
+
+    def enter_module(self, index: int, module: nn.Module) -> None:
+        if self._set_mode(not _is_builtin(module)):
+            self.toggled.add(index)
+
+    def leave_module(self, index: int) -> None:
+        if index in self.toggled:
+            self.toggled.discard(index)
+            self._set_mode(not self.mode_on)
+
+    def start(self) -> None:
+        self.mode = _Recorder(self)
+        self._set_mode(True)
+
+    def stop(self) -> None:
+        """Take the recorder off the mode stack whatever state an exception left it in."""
+        if self.mode_on and _get_current_function_mode() is self.mode:
+            _pop_mode()
+        self.mode_on = False
+        self.mode = None
 
     def params(self, m: nn.Module) -> int:
         key = id(m)
         if key not in self.param_counts:
             self.param_counts[key] = sum(p.numel() for p in m.parameters())
         return self.param_counts[key]
+
+    def count_params(self, model: nn.Module) -> None:
+        """Parameter count of every submodule in one bottom-up pass (asking each module for its
+        `parameters()` walks its subtree again: quadratic in depth, and it was most of trace's overhead)."""
+        counts = self.param_counts
+
+        def visit(m: nn.Module) -> int:
+            key = id(m)
+            if key not in counts:
+                own = sum(p.numel() for p in m._parameters.values() if p is not None)
+                counts[key] = own + sum(visit(c) for c in m._modules.values() if c is not None)
+            return counts[key]
+
+        visit(model)
+        counts[id(model)] = sum(p.numel() for p in model.parameters())  # tied weights counted once
 
     def open_step(self, step: Step, module: nn.Module | None) -> int:
         self.steps.append(step)
@@ -384,72 +438,98 @@ class _State:
 
 def _pre_hook(state: _State):
     def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        parent, depth = state.parent()
-        if parent is not None:
-            state.steps[parent].is_container = True
-        key = id(module)
-        state.calls[key] = state.calls.get(key, 0) + 1
-        name = state.names.get(key, type(module).__name__)
-        if state.calls[key] > 1:
-            name = f"{name} (call {state.calls[key]})"
-        tensors = _leaves(args) + _leaves(kwargs)
-        shapes = _shapes(tensors)
-        formula = None
-        try:
-            f = arithmetic.module_formula(module, shapes[0] if shapes else None)
-            formula = f[1] if f else None
-        except Exception:  # a formula is a nicety; the real shapes come from running the layer
-            formula = None
-        step = Step(
-            index=len(state.steps),
-            name=name,
-            kind="module",
-            type=type(module).__name__,
-            input_shapes=shapes,
-            output_shapes=None,
-            dtype=None,
-            params=state.params(module),
-            formula=formula,
-            depth=depth,
-            parent=parent,
-            call=state.calls[key],
-            status="incomplete",
-            input_repr=_args_struct(args, kwargs),
-        )
-        if parent is None and state.previews and tensors:
-            state.paused = True
-            try:
-                step.preview, step.preview_of = _preview(tensors[0]), "input"
-            finally:
-                state.paused = False
-        state.stack.append(state.open_step(step, module))
+        with _NoTorchFunction():  # our own metadata reads are not steps, and cheaper without the mode
+            index = _pre(state, module, args, kwargs)
+        state.enter_module(index, module)
 
     return hook
+
+
+def _pre(state: _State, module: nn.Module, args: tuple, kwargs: dict) -> int:
+    parent, depth = state.parent()
+    if parent is not None:
+        state.steps[parent].is_container = True
+    key = id(module)
+    state.calls[key] = state.calls.get(key, 0) + 1
+    name = state.names.get(key, type(module).__name__)
+    if state.calls[key] > 1:
+        name = f"{name} (call {state.calls[key]})"
+    if len(args) == 1 and not kwargs and type(args[0]) is torch.Tensor:  # the common case, kept cheap
+        tensors = [args[0]]
+        shapes = [tuple(args[0].shape)]
+        input_repr = _fmt_shape(shapes[0])
+    else:
+        tensors = _leaves(args) + _leaves(kwargs)
+        shapes = _shapes(tensors)
+        input_repr = _args_struct(args, kwargs)
+    formula = None
+    try:
+        f = arithmetic.module_formula(module, shapes[0] if shapes else None)
+        formula = f[1] if f else None
+    except Exception:  # a formula is a nicety; the real shapes come from running the layer
+        formula = None
+    step = Step(
+        index=len(state.steps),
+        name=name,
+        kind="module",
+        type=type(module).__name__,
+        input_shapes=shapes,
+        output_shapes=None,
+        dtype=None,
+        params=state.params(module),
+        formula=formula,
+        depth=depth,
+        parent=parent,
+        call=state.calls[key],
+        status="incomplete",
+        input_repr=input_repr,
+    )
+    if parent is None and state.previews and tensors:
+        state.paused = True
+        try:
+            step.preview, step.preview_of = _preview(tensors[0]), "input"
+        finally:
+            state.paused = False
+    state.stack.append(state.open_step(step, module))
+    return step.index
 
 
 def _post_hook(state: _State):
     def hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-        # pop to the most recent open step of this module (robust to a child that raised and was caught)
-        while state.stack:
-            idx = state.stack.pop()
-            if state.modules[idx] is module:
-                break
-        else:
-            return
-        step = state.steps[idx]
+        with _NoTorchFunction():
+            index = _post(state, module, output)
+        if index is not None:
+            state.leave_module(index)
+
+    return hook
+
+
+def _post(state: _State, module: nn.Module, output: Any) -> int | None:
+    # pop to the most recent open step of this module (robust to a child that raised and was caught)
+    while state.stack:
+        idx = state.stack.pop()
+        if state.modules[idx] is module:
+            break
+    else:
+        return None
+    step = state.steps[idx]
+    if type(output) is torch.Tensor:
+        tensors = [output]
+        step.output_shapes = [tuple(output.shape)]
+        step.output_repr = _fmt_shape(step.output_shapes[0])
+    else:
         tensors = _leaves(output)
         step.output_shapes = _shapes(tensors)
         step.output_repr = _struct(output)
-        step.dtype = str(tensors[0].dtype).removeprefix("torch.") if tensors else None
-        step.status = "ok"
-        if state.previews and not step.is_container:
-            state.paused = True
-            try:
-                step.preview = _preview(output)
-            finally:
-                state.paused = False
-
-    return hook
+    step.dtype = str(tensors[0].dtype).removeprefix("torch.") if tensors else None
+    step.status = "ok"
+    if state.previews and not step.is_container:
+        state.paused = True
+        try:
+            step.preview = _preview(output)
+        finally:
+            state.paused = False
+    return idx
 
 
 class _Recorder(TorchFunctionMode):
@@ -755,7 +835,8 @@ def trace(
             hooks.forward_pre(m, _pre_hook(state), with_kwargs=True)
             hooks.forward(m, _post_hook(state), with_kwargs=True)
         try:
-            with torch.no_grad(), _Recorder(state):
+            with torch.no_grad():
+                state.start()
                 if meta and not _on_meta(model):
                     swapped = {n: torch.empty_like(t, device="meta") for n, t in model.named_parameters()}
                     swapped.update({n: torch.empty_like(t, device="meta") for n, t in model.named_buffers()})
@@ -763,7 +844,10 @@ def trace(
                 else:
                     output = model(*args, **kw)
         except Exception as exc:
+            state.stop()
             error = _make_error(state, exc)
+        finally:
+            state.stop()
     seconds = time.perf_counter() - t0
     in_tensors = _leaves(args) + _leaves(kw)
     return Trace(
