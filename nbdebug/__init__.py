@@ -1,8 +1,9 @@
 """nbdebug: Jupyter-native debugging tools for PyTorch.
 
 `%load_ext nbdebug` registers the `%nn_*` magics. Every panel has a plain API underneath that returns
-data (see DESIGN.md); the names below are imported lazily so that `import nbdebug` stays cheap and a
-script that only traces shapes never imports ipywidgets.
+data (see DESIGN.md). Core modules are imported here and their public names bound over the submodule
+attributes (`nbdebug.trace` is the function even though `nbdebug/trace.py` is a module); panels are
+imported lazily so that a script that only traces shapes never imports ipywidgets.
 """
 
 from __future__ import annotations
@@ -42,6 +43,21 @@ _LAZY = {
 }
 
 __all__ = ["CATALOGUE", "Finding", "NbdebugError", "__version__", "load_ipython_extension", *_LAZY]
+
+
+# Core modules whose public function shares the module's name: import them now and bind the names, so
+# that a later `import nbdebug.trace` (which binds the submodule only on first import) cannot shadow them.
+for _name, _module in _LAZY.items():
+    if "." in _module:
+        continue
+    try:
+        _mod = importlib.import_module(f".{_module}", __name__)
+    except ModuleNotFoundError as _e:  # a feature not built in this checkout
+        if _e.name != f"{__name__}.{_module}":
+            raise
+        continue
+    globals()[_name] = getattr(_mod, _name)
+del _name, _module
 
 
 def __getattr__(name: str) -> Any:

@@ -168,9 +168,7 @@ class StepMonitor:
         for i, p in enumerate(self.params):
             self._layer_params.setdefault(owner.get(p, self._param_names.get(p, f"param{i}")), []).append(i)
         self._mode_modules = [m for m in self.model.modules() if isinstance(m, MODE_TYPES)]
-        self._leaves = {
-            m: (n or "<root>") for n, m in self.model.named_modules() if not list(m.children())
-        }
+        self._leaves = {m: (n or "<root>") for n, m in self.model.named_modules() if not list(m.children())}
         self._grad_state = [_GradState() for _ in self.params]
         self._ever_grad = [False] * len(self.params)
         self._pending_loss: torch.Tensor | None = None
@@ -412,7 +410,9 @@ class StepMonitor:
     # -- nonfinite -----------------------------------------------------------------------------------
     def _record_nonfinite_loss(self, step: int, value: float) -> None:
         where, phase = self.replay_first_nonfinite()
-        self.nonfinite_events.append({"step": step, "what": "loss", "value": value, "where": where, "phase": phase})
+        self.nonfinite_events.append(
+            {"step": step, "what": "loss", "value": value, "where": where, "phase": phase}
+        )
 
     def _record_nonfinite_grads(self, step: int, norms: list[float]) -> None:
         bad = {self._owner.get(self.params[i], "?") for i, v in enumerate(norms) if not math.isfinite(v)}

@@ -73,7 +73,9 @@ class RunData:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _f(code: str, severity: str, message: str, hint: str, where: str | None = None, **evidence: Any) -> Finding:
+def _f(
+    code: str, severity: str, message: str, hint: str, where: str | None = None, **evidence: Any
+) -> Finding:
     return Finding(code, severity, message, hint, where, evidence)  # type: ignore[arg-type]
 
 
@@ -116,14 +118,18 @@ def check_nonfinite(run: RunData) -> Iterator[Finding]:
         if e["what"] == "loss":
             where = e["where"]
             if where == "input":
-                msg = f"the loss became {e['value']} at step {e['step']}: the input batch itself holds NaN/Inf"
+                msg = (
+                    f"the loss became {e['value']} at step {e['step']}: the input batch itself holds NaN/Inf"
+                )
                 hint = "clean the data (torch.nan_to_num, drop bad rows) or fix the preprocessing that divides by zero"
             elif where in (None, "loss function"):
                 msg = (
                     f"the loss became {e['value']} at step {e['step']} while every layer's output was finite: "
                     "the loss computation produced it"
                 )
-                hint = "look for log(0), division by zero or sqrt of a negative in the loss; clamp with an eps"
+                hint = (
+                    "look for log(0), division by zero or sqrt of a negative in the loss; clamp with an eps"
+                )
             else:
                 msg = f"the loss became {e['value']} at step {e['step']}; replaying the forward, layer {where} produced the first NaN/Inf"
                 hint = "lower the learning rate, clip gradients (torch.nn.utils.clip_grad_norm_), or guard the op in that layer"
@@ -151,7 +157,9 @@ def check_nonfinite(run: RunData) -> Iterator[Finding]:
 def _ratio_series(run: RunData) -> list[tuple[int, float]]:
     out = []
     for step in sorted(run.samples):
-        rs = [s.update_ratio for s in run.samples[step] if math.isfinite(s.update_ratio) and s.update_ratio > 0]
+        rs = [
+            s.update_ratio for s in run.samples[step] if math.isfinite(s.update_ratio) and s.update_ratio > 0
+        ]
         if rs and step > 1:  # the first step of a momentum/Adam optimizer is not representative
             out.append((step, median(rs)))
     return out
@@ -351,10 +359,17 @@ def check_loss_calls(run: RunData) -> Iterator[Finding]:
                 "error",
                 f"{fn} received probabilities (non-negative rows summing to 1, made by {c.grad_fn or 'the model'}) "
                 f"instead of {want}: gradients are squashed and the loss cannot go below ~ln(C)",
-                "remove the final softmax and pass the logits" if c.name == "cross_entropy" else "use log_softmax",
+                "remove the final softmax and pass the logits"
+                if c.name == "cross_entropy"
+                else "use log_softmax",
                 c.name,
             )
-        if c.name == "binary_cross_entropy_with_logits" and c.input_min >= 0 and c.input_max <= 1 and "Sigmoid" in c.grad_fn:
+        if (
+            c.name == "binary_cross_entropy_with_logits"
+            and c.input_min >= 0
+            and c.input_max <= 1
+            and "Sigmoid" in c.grad_fn
+        ):
             yield _f(
                 "sigmoid-before-bce-logits",
                 "error",

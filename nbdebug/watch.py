@@ -92,12 +92,18 @@ class Watch:
         self._last_update = -math.inf
         self._update_cost = 0.0
         self.updates = 0
+        self._last_diag = -math.inf
+        self._diag_cost = 0.0
+        self._leak_step: int | None = None
+        self._nonfinite_seen = False
         self.exc_type: type | None = None
 
     # -- context -------------------------------------------------------------------------------------
     def __enter__(self) -> Watch:
         if self.running:
-            raise NbdebugError("this Watch is already running; create a new nbdebug.watch(...) for another run")
+            raise NbdebugError(
+                "this Watch is already running; create a new nbdebug.watch(...) for another run"
+            )
         self._hooks = HookSet()
         try:
             self.monitor.attach(self._hooks)
@@ -160,7 +166,9 @@ class Watch:
                     tt = t.reshape(-1)
                     valid = tt[(tt >= 0) & (tt < c)]
                     counts = torch.bincount(valid, minlength=c)
-                    self._target_counts = counts if self._target_counts is None else self._target_counts + counts
+                    self._target_counts = (
+                        counts if self._target_counts is None else self._target_counts + counts
+                    )
                     pc = torch.bincount(pred.reshape(-1), minlength=c)
                     acc.preds = pc if acc.preds is None else acc.preds + pc
                     acc.labels = counts if acc.labels is None else acc.labels + counts
@@ -199,9 +207,28 @@ class Watch:
     def _after_step(self, monitor: StepMonitor, rec: StepRecord) -> None:
         if self._train_loader is None and self._current_loader is not None:
             self._train_loader = self._current_loader
-        if rec.step in monitor.samples or rec.step == 1 or rec.leaked or not math.isfinite(rec.loss):
+        urgent = (
+            rec.step == 1
+            or (rec.leaked and rec.step == self._first_leak())
+            or (
+                not math.isfinite(rec.loss)
+                and len(monitor.nonfinite_events) == 1
+                and not self._nonfinite_seen
+            )
+        )
+        if urgent:
+            self._nonfinite_seen = bool(monitor.nonfinite_events)
+        # live diagnosis on sampled steps, but never for more than ~5% of the wall time (it reads the
+        # whole history, so it gets dearer as the run grows); bugs that matter at once go through now
+        due = rec.step in monitor.samples and time.perf_counter() - self._last_diag >= 20 * self._diag_cost
+        if urgent or due:
             self._diagnose()
         self._notify()
+
+    def _first_leak(self) -> int | None:
+        if self._leak_step is None:
+            self._leak_step = next((r.step for r in self.monitor.steps if r.leaked), None)
+        return self._leak_step
 
     # -- diagnosis -----------------------------------------------------------------------------------
     def _run_data(self, final: bool = False) -> RunData:
@@ -240,11 +267,15 @@ class Watch:
         return [(a + 1, a + BLOCK) for a in range(0, n - BLOCK + 1, BLOCK)], "block"
 
     def _diagnose(self, final: bool = False) -> None:
+        t0 = time.perf_counter()
         try:
             found = diagnose(self._run_data(final))
         except Exception as e:  # a diagnosis bug must not stop the user's training
             self.internal_errors.append(f"diagnose: {type(e).__name__}: {e}")
             return
+        finally:
+            self._last_diag = time.perf_counter()
+            self._diag_cost = self._last_diag - t0
         for f in found:
             key = (f.code, f.where)
             self._findings[key] = f  # the latest evidence; found_at keeps when it was first seen
@@ -322,7 +353,17 @@ class Watch:
                     "acc_gap": train_acc - val_acc,
                 }
             )
-        cols = ["epoch", "steps", "loss", "loss_std", "batch_size", "train_acc", "val_loss", "val_acc", "acc_gap"]
+        cols = [
+            "epoch",
+            "steps",
+            "loss",
+            "loss_std",
+            "batch_size",
+            "train_acc",
+            "val_loss",
+            "val_acc",
+            "acc_gap",
+        ]
         return pd.DataFrame(rows, columns=cols)
 
     def layer_stats(self, last: bool = False):
@@ -396,7 +437,13 @@ class Watch:
 
 
 def _describe_call(
-    name: str, x: torch.Tensor, t: torch.Tensor | None, input: torch.Tensor, output: torch.Tensor, kwargs: dict, step: int
+    name: str,
+    x: torch.Tensor,
+    t: torch.Tensor | None,
+    input: torch.Tensor,
+    output: torch.Tensor,
+    kwargs: dict,
+    step: int,
 ) -> LossCall:
     xf = x.float()
     rows = False

@@ -15,7 +15,16 @@ from torch import nn
 
 import nbdebug
 from nbdebug.errors import NbdebugError
-from tests.watch_loops import cnn, codes, digits, loader, mlp, serious, train
+from tests.watch_loops import (
+    cnn,
+    codes,
+    digits,
+    loader,
+    mlp,
+    serious,
+    single_thread,  # noqa: F401  (autouse fixture)
+    train,
+)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +86,15 @@ def test_healthy_lstm(data):
 def test_healthy_autoencoder_mse():
     x, _ = digits()
     dl = loader(x[:640], x[:640])
-    model = nn.Sequential(nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, 8), nn.Tanh(), nn.Linear(8, 32), nn.Tanh(), nn.Linear(32, 64))
+    model = nn.Sequential(
+        nn.Linear(64, 32),
+        nn.Tanh(),
+        nn.Linear(32, 8),
+        nn.Tanh(),
+        nn.Linear(8, 32),
+        nn.Tanh(),
+        nn.Linear(32, 64),
+    )
     w = train(model, torch.optim.Adam(model.parameters(), lr=3e-3), dl, loss_fn=nn.MSELoss(), epochs=4)
     assert serious(w) == []
     assert w.layer_stats()["saturated_frac"].dropna().max() < 0.5
@@ -159,7 +176,9 @@ def _regression(n: int = 512):
 def test_loss_diverging(lr):
     x, y = _regression()
     model = nn.Linear(4, 1)
-    w = train(model, torch.optim.SGD(model.parameters(), lr=lr), loader(x, y, 32), loss_fn=nn.MSELoss(), epochs=4)
+    w = train(
+        model, torch.optim.SGD(model.parameters(), lr=lr), loader(x, y, 32), loss_fn=nn.MSELoss(), epochs=4
+    )
     assert ("loss-diverging" in codes(w)) is (lr == 1.05)
     if lr == 0.05:
         assert serious(w) == []
@@ -208,7 +227,9 @@ def test_nonfinite_in_input_and_in_backward():
     x = x[:128].clone()
     x[70, 3] = float("nan")
     model = mlp()
-    w = train(model, torch.optim.SGD(model.parameters(), lr=0.01), loader(x, y[:128], shuffle=False), epochs=1)
+    w = train(
+        model, torch.optim.SGD(model.parameters(), lr=0.01), loader(x, y[:128], shuffle=False), epochs=1
+    )
     f = next(f for f in w.findings if f.code == "nonfinite")
     assert f.where == "input" and "step 2" in f.message
 
@@ -352,7 +373,13 @@ def test_target_broadcast(bug):
     target = y.squeeze(1) if bug else y
     model = nn.Linear(4, 1)
     with pytest.warns(UserWarning) if bug else _nothing():
-        w = train(model, torch.optim.SGD(model.parameters(), lr=0.05), loader(x, target, 32), loss_fn=nn.MSELoss(), epochs=1)
+        w = train(
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.05),
+            loader(x, target, 32),
+            loss_fn=nn.MSELoss(),
+            epochs=1,
+        )
     f = [f for f in w.findings if f.code == "target-broadcast"]
     assert bool(f) is bug
     if bug:
@@ -492,7 +519,10 @@ def test_repr_is_static_and_names_findings(data):
     w = train(model, torch.optim.SGD(model.parameters(), lr=0.05), train_dl, epochs=1, zero_grad=False)
     bundle = w._repr_mimebundle_()
     assert "grad-not-zeroed" in bundle["text/plain"]
-    assert "data:image/png;base64," in bundle["text/html"] and 'data-code="grad-not-zeroed"' in bundle["text/html"]
+    assert (
+        "data:image/png;base64," in bundle["text/html"]
+        and 'data-code="grad-not-zeroed"' in bundle["text/html"]
+    )
 
 
 # -- bad input ------------------------------------------------------------------------------------

@@ -5,10 +5,22 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import pytest
 import torch
 from torch import nn
 
 import nbdebug
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """One intra-op thread: these nets are tiny, and on a shared 2-core machine torch's thread pool
+    makes each step ~30x slower than a single thread does (measured)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 
 _DIGITS: dict[str, torch.Tensor] = {}
 
@@ -34,7 +46,9 @@ def loader(x: torch.Tensor, y: torch.Tensor, batch_size: int = 64, shuffle: bool
 
 
 def mlp(n_in: int = 64, hidden: int = 64, n_out: int = 10) -> nn.Module:
-    return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
+    return nn.Sequential(
+        nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, n_out)
+    )
 
 
 def cnn(dropout: float = 0.0) -> nn.Module:

@@ -55,7 +55,9 @@ def ratio_figure(w: Any, ax: Axes | None = None) -> Figure:
     stats = w.layer_stats()
     stats = stats[np.isfinite(stats["update_ratio"]) & (stats["update_ratio"] > 0)]
     for layer, part in stats.groupby("layer", sort=False):
-        ax.plot(part["step"], part["update_ratio"], marker=".", lw=1, label=f"{layer} ({part['type'].iloc[0]})")
+        ax.plot(
+            part["step"], part["update_ratio"], marker=".", lw=1, label=f"{layer} ({part['type'].iloc[0]})"
+        )
     ax.axhline(RATIO_REF, color="k", ls="--", lw=1, label="1e-3 reference")
     ax.set_yscale("log")
     ax.set_xlabel("optimizer step")
@@ -65,7 +67,9 @@ def ratio_figure(w: Any, ax: Axes | None = None) -> Figure:
     return fig
 
 
-def histogram_figure(w: Any, layer: str, kind: str = "activation", step: int | None = None, ax: Axes | None = None) -> Figure:
+def histogram_figure(
+    w: Any, layer: str, kind: str = "activation", step: int | None = None, ax: Axes | None = None
+) -> Figure:
     """Histogram of `layer`'s activations or gradients at a sampled `step` (latest by default)."""
     fig, ax = _ax(ax, 5.0, 3.0)
     hists = w.histograms(layer, kind)
