@@ -54,8 +54,7 @@ from .watch import Watch, _describe_call
 COLLAPSE_HIGH = 0.95  # D(x) above this ...
 COLLAPSE_LOW = 0.05  # ... and D(G(z)) below this: D separates perfectly
 COLLAPSE_STEPS = 5  # consecutive D steps the separation must last
-VANISH_ABS = 1e-6  # G's gradient norm below this ...
-VANISH_REL = 1e-2  # ... or below 1% of its early level (first 5 G steps)
+VANISH_REL = 1e-2  # gradient at D's output in G's backward below 1% of its early level (first 5 G steps)
 DIVERSITY_LOW = 0.1  # G's batch diversity below 10% of the real batch's
 DIVERSITY_POINTS = 2  # consecutive measurements it must stay there
 LR_RATIO = 5.0  # D's lr this many times G's is named as a cause of D winning
@@ -89,6 +88,7 @@ class _Pending:
     real: list[torch.Tensor] = dataclasses.field(default_factory=list)  # D's mean probability per forward
     fake: list[torch.Tensor] = dataclasses.field(default_factory=list)
     targets: list[tuple[float, float]] = dataclasses.field(default_factory=list)  # (min, max) per loss call
+    signal: list[torch.Tensor] = dataclasses.field(default_factory=list)  # sum |dloss/dlogit| at D(fake)
 
 
 def _mean(values: list[torch.Tensor]) -> float:
@@ -131,7 +131,9 @@ class GanWatch:
         max_frames: int = 40,
         names: tuple[str, str, str, str] = ("D", "G", "d_optimizer", "g_optimizer"),
     ) -> None:
-        _validate(discriminator, generator, d_optimizer, g_optimizer, every, samples_every, noise, n_samples, real)
+        _validate(
+            discriminator, generator, d_optimizer, g_optimizer, every, samples_every, noise, n_samples, real
+        )
         self.discriminator, self.generator = discriminator, generator
         self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
         self.names = names
@@ -149,7 +151,9 @@ class GanWatch:
         self.d_outputs: str | None = None  # "probability" or "logit", seen on D's first training forward
         self.fixed_noise: torch.Tensor | None = noise if isinstance(noise, torch.Tensor) else None
         self.real_diversity = mean_pairwise_distance(real) if real is not None else math.nan
-        self.real_samples: torch.Tensor | None = real.detach()[:256].cpu().float() if real is not None else None
+        self.real_samples: torch.Tensor | None = (
+            real.detach()[:256].cpu().float() if real is not None else None
+        )
         self._real_divs: list[float] = []
         self._pending = _Pending()
         self._d_rows: list[dict[str, Any]] = []  # D steps since the last G step
@@ -176,7 +180,9 @@ class GanWatch:
     # -- context -------------------------------------------------------------------------------------
     def __enter__(self) -> GanWatch:
         if self.running:
-            raise NbdebugError("this GanWatch is already running; create a new nbdebug.watch_gan(...) for another run")
+            raise NbdebugError(
+                "this GanWatch is already running; create a new nbdebug.watch_gan(...) for another run"
+            )
         self._hooks = hooks = HookSet()
         try:
             # ours first: they hand the pending loss to the monitor before its own step hook reads it
@@ -283,9 +289,21 @@ class GanWatch:
         if self.d_outputs is None:
             sig = y.grad_fn is not None and "Sigmoid" in type(y.grad_fn).__name__
             self.d_outputs = "probability" if sig else "logit"
-        y = y.detach().float()
-        p = y if self.d_outputs == "probability" else torch.sigmoid(y)
+        prob = self.d_outputs == "probability"
+        yd = y.detach().float()
+        p = yd if prob else torch.sigmoid(yd)
         getattr(self._pending, kind).append(p.mean())
+        if kind == "fake" and y.requires_grad:
+            # the learning signal G gets: the loss's gradient at D's logit for each fake, summed (so a
+            # mean-reduced loss reads as a per-example average). A sigmoid output is taken back to its
+            # logit (x p(1-p)), where the saturating loss log(1 - D(G(z))) loses its gradient.
+            pending = self._pending
+
+            def signal(grad: torch.Tensor) -> None:
+                g = grad.detach().float()
+                pending.signal.append((g * p * (1 - p) if prob else g).abs().sum())
+
+            y.register_hook(signal)
 
     # -- optimizer steps -----------------------------------------------------------------------------
     def _before_step(self, net: str) -> None:
@@ -355,6 +373,7 @@ class GanWatch:
             "d_real": agg("d_real"),
             "d_fake": agg("d_fake"),
             "d_fake_g": _mean(p.fake) if p is not None else math.nan,
+            "g_signal": float(torch.stack(p.signal).sum()) if p is not None and p.signal else math.nan,
             "d_grad_norm": agg("grad_norm"),
             "g_grad_norm": rec.grad_norm if rec is not None else math.nan,
             "d_ratio": ratios[-1] if ratios else math.nan,
@@ -407,7 +426,9 @@ class GanWatch:
             return None
         shape, dtype, device = self._noise_spec
         gen = torch.Generator(device=device).manual_seed(self.seed)  # private: the user's RNG is untouched
-        self.fixed_noise = torch.randn((self.n_samples, *shape[1:]), generator=gen, dtype=dtype, device=device)
+        self.fixed_noise = torch.randn(
+            (self.n_samples, *shape[1:]), generator=gen, dtype=dtype, device=device
+        )
         return self.fixed_noise
 
     def sample(self) -> torch.Tensor | None:
@@ -458,11 +479,20 @@ class GanWatch:
 
     def _diagnosis(self, final: bool) -> list[Finding]:
         out: list[Finding] = []
-        labels = {"d": ("discriminator", self.names[0], self.names[2]), "g": ("generator", self.names[1], self.names[3])}
+        labels = {
+            "d": ("discriminator", self.names[0], self.names[2]),
+            "g": ("generator", self.names[1], self.names[3]),
+        }
         for net, monitor in (("d", self.d_monitor), ("g", self.g_monitor)):
             role, model_name, opt_name = labels[net]
             run = self._net_run(monitor, final)
-            for check in (check_grad_not_zeroed, check_nonfinite, check_learning_rate, check_no_grad, check_eval_mode):
+            for check in (
+                check_grad_not_zeroed,
+                check_nonfinite,
+                check_learning_rate,
+                check_no_grad,
+                check_eval_mode,
+            ):
                 for f in check(run):
                     out.append(_for_network(f, role, model_name, opt_name))
             for f in check_gradient_scale(run):
@@ -535,7 +565,7 @@ class GanWatch:
 
         cols = [
             "step", "d_steps", "d_loss", "g_loss", "d_real", "d_fake", "d_fake_g", "d_grad_norm",
-            "g_grad_norm", "d_ratio", "g_ratio", "d_leaked", "g_leaked", "d_lr", "g_lr", "soft_labels",
+            "g_grad_norm", "g_signal", "d_ratio", "g_ratio", "d_leaked", "g_leaked", "d_lr", "g_lr", "soft_labels",
             "diversity", "sample_diversity",
         ]  # fmt: skip
         return pd.DataFrame(self._rows, columns=cols)
@@ -609,14 +639,21 @@ def _for_network(f: Finding, role: str, model_name: str, opt_name: str) -> Findi
         "optimizer.step()", f"{opt_name}.step()"
     )
     message = f"{role} ({model_name}, optimizer {opt_name}): {f.message}"
-    return dataclasses.replace(f, message=message, hint=hint, where=where, evidence={**f.evidence, "network": role})
+    return dataclasses.replace(
+        f, message=message, hint=hint, where=where, evidence={**f.evidence, "network": role}
+    )
 
 
 def _collapse_run(rows: list[dict[str, Any]]) -> tuple[int, int] | None:
     """(first index, length) of the first run of >= COLLAPSE_STEPS rows where D separates outright."""
     start, n = None, 0
     for i, r in enumerate(rows):
-        ok = _finite(r["d_real"]) and _finite(r["d_fake"]) and r["d_real"] > COLLAPSE_HIGH and r["d_fake"] < COLLAPSE_LOW
+        ok = (
+            _finite(r["d_real"])
+            and _finite(r["d_fake"])
+            and r["d_real"] > COLLAPSE_HIGH
+            and r["d_fake"] < COLLAPSE_LOW
+        )
         if ok:
             start, n = (i, 1) if start is None or n == 0 else (start, n + 1)
         elif n >= COLLAPSE_STEPS:
@@ -626,7 +663,9 @@ def _collapse_run(rows: list[dict[str, Any]]) -> tuple[int, int] | None:
     return (start, n) if start is not None and n >= COLLAPSE_STEPS else None
 
 
-def check_d_collapse(rows: list[dict[str, Any]], gw: GanWatch, found: set[tuple[str, str | None]]) -> Finding | None:
+def check_d_collapse(
+    rows: list[dict[str, Any]], gw: GanWatch, found: set[tuple[str, str | None]]
+) -> Finding | None:
     """gan-d-collapse: D(x) > 0.95 and D(G(z)) < 0.05 (probabilities, before D's update) for 5 G steps
     in a row. D's loss is evidence, not a condition: soft labels keep it above 0 while D separates
     perfectly (the practitioner's notes). Hints are ranked by what else was observed."""
@@ -650,10 +689,14 @@ def check_d_collapse(rows: list[dict[str, Any]], gw: GanWatch, found: set[tuple[
     if gw.steps == 0:
         hints.append(f"G is never updated: {g_opt}.step() was not called")
     elif g_ratios and median(g_ratios[-PERSIST:]) < 1e-5:
-        hints.append(f"G barely moves (update/weight ratio {median(g_ratios[-PERSIST:]):.1e}): check that {g_opt} holds G's parameters and its learning rate")
+        hints.append(
+            f"G barely moves (update/weight ratio {median(g_ratios[-PERSIST:]):.1e}): check that {g_opt} holds G's parameters and its learning rate"
+        )
     d_lr, g_lr = last["d_lr"], last["g_lr"]
     if _finite(d_lr) and _finite(g_lr) and g_lr > 0 and d_lr >= LR_RATIO * g_lr:
-        hints.append(f"D's learning rate is {d_lr / g_lr:.0f}x G's ({d_lr:g} vs {g_lr:g}): lower it (DCGAN uses 2e-4 for both)")
+        hints.append(
+            f"D's learning rate is {d_lr / g_lr:.0f}x G's ({d_lr:g} vs {g_lr:g}): lower it (DCGAN uses 2e-4 for both)"
+        )
     k = median([r["d_steps"] for r in rows[i : i + n]])
     if k > 1:
         hints.append(f"fewer D steps per G step (now {k:g})")
@@ -663,8 +706,12 @@ def check_d_collapse(rows: list[dict[str, Any]], gw: GanWatch, found: set[tuple[
             "perfectly, so they hide the collapse rather than fix it"
         )
     else:
-        hints.append("one-sided label smoothing (real targets 0.9) or soft, noisy labels (real 0.7-1.2, fake 0-0.3)")
-    hints.append("instance noise: add Gaussian noise to D's real and fake inputs, annealed to 0 (inference.vc)")
+        hints.append(
+            "one-sided label smoothing (real targets 0.9) or soft, noisy labels (real 0.7-1.2, fake 0-0.3)"
+        )
+    hints.append(
+        "instance noise: add Gaussian noise to D's real and fake inputs, annealed to 0 (inference.vc)"
+    )
     ranked = "; ".join(f"{j}) {h}" for j, h in enumerate(hints, 1))
     span = "and is still collapsed" if still else f"for {n} G steps"
     return Finding(
@@ -675,35 +722,47 @@ def check_d_collapse(rows: list[dict[str, Any]], gw: GanWatch, found: set[tuple[
         f"perfectly, so G gets no useful signal)",
         ranked,
         d_name,
-        {"first_step": first["step"], "steps": n, "d_real": last["d_real"], "d_fake": last["d_fake"], "hints": hints},
+        {
+            "first_step": first["step"],
+            "steps": n,
+            "d_real": last["d_real"],
+            "d_fake": last["d_fake"],
+            "hints": hints,
+        },
     )
 
 
 def check_g_vanishing(rows: list[dict[str, Any]], gw: GanWatch) -> Finding | None:
-    """gan-g-vanishing: on PERSIST G steps in a row D(G(z)) < 0.05 while G's gradient norm is below 1e-6
-    or below 1% of its early level (median of the first 5 G steps): the saturating loss log(1 - D(G(z)))
-    has a vanishing gradient once D rejects every fake (Goodfellow et al. 2014, section 3)."""
-    norms = [r["g_grad_norm"] for r in rows if _finite(r["g_grad_norm"])]
-    if len(norms) < 5 + PERSIST:
+    """gan-g-vanishing: on PERSIST G steps in a row D(G(z)) < 0.05 while the gradient G's loss puts on D's
+    logits (`g_signal`, summed over the fakes) is below 1% of its early level (median of the first 5 G
+    steps). The saturating loss log(1 - D(G(z))) has gradient D(G(z)) there, so it vanishes once D
+    rejects every fake (Goodfellow et al. 2014, section 3); the non-saturating loss has 1 - D(G(z)).
+    Read at D's output, the rule does not depend on the scale of G's weights; G's own gradient norm is
+    reported as evidence."""
+    sig = [r["g_signal"] for r in rows if _finite(r["g_signal"])]
+    if len(sig) < 5 + PERSIST:
         return None
-    early = median(norms[:5])
+    early = median(sig[:5])
     last = rows[-PERSIST:]
     for r in last:
-        if not (_finite(r["d_fake_g"]) and r["d_fake_g"] < COLLAPSE_LOW and _finite(r["g_grad_norm"])):
+        if not (_finite(r["d_fake_g"]) and r["d_fake_g"] < COLLAPSE_LOW and _finite(r["g_signal"])):
             return None
-        if not (r["g_grad_norm"] < VANISH_ABS or r["g_grad_norm"] < VANISH_REL * early):
+        if not r["g_signal"] < VANISH_REL * early:
             return None
     r = last[-1]
+    norms = [x["g_grad_norm"] for x in rows[:5] if _finite(x["g_grad_norm"])]
+    g_early = median(norms) if norms else math.nan
     return Finding(
         "gan-g-vanishing",
         "error",
-        f"G's gradient norm is {r['g_grad_norm']:.2g} at G step {r['step']} (early level {early:.2g}) while "
-        f"D(G(z)) = {r['d_fake_g']:.2g}: D rejects every fake and G's loss gives it no gradient "
-        f"({PERSIST} G steps in a row)",
+        f"G's loss puts a gradient of {r['g_signal']:.2g} on D's output at G step {r['step']}, "
+        f"{r['g_signal'] / early:.1e} of its early level ({early:.2g}), while D(G(z)) = {r['d_fake_g']:.2g}: D "
+        f"rejects every fake and G's loss saturates ({PERSIST} G steps in a row; G's gradient norm "
+        f"{g_early:.2g} -> {r['g_grad_norm']:.2g})",
         "use the non-saturating generator loss: BCE(D(G(z)), ones), i.e. maximise log D(G(z)), instead of "
         "minimising log(1 - D(G(z))); and weaken D (see gan-d-collapse)",
         gw.names[1],
-        {"grad_norm": r["g_grad_norm"], "early": early, "d_fake_g": r["d_fake_g"]},
+        {"signal": r["g_signal"], "early": early, "d_fake_g": r["d_fake_g"], "grad_norm": r["g_grad_norm"]},
     )
 
 
@@ -755,12 +814,26 @@ def check_mode_collapse(rows: list[dict[str, Any]], gw: GanWatch) -> Finding | N
         msg,
         hint,
         gw.names[1],
-        {"diversity": v, "highest": best, "sample_diversity": s, "step": step, "shared_noise": shared and not declined},
+        {
+            "diversity": v,
+            "highest": best,
+            "sample_diversity": s,
+            "step": step,
+            "shared_noise": shared and not declined,
+        },
     )
 
 
 def _validate(
-    D: Any, G: Any, opt_d: Any, opt_g: Any, every: int, samples_every: int, noise: Any, n_samples: int, real: Any
+    D: Any,
+    G: Any,
+    opt_d: Any,
+    opt_g: Any,
+    every: int,
+    samples_every: int,
+    noise: Any,
+    n_samples: int,
+    real: Any,
 ) -> None:
     for what, m in (("discriminator", D), ("generator", G)):
         if not isinstance(m, nn.Module):
@@ -786,9 +859,13 @@ def _validate(
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise NbdebugError(f"{what} must be a positive integer, got {v!r}")
     if noise is not None and not (isinstance(noise, torch.Tensor) or callable(noise)):
-        raise NbdebugError(f"noise must be a tensor (the fixed noise batch) or a function n -> noise, got {describe(noise)}")
+        raise NbdebugError(
+            f"noise must be a tensor (the fixed noise batch) or a function n -> noise, got {describe(noise)}"
+        )
     if isinstance(noise, torch.Tensor) and (noise.dim() < 1 or noise.shape[0] < 1):
-        raise NbdebugError(f"noise must be a batch with the examples along dim 0, got shape {tuple(noise.shape)}")
+        raise NbdebugError(
+            f"noise must be a batch with the examples along dim 0, got shape {tuple(noise.shape)}"
+        )
     if real is not None and (not isinstance(real, torch.Tensor) or real.dim() < 1 or real.shape[0] < 2):
         raise NbdebugError(f"real must be a tensor of at least 2 real examples (dim 0), got {describe(real)}")
 

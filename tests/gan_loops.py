@@ -14,7 +14,9 @@ from torch import nn
 _CACHE: dict[str, torch.Tensor] = {}
 
 
-def mixture(n: int = 1024, modes: int = 8, radius: float = 2.0, std: float = 0.05, seed: int = 0) -> torch.Tensor:
+def mixture(
+    n: int = 1024, modes: int = 8, radius: float = 2.0, std: float = 0.05, seed: int = 0
+) -> torch.Tensor:
     """`n` points of `modes` Gaussians evenly spaced on a ring: the classic mode-collapse benchmark."""
     g = torch.Generator().manual_seed(seed)
     k = torch.randint(0, modes, (n,), generator=g)
