@@ -583,10 +583,17 @@ class GanWatch:
         raise NbdebugError(f"net must be 'D' (discriminator) or 'G' (generator), got {net!r}")
 
     # -- display -------------------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        """'not started', 'running', 'finished' or 'stopped by <exception>'."""
+        if self.running:
+            return "running"
+        if math.isnan(self.finished):
+            return "not started"
+        return f"stopped by {self.exc_type.__name__}" if self.exc_type is not None else "finished"
+
     def summary(self) -> str:
-        state = "running" if self.running else "finished"
-        if self.exc_type is not None:
-            state = f"stopped by {self.exc_type.__name__}"
+        state = self.state
         h = self._rows[-1] if self._rows else None
         last = ""
         if h is not None:

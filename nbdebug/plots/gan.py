@@ -212,3 +212,14 @@ def frames_figure(g: Any, n: int = 6) -> Figure:
         axes[0].axis("off")
         axes[0].set_title("no samples yet")
     return fig
+
+
+def curves_figure(g: Any) -> Figure:
+    """Losses, D's probabilities, gradient norms and diversity in a 2x2 grid (the live panel's view)."""
+    fig = new_figure(8.5, 5.2)
+    axes = fig.subplots(2, 2)
+    losses_figure(g, ax=axes[0, 0])
+    probabilities_figure(g, ax=axes[0, 1])
+    gradients_figure(g, ax=axes[1, 0])
+    diversity_figure(g, ax=axes[1, 1])
+    return fig
