@@ -1,8 +1,10 @@
-"""Assemble notebooks/00_tour.ipynb from the per-feature sections in notebooks/tour/.
+"""Assemble notebooks/00_tour.ipynb from the per-feature sections in notebooks/tour/, and every
+notebooks/src/NN_name.py into notebooks/NN_name.ipynb.
 
-Each feature owns one section file (`NN_name.py`, cells separated by `# %%` lines, markdown cells by
-`# %% [markdown]` with every line commented), so features land without editing the same notebook.
-`--check` fails when the committed tour is out of date with its sections (CI runs it).
+Sources are plain Python in the "percent" format (cells separated by `# %%` lines, markdown cells by
+`# %% [markdown]` with every line commented), so they diff and review like code, and each feature owns
+its own tour section. `--check` fails when a committed notebook is out of date with its source (CI
+runs it).
 """
 
 from __future__ import annotations
@@ -42,29 +44,38 @@ def parse(text: str) -> list:
     return cells
 
 
-def build() -> nbformat.NotebookNode:
+def build(sources: list[Path], prefix: str) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    for section in sorted((HERE / "tour").glob("*.py")):
-        nb.cells.extend(parse(section.read_text()))
+    for src in sources:
+        nb.cells.extend(parse(src.read_text()))
     for i, cell in enumerate(nb.cells):  # stable ids so the built file is reproducible
-        cell["id"] = f"tour-{i:03d}"
+        cell["id"] = f"{prefix}-{i:03d}"
     return nb
+
+
+def targets() -> dict[Path, nbformat.NotebookNode]:
+    out = {TOUR: build(sorted((HERE / "tour").glob("*.py")), "tour")}
+    for src in sorted((HERE / "src").glob("*.py")):
+        out[HERE / f"{src.stem}.ipynb"] = build([src], src.stem.split("_")[0])
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--check", action="store_true", help="fail if 00_tour.ipynb is out of date")
     args = ap.parse_args()
-    text = nbformat.writes(build()) + "\n"
-    if args.check:
-        if not TOUR.exists() or TOUR.read_text() != text:
-            print("notebooks/00_tour.ipynb is out of date: run `make tour`", file=sys.stderr)
-            return 1
-        return 0
-    TOUR.write_text(text)
-    print(f"wrote {TOUR}")
-    return 0
+    stale = 0
+    for path, nb in targets().items():
+        text = nbformat.writes(nb) + "\n"
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                print(f"{path.relative_to(HERE.parent)} is out of date: run `make tour`", file=sys.stderr)
+                stale += 1
+            continue
+        path.write_text(text)
+        print(f"wrote {path.relative_to(HERE.parent)}")
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

@@ -88,7 +88,16 @@ def test_cell_magic_usage_errors(ip):
 
 def test_magic_docstring_documents_every_option(ip):
     doc = ip.find_cell_magic("nn_gan").__doc__
-    for opt in ("--every", "--samples-every", "--n-samples", "--noise", "--real", "--interval", "--no-panel", "-o"):
+    for opt in (
+        "--every",
+        "--samples-every",
+        "--n-samples",
+        "--noise",
+        "--real",
+        "--interval",
+        "--no-panel",
+        "-o",
+    ):
         assert opt in doc
 
 

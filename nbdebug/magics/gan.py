@@ -15,7 +15,12 @@ class GanMagics(Magics):
     @argument("generator", help="name of the generator (nn.Module)")
     @argument("d_optimizer", help="name of the discriminator's optimizer")
     @argument("g_optimizer", help="name of the generator's optimizer")
-    @argument("--every", type=int, default=10, help="per-layer statistics on the first and every N-th step (default 10)")
+    @argument(
+        "--every",
+        type=int,
+        default=10,
+        help="per-layer statistics on the first and every N-th step (default 10)",
+    )
     @argument(
         "--samples-every",
         type=int,
@@ -33,7 +38,9 @@ class GanMagics(Magics):
         default=None,
         help="expression for real examples used as the diversity reference (default: the real batches D sees)",
     )
-    @argument("--interval", type=float, default=0.5, help="seconds between live redraws at most (default 0.5)")
+    @argument(
+        "--interval", type=float, default=0.5, help="seconds between live redraws at most (default 0.5)"
+    )
     @argument("--no-panel", action="store_true", help="no live panel: show the static summary at the end")
     @argument("-o", "--output", action="store_true", help="return the GanWatch (findings, history, frames)")
     @cell_magic

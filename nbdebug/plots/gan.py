@@ -156,7 +156,9 @@ def _as_images(x: torch.Tensor) -> np.ndarray | None:
     return np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1)
 
 
-def samples_figure(g: Any, index: int = -1, ax: Axes | None = None, max_images: int = 64) -> Figure:
+def samples_figure(
+    g: Any, index: int = -1, ax: Axes | None = None, max_images: int = 64, compact: bool = False
+) -> Figure:
     """G's output on the fixed noise batch at frame `index` (latest by default): an image grid, or a
     scatter over the real data for 2-D samples."""
     fig, ax = _ax(ax, 4.0, 4.0)
@@ -196,7 +198,10 @@ def samples_figure(g: Any, index: int = -1, ax: Axes | None = None, max_images: 
         )
         ax.legend(loc="best", fontsize=7)
         ax.set_aspect("equal", adjustable="datalim")
-    ax.set_title(f"G(fixed noise) after G step {frame.step}{div}", fontsize=9)
+    if compact:
+        ax.set_title(f"G step {frame.step}{div}", fontsize=8)
+    else:
+        ax.set_title(f"G(fixed noise) after G step {frame.step}{div}", fontsize=9)
     return fig
 
 
@@ -207,7 +212,7 @@ def frames_figure(g: Any, n: int = 6) -> Figure:
     fig = new_figure(2.6 * max(len(picks), 1), 2.8)
     axes = fig.subplots(1, max(len(picks), 1), squeeze=False)[0]
     for ax, i in zip(axes, picks):
-        samples_figure(g, index=i, ax=ax, max_images=36)
+        samples_figure(g, index=i, ax=ax, max_images=36, compact=True)
     if not picks:
         axes[0].axis("off")
         axes[0].set_title("no samples yet")
