@@ -174,6 +174,9 @@ class GanWatch:
         self._listening: Any = None
         self._last_update = -math.inf
         self._update_cost = 0.0
+        self._new_frame = False
+        self._last_diag = -math.inf
+        self._diag_cost = 0.0
         self.updates = 0
         self.started = self.finished = math.nan
 
@@ -331,8 +334,8 @@ class GanWatch:
                 "soft": _soft_labels(p.targets),
             }
         )
-        if rec.leaked or not math.isfinite(rec.loss) or not math.isfinite(rec.grad_norm):
-            self._diagnose()
+        if (rec.leaked and self.found_at("grad-not-zeroed") is None) or not math.isfinite(rec.loss):
+            self._diagnose(urgent=True)
         if not self.g_monitor.count:
             self._notify()
 
@@ -349,11 +352,14 @@ class GanWatch:
         self._capture = nxt % self.samples_every == 0
         if not self._capture:
             self._last_fake = self._last_real = None
-        # every step at first (the notes' collapse came within a few steps), then every `every` steps
-        if step <= 20 or step % self.every == 0 or rec.leaked or self._capture:
-            self._diagnose()
-        elif not math.isfinite(rec.loss) or not math.isfinite(rec.grad_norm):
-            self._diagnose()
+        if self._new_frame:  # a new sample grid is shown at once (the panel throttles drawing)
+            self._new_frame = False
+            self._notify(force=True)
+        # every step at first (the notes' collapse came within a few steps), then every `every` steps,
+        # and at once on a first leak or NaN
+        urgent = (rec.leaked and self.found_at("grad-not-zeroed") is None) or not math.isfinite(rec.loss)
+        if urgent or step <= 20 or step % self.every == 0 or self._capture:
+            self._diagnose(urgent=urgent or step <= 20)
         self._notify()
 
     def _close_row(self, rec: StepRecord | None, p: _Pending | None = None) -> dict[str, Any]:
@@ -413,6 +419,7 @@ class GanWatch:
         div = mean_pairwise_distance(samples) / ref if math.isfinite(ref) and ref > 0 else math.nan
         row["sample_diversity"] = div
         self.frames.append(Frame(step, samples, div))
+        self._new_frame = True
         if len(self.frames) > self.max_frames:  # keep the first and the latest, thin the middle
             del self.frames[1:-1:2]
 
@@ -466,16 +473,29 @@ class GanWatch:
             final=final,
         )
 
-    def _diagnose(self, final: bool = False) -> None:
+    def _diagnose(self, final: bool = False, urgent: bool = False) -> None:
+        """Run the checks; a routine (not final, not urgent) run is skipped while the checks would take
+        more than ~5% of the wall time (they read the whole history: long runs make them slower)."""
+        t0 = time.perf_counter()
+        if not (final or urgent) and t0 - self._last_diag < 20 * self._diag_cost:
+            return
         try:
             found = self._diagnosis(final)
         except Exception as e:  # a diagnosis bug must not stop the user's training
             self.internal_errors.append(f"diagnose: {type(e).__name__}: {e}")
             return
+        finally:
+            self._last_diag = time.perf_counter()
+            self._diag_cost = self._last_diag - t0
+        new = False
         for f in found:
             key = (f.code, f.where)
-            self._findings[key] = f
-            self._found_at.setdefault(key, self.g_monitor.count)
+            self._findings[key] = f  # the latest evidence; found_at keeps when it was first seen
+            if key not in self._found_at:
+                self._found_at[key] = self.g_monitor.count
+                new = True
+        if new and self.running:
+            self._notify(force=True)  # a new finding is shown at once, not at the next redraw
 
     def _diagnosis(self, final: bool) -> list[Finding]:
         out: list[Finding] = []
