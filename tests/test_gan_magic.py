@@ -33,7 +33,7 @@ bce = nn.BCEWithLogitsLoss()
 """
 
 LOOP = """
-for real in L.batches(x, 64, 30):
+for real in L.batches(x, 64, {steps}):
     z = torch.randn(64, 8)
     optD.zero_grad()
     fake = netG(z)
@@ -51,7 +51,7 @@ for real in L.batches(x, 64, 30):
 def test_cell_magic_names_the_missing_zero_grad_with_the_notebook_names(ip, bug):
     ip.run_cell(SETUP).raise_error()
     before = hook_counts(ip.user_ns["netG"])
-    cell = LOOP.format(zero="pass" if bug else "optG.zero_grad()")
+    cell = LOOP.format(zero="pass" if bug else "optG.zero_grad()", steps=30)
     g = ip.run_cell_magic("nn_gan", "netD netG optD optG --samples-every 10 --no-panel -o", cell)
     assert isinstance(g, nbdebug.GanWatch)
     assert g.steps == 30 and [f.step for f in g.frames] == [1, 10, 20, 30]
@@ -68,7 +68,7 @@ def test_cell_magic_names_the_missing_zero_grad_with_the_notebook_names(ip, bug)
 def test_cell_magic_with_panel_exception_and_options(ip):
     ip.run_cell(SETUP).raise_error()
     ip.run_cell("fixed = torch.randn(9, 8)").raise_error()
-    cell = LOOP.format(zero="optG.zero_grad()") + "\nraise ValueError('boom in the loop')"
+    cell = LOOP.format(zero="optG.zero_grad()", steps=5) + "\nraise ValueError('boom in the loop')"
     with pytest.raises(ValueError, match="boom in the loop"):
         ip.run_cell_magic("nn_gan", "netD netG optD optG --noise fixed --real x[:200]", cell)
     assert not _intercept.installed() and hook_counts(ip.user_ns["netD"]) == {}
@@ -113,7 +113,7 @@ def test_panel_follows_the_run_and_its_sample_grid_refreshes():
     with g:
         for real in L.batches(L.mixture(), 64, 12):
             L.train(D, G, od, og, real, steps=1, batch_size=64)
-            panel.redraw()  # refresh() as GanWatch calls it, without the panel's own time throttling
+            panel.redraw(curves=False)  # refresh() as GanWatch calls it, without the panel's time throttling
             grids.append((g.steps, panel.frame.max, panel.samples_img.value))
     assert g.updates >= 2  # GanWatch called the panel itself during the run (and once at the end)
     panel.finish()

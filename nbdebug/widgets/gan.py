@@ -90,10 +90,13 @@ class GanPanel(w.VBox):
             self._fig_cost = self._last_fig - now
         self.redraws += 1
 
-    def redraw(self) -> None:
-        """Status, findings, sample grid and curves now, whatever the throttling says."""
-        self._last_fig = self._last_grid = -math.inf
+    def redraw(self, curves: bool = True) -> None:
+        """Status, findings, sample grid (and curves) now, whatever the throttling says."""
+        self._last_grid = -math.inf
+        self._last_fig = -math.inf if curves else math.inf
         self.refresh()
+        if not curves:
+            self._last_fig = -math.inf
 
     def finish(self) -> None:
         """Final rendering of everything, once the run is over."""
