@@ -48,32 +48,43 @@ def _first_tensor(obj: Any) -> torch.Tensor | None:
     return None
 
 
+SUBSAMPLE = 16384  # elements kept (by a fixed stride, no RNG) for histograms, std and fractions
+
+
+def subsample(t: torch.Tensor, n: int = SUBSAMPLE) -> torch.Tensor:
+    """A deterministic strided view of at most ~n elements: distribution summaries (histograms, std,
+    fractions) of a 1M-element activation are the same to a few tenths of a percent, 50x cheaper."""
+    flat = t.detach().reshape(-1)
+    step = max(flat.numel() // n, 1)
+    return flat[::step].float()
+
+
 def histogram(t: torch.Tensor, bins: int) -> tuple[float, float, list[int]]:
-    """(low, high, counts) of the finite values of `t`: a summary small enough to keep per step."""
+    """(low, high, counts) of the finite values of a (subsampled) tensor: small enough to keep."""
     flat = t.detach().reshape(-1).float()
     finite = flat[torch.isfinite(flat)]
     if finite.numel() == 0:
         return 0.0, 0.0, [0] * bins
-    lo, hi = finite.min(), finite.max()
-    lo_f, hi_f = float(lo), float(hi)
-    if hi_f <= lo_f:
-        hi_f = lo_f + 1e-12
-    counts = torch.histc(finite, bins=bins, min=lo_f, max=hi_f)
-    return lo_f, hi_f, [int(c) for c in counts.tolist()]
+    lo, hi = (float(v) for v in torch.aminmax(finite))
+    if hi <= lo:
+        hi = lo + 1e-12
+    counts = torch.histc(finite, bins=bins, min=lo, max=hi)
+    return lo, hi, [int(c) for c in counts.tolist()]
 
 
 def unit_dead_fraction(out: torch.Tensor) -> float:
-    """Fraction of units (channels / features) that output zero for every example of the batch.
+    """Fraction of units (channels / features) of a ReLU output that are zero for every example.
 
-    Units are dim 1 in PyTorch's channel-first layouts; for 3-D outputs (N, L, F) or (N, C, L) the
-    smaller of the two readings is kept, so an ambiguous layout never inflates the count.
+    One pass: a unit is dead when its maximum over the batch (and positions) is 0, since a ReLU's
+    output is >= 0. Units are dim 1 in PyTorch's channel-first layouts; for 3-D outputs (N, L, F) or
+    (N, C, L) the smaller of the two readings is kept, so an ambiguous layout never inflates the count.
     """
     if out.dim() < 2:
-        return float((out == 0).all())
-    alive = out != 0
+        return float(out.max() <= 0)
 
     def frac(dim: int) -> torch.Tensor:
-        return (~alive.movedim(dim, 0).reshape(out.shape[dim], -1).any(1)).float().mean()
+        others = tuple(d for d in range(out.dim()) if d != dim)
+        return (out.amax(dim=others) <= 0).float().mean()
 
     if out.dim() == 3:
         return float(torch.minimum(frac(1), frac(2)))
@@ -156,7 +167,7 @@ class StepMonitor:
         self._param_names = {p: n for n, p in self.model.named_parameters()}
         owner = {}
         for mname, m in self.model.named_modules():
-            for pname, p in m.named_parameters(recurse=False):
+            for _, p in m.named_parameters(recurse=False):
                 owner[p] = mname or "<root>"
         if self.optimizer is not None:
             params = [p for g in self.optimizer.param_groups for p in g["params"]]
@@ -214,8 +225,8 @@ class StepMonitor:
         if x is not None and x.dim() > 0:
             self._batch_size = int(x.shape[0])
             if self.sampling and _is_float(x) and x.numel() > 1:
-                xf = x.detach().float()
-                self._pending_input = (float(xf.mean()), float(xf.std()))
+                xs = subsample(x)
+                self._pending_input = (float(xs.mean()), float(xs.std()))
         return None
 
     def _forward_hook(self, module: nn.Module, args: tuple, out: Any) -> None:
@@ -230,19 +241,20 @@ class StepMonitor:
             return
         y = y.detach()
         s = LayerSample(step=self.count + 1, layer=name, type=type(module).__name__)
-        finite = bool(torch.isfinite(y).all())
-        s.act_nonfinite = not finite
-        yf = y.float()
-        s.act_mean, s.act_std = float(yf.mean()), float(yf.std()) if y.numel() > 1 else 0.0
+        total = float(y.sum(dtype=torch.float32))  # one full pass: NaN/Inf anywhere shows here
+        s.act_nonfinite = not math.isfinite(total)
+        s.act_mean = total / y.numel()
+        sub = subsample(y)
+        s.act_std = float(sub.std()) if sub.numel() > 1 else 0.0
         if isinstance(module, RELU_TYPES):
-            s.act_zero_frac = float((y == 0).float().mean())
+            s.act_zero_frac = float((sub == 0).float().mean())
             s.dead_frac = unit_dead_fraction(y)
         if isinstance(module, SATURATING_TYPES):
             x = _first_tensor(args)
             if _is_float(x):
-                s.saturated_frac = float((x.detach().abs() > SATURATION_LIMIT).float().mean())
+                s.saturated_frac = float((subsample(x).abs() > SATURATION_LIMIT).float().mean())
         if self.histograms:
-            s.act_hist = histogram(y, self.bins)
+            s.act_hist = histogram(sub, self.bins)
         self._pending_acts[name] = s
 
     # -- backward (reported by _intercept) -----------------------------------------------------------
@@ -344,9 +356,9 @@ class StepMonitor:
             if self.histograms:
                 self._grad_hists = {}
                 for layer, idx in self._layer_params.items():
-                    gs = [grads[i] for i in idx if grads[i] is not None]
+                    gs = [subsample(grads[i]) for i in idx if grads[i] is not None]
                     if gs:
-                        self._grad_hists[layer] = histogram(torch.cat([g.reshape(-1) for g in gs]), self.bins)
+                        self._grad_hists[layer] = histogram(torch.cat(gs), self.bins)
             with torch.no_grad():
                 self._snapshot = [p.detach().clone() for p in self.params]
         self.steps.append(rec)

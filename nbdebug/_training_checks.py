@@ -408,7 +408,7 @@ def check_loss_calls(run: RunData) -> Iterator[Finding]:
                 "initial-loss",
                 "warning",
                 f"first loss is {c.value:.3f}, expected about {expected:.3f} "
-                f"({'-ln(1/%d)' % c.n_classes if c.name == 'cross_entropy' else 'ln 2'}) for an untrained model: "
+                f"({f'-ln(1/{c.n_classes})' if c.name == 'cross_entropy' else 'ln 2'}) for an untrained model: "
                 "the initial predictions are confidently wrong",
                 "scale down the last layer's init (e.g. multiply its weight by 0.01, zero its bias) and check "
                 "the input normalization",

@@ -223,7 +223,7 @@ class Watch:
         due = rec.step in monitor.samples and time.perf_counter() - self._last_diag >= 20 * self._diag_cost
         if urgent or due:
             self._diagnose()
-        self._notify()
+        self._notify()  # (a no-op when a new finding just forced an update: the interval restarts)
 
     def _first_leak(self) -> int | None:
         if self._leak_step is None:
@@ -276,10 +276,15 @@ class Watch:
         finally:
             self._last_diag = time.perf_counter()
             self._diag_cost = self._last_diag - t0
+        new = False
         for f in found:
             key = (f.code, f.where)
             self._findings[key] = f  # the latest evidence; found_at keeps when it was first seen
-            self._found_at.setdefault(key, self.monitor.count)
+            if key not in self._found_at:
+                self._found_at[key] = self.monitor.count
+                new = True
+        if new and self.running:
+            self._notify(force=True)  # a new finding is shown at once, not at the next redraw
 
     def _notify(self, force: bool = False) -> None:
         """Call the live view at most every `update_interval` s, and never for more than ~10% of the

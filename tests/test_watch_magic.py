@@ -50,7 +50,9 @@ def test_cell_magic_with_panel_and_exception(ip):
     ip.run_cell(SETUP).raise_error()
     cell = LOOP.format(zero="opt.zero_grad()") + "\nraise ValueError('boom in the loop')"
     with pytest.raises(ValueError, match="boom in the loop"):
-        ip.run_cell_magic("nn_watch", "model opt", cell)
+        ip.run_cell_magic("nn_watch", "model opt --save run", cell)
+    w = ip.user_ns["run"]
+    assert w.steps == 15 and w.exc_type is ValueError and "stopped by ValueError" in w.summary()
     assert not _intercept.installed()
     assert hook_counts(ip.user_ns["model"]) == {}
 
@@ -63,13 +65,15 @@ def test_cell_magic_usage_errors(ip):
         ip.run_cell_magic("nn_watch", "x opt", "pass")
     with pytest.raises(UsageError, match="every must be a positive"):
         ip.run_cell_magic("nn_watch", "model opt --every 0", "pass")
+    with pytest.raises(UsageError, match="--save needs a variable name"):
+        ip.run_cell_magic("nn_watch", "model opt --save 1x", "pass")
     with pytest.raises(UsageError, match="torch.optim.Optimizer, got CrossEntropyLoss"):
         ip.run_cell_magic("nn_watch", "model criterion", "pass")
 
 
 def test_magic_docstring_documents_every_option(ip):
     doc = ip.find_cell_magic("nn_watch").__doc__
-    for opt in ("--loss", "--every", "--no-histograms", "--interval", "--no-panel", "-o"):
+    for opt in ("--loss", "--every", "--no-histograms", "--interval", "--no-panel", "--save", "-o"):
         assert opt in doc
 
 

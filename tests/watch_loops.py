@@ -70,7 +70,7 @@ def train(
     model: nn.Module,
     opt: torch.optim.Optimizer,
     data,
-    loss_fn: Callable = nn.CrossEntropyLoss(),
+    loss_fn: Callable | None = None,
     epochs: int = 3,
     zero_grad: bool = True,
     val=None,
@@ -78,6 +78,7 @@ def train(
     **watch_kw,
 ) -> nbdebug.Watch:
     """The textbook loop under `nbdebug.watch`; flags switch on one classic bug at a time."""
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
     with nbdebug.watch(model, opt, loss_fn, **watch_kw) as w:
         for _ in range(epochs):
             if not eval_mode_bug:

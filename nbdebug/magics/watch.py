@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
@@ -32,6 +33,9 @@ class WatchMagics(Magics):
     )
     @argument("--no-panel", action="store_true", help="no live panel: show the static summary at the end")
     @argument(
+        "--save", default=None, metavar="NAME", help="also store the Watch in the notebook variable NAME"
+    )
+    @argument(
         "-o", "--output", action="store_true", help="return the Watch (findings, history, layer_stats())"
     )
     @cell_magic
@@ -39,14 +43,15 @@ class WatchMagics(Magics):
         """Run the cell (your own training loop) under nbdebug.watch, with a live per-layer dashboard.
 
         Usage: %%nn_watch model [optimizer] [--loss criterion] [--every N] [--no-histograms]
-                          [--interval S] [--no-panel] [-o]
+                          [--interval S] [--no-panel] [--save NAME] [-o]
 
         While the cell runs, the panel shows the loss (per step and per epoch, linear or log), the
         update/weight ratio of every layer against the 1e-3 reference, activation and gradient
         histograms per layer, train/validation curves, and findings (missing zero_grad, learning rate,
         dead ReLUs, NaN, ...) as soon as they are detected. The cell's code is not changed: the same
         seed gives the same weights with and without the magic. An exception in the cell still leaves
-        the panel with what was seen, and the model without any nbdebug hook.
+        the panel with what was seen, and the model without any nbdebug hook. `--save NAME` keeps the
+        Watch in a variable for the plain API (`NAME.findings`, `NAME.history`, `NAME.layer_stats()`).
         """
         args = parse_argstring(self.nn_watch, line)
         model = evaluate(self.shell, args.model, "model")
@@ -63,6 +68,10 @@ class WatchMagics(Magics):
                 histograms=not args.no_histograms,
                 update_interval=args.interval,
             )
+        if args.save:
+            if not args.save.isidentifier():
+                raise UsageError(f"--save needs a variable name, got {args.save!r}")
+            self.shell.user_ns[args.save] = w
         handle = None
         panel = None
         if not args.no_panel:

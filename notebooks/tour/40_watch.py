@@ -1,0 +1,36 @@
+# %% [markdown]
+# ## 4. Watching a training run: `%%nn_watch`
+#
+# Keep your own training loop; `%%nn_watch model optimizer` runs the cell with a live dashboard (loss per
+# step and per epoch, per-layer update/weight ratios against the ~1e-3 reference, activation and gradient
+# histograms, train/validation curves) and names bugs as soon as it sees them. Here the classic one:
+# `zero_grad()` is missing, so every step uses the sum of all past gradients.
+# (Full walkthrough with three bugs: `04_watch_training.ipynb`.)
+
+# %%
+from sklearn.datasets import load_digits
+
+digits = load_digits()
+xd = torch.tensor(digits.data, dtype=torch.float32)
+xd = (xd - xd.mean()) / xd.std()
+yd = torch.tensor(digits.target)
+digits_dl = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xd[:640], yd[:640]), batch_size=64, shuffle=True)
+mlp = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+sgd = torch.optim.SGD(mlp.parameters(), lr=0.05)
+criterion = nn.CrossEntropyLoss()
+
+# %%
+%%nn_watch mlp sgd --loss criterion --save run
+for epoch in range(3):
+    for xb, yb in digits_dl:
+        loss = criterion(mlp(xb), yb)   # bug: no sgd.zero_grad()
+        loss.backward()
+        sgd.step()
+
+# %% [markdown]
+# The same monitor is a plain context manager, `with nbdebug.watch(model, opt) as w: ...`, and its
+# results are data: `w.findings`, `w.history` (per step), `w.epochs`, `w.layer_stats()`.
+
+# %%
+print(run.findings[0])
+run.epochs.round(3)
