@@ -168,6 +168,7 @@ class GanWatch:
         self._last_fake: torch.Tensor | None = None
         self._last_real: torch.Tensor | None = None
         self._loss_calls: dict[str, Any] = {}
+        self._n_loss_calls = 0
         self._findings: dict[tuple[str, str | None], Finding] = {}
         self._found_at: dict[tuple[str, str | None], int] = {}
         self._hooks: HookSet | None = None
@@ -245,7 +246,15 @@ class GanWatch:
             t = target.detach() if isinstance(target, torch.Tensor) else None
             step = self.d_monitor.count + self.g_monitor.count + 1
             self._loss_calls[name] = _describe_call(name, input.detach(), t, input, output, kwargs, step)
-        if isinstance(target, torch.Tensor) and target.is_floating_point() and target.numel():
+        # soft/noisy labels (a hint of gan-d-collapse): read on the first 50 loss calls and every 10th after
+        self._n_loss_calls += 1
+        n = self._n_loss_calls
+        if (
+            (n <= 50 or n % 10 == 0)
+            and isinstance(target, torch.Tensor)
+            and target.is_floating_point()
+            and target.numel()
+        ):
             lo, hi = torch.aminmax(target.detach())
             self._pending.targets.append((float(lo), float(hi)))
 
