@@ -149,13 +149,15 @@ class GanWatch:
         self.exc_type: type | None = None
         self.frames: list[Frame] = []
         self.d_outputs: str | None = None  # "probability" or "logit", seen on D's first training forward
-        self.fixed_noise: torch.Tensor | None = noise if isinstance(noise, torch.Tensor) else None
+        self.fixed_noise: Any = noise if isinstance(noise, (torch.Tensor, tuple)) else None
         self.real_diversity = mean_pairwise_distance(real) if real is not None else math.nan
         self.real_samples: torch.Tensor | None = (
             real.detach()[:256].cpu().float() if real is not None else None
         )
         self._real_divs: list[float] = []
         self._pending = _Pending()
+        self._step_extra = _Pending()
+        self.sampling_error: str | None = None  # why the sample grid is off (G needs more than the noise)
         self._d_rows: list[dict[str, Any]] = []  # D steps since the last G step
         self._rows: list[dict[str, Any]] = []
         # G's last outputs, held (not just their addresses) so that a freed one's address, reused by the
@@ -321,6 +323,7 @@ class GanWatch:
     def _before_step(self, net: str) -> None:
         """Attribute the backward passes since the last step (of either network) to this one."""
         p, self._pending = self._pending, _Pending()
+        self._kind.clear()  # a D forward that raised never reached its post-hook
         monitor = self.d_monitor if net == "d" else self.g_monitor
         if p.losses:
             total = p.losses[0]
@@ -330,7 +333,7 @@ class GanWatch:
         self._step_extra = p
 
     def _after_d_step(self, monitor: StepMonitor, rec: StepRecord) -> None:
-        p = getattr(self, "_step_extra", _Pending())
+        p = self._step_extra
         self._d_rows.append(
             {
                 "loss": rec.loss,
@@ -349,7 +352,7 @@ class GanWatch:
             self._notify()
 
     def _after_g_step(self, monitor: StepMonitor, rec: StepRecord) -> None:
-        p = getattr(self, "_step_extra", _Pending())
+        p = self._step_extra
         step = rec.step
         row = self._close_row(rec, p)
         if self._capture or step == 1:
@@ -450,6 +453,8 @@ class GanWatch:
     def sample(self) -> torch.Tensor | None:
         """G's output on the fixed noise batch, now (CPU float). G's mode, BatchNorm buffers and the RNG
         are restored afterwards, so sampling never changes the training; None before G's first call."""
+        if self.sampling_error is not None:
+            return None
         z = self._noise()
         if z is None:
             return None
@@ -457,6 +462,13 @@ class GanWatch:
         try:
             with preserved(self.generator), torch.no_grad():
                 out = self.generator(*z) if isinstance(z, tuple) else self.generator(z)
+        except Exception as e:  # e.g. a conditional G that also needs labels: say so once, keep training
+            shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+            self.sampling_error = (
+                f"G(fixed noise {shape}) failed with {type(e).__name__}: {e}; pass noise= (a tensor, a tuple of "
+                "G's arguments, or a function n -> noise) to watch_gan / --noise to %%nn_gan"
+            )
+            return None
         finally:
             self._own_call = False
         y = _first_tensor(out)
@@ -633,7 +645,8 @@ class GanWatch:
         return f"GanWatch ({state}): {self.d_steps} D steps, {self.steps} G steps{last}"
 
     def __repr__(self) -> str:
-        return f"{self.summary()}\n{findings_text(self.findings, empty='No findings: the GAN trains healthily.')}"
+        note = f"\nno sample grid: {self.sampling_error}" if self.sampling_error else ""
+        return f"{self.summary()}\n{findings_text(self.findings, empty='No findings: the GAN trains healthily.')}{note}"
 
     def _repr_html_(self) -> str:
         from .plots import figure_png, png_html
@@ -644,6 +657,8 @@ class GanWatch:
             imgs += png_html(figure_png(dashboard_figure(self)), alt="GAN dashboard")
         if self.frames:
             imgs += png_html(figure_png(samples_figure(self)), alt="samples from the fixed noise batch")
+        if self.sampling_error:
+            imgs += f"<div><i>no sample grid: {html.escape(self.sampling_error)}</i></div>"
         return (
             f'<div class="nbdebug-gan"><b>{html.escape(self.summary())}</b>'
             f"{findings_html(self.findings, empty='No findings: the GAN trains healthily.')}{imgs}</div>"
@@ -894,9 +909,10 @@ def _validate(
     for what, v in (("every", every), ("samples_every", samples_every), ("n_samples", n_samples)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise NbdebugError(f"{what} must be a positive integer, got {v!r}")
-    if noise is not None and not (isinstance(noise, torch.Tensor) or callable(noise)):
+    if noise is not None and not (isinstance(noise, (torch.Tensor, tuple)) or callable(noise)):
         raise NbdebugError(
-            f"noise must be a tensor (the fixed noise batch) or a function n -> noise, got {describe(noise)}"
+            f"noise must be a tensor (the fixed noise batch), a tuple of G's arguments or a function n -> noise, "
+            f"got {describe(noise)}"
         )
     if isinstance(noise, torch.Tensor) and (noise.dim() < 1 or noise.shape[0] < 1):
         raise NbdebugError(

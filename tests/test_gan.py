@@ -293,3 +293,41 @@ def test_result_renders_without_a_kernel():
     )
     assert 'data-code="gan-d-collapse"' in bundle["text/html"] and bundle["text/html"].count("<img") == 2
     assert math.isfinite(g.history["d_loss"].iloc[-1])
+
+
+class ConditionalG(nn.Module):
+    """G(z, labels): the fixed noise alone is not enough to call it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(4, 8)
+        self.net = L.mlp_g()
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.net(z + self.embed(labels))
+
+
+def conditional_run(watch_kw):
+    D, G = L.mlp_d(), ConditionalG()
+    od, og = L.adam(D), L.adam(G)
+    bce = nn.BCEWithLogitsLoss()
+    with nbdebug.watch_gan(D, G, od, og, samples_every=5, **watch_kw) as g:
+        for real in L.batches(L.mixture(), 32, 10):
+            labels = torch.randint(0, 4, (32,))
+            od.zero_grad()
+            fake = G(torch.randn(32, 8), labels)
+            (bce(D(real), torch.ones(32, 1)) + bce(D(fake.detach()), torch.zeros(32, 1))).backward()
+            od.step()
+            og.zero_grad()
+            bce(D(fake), torch.ones(32, 1)).backward()
+            og.step()
+    return g
+
+
+def test_conditional_generator_needs_its_noise_tuple_and_says_so():
+    g = conditional_run({})
+    assert g.frames == [] and "G(fixed noise (64, 8)) failed with TypeError" in g.sampling_error
+    assert "pass noise=" in repr(g) and g.findings == [] and g.steps == 10
+    g = conditional_run({"noise": (torch.randn(12, 8), torch.arange(12) % 4)})
+    assert g.sampling_error is None and [f.step for f in g.frames] == [1, 5, 10]
+    assert g.frames[0].samples.shape == (12, 2)
