@@ -23,6 +23,7 @@ import statistics
 import sys
 import time
 import tracemalloc
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -107,7 +108,9 @@ def memory(steps: int) -> list[tuple[int, int, float]]:
             opt.step()
             if i in marks:
                 gc.collect()
-                tensors = sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor))
+                with warnings.catch_warnings():  # isinstance() on torch's deprecated module aliases
+                    warnings.simplefilter("ignore")
+                    tensors = sum(1 for o in gc.get_objects() if isinstance(o, torch.Tensor))
                 rows.append((i, tensors, tracemalloc.get_traced_memory()[0] / 1e6))
     tracemalloc.stop()
     return rows

@@ -5,6 +5,15 @@ one per network): it hooks `optimizer.step()` (pre and post), the model's leaf m
 sampled steps only) and the backward passes reported by `_intercept`, and keeps *summaries*: floats and
 small histograms, never a tensor from a step beyond that step.
 
+Reuse for two networks (`watch_gan`): run one `StepMonitor` per (network, optimizer) and route every
+backward event to both. The zero_grad check is per parameter and confirmed only at that optimizer's own
+`step()`, so G's backward filling D's `.grad` is reported only if D's step then consumes it (issue 7's
+trap). `StepRecord.loss` sums the scalar losses backward'd since that optimizer's last step, so a GAN
+watcher should attribute D and G losses itself.
+
+GPU (untested here, no GPU on the build machine): statistics stay on the device; the loss and the
+gradient norm are read back once per step (one sync), sampled steps read a few scalars per layer.
+
 Costs, so that the default stays under 1.1x a bare step: every step reads the loss and the gradients'
 identities/versions (no copies); every `every`-th step it also clones the weights once (for the actual
 update the optimizer made) and reduces activations and gradients to a few numbers per layer.
@@ -12,8 +21,10 @@ update the optimizer made) and reduces activations and gradients to a few number
 
 from __future__ import annotations
 
+import functools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +37,21 @@ RELU_TYPES = (nn.ReLU, nn.ReLU6)
 SATURATING_TYPES = (nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Softsign)
 SATURATION_LIMIT = 5.0  # |pre-activation| beyond which tanh'/sigmoid' < 7e-3 (CS231n)
 MODE_TYPES = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase)
+
+
+def safe(method: Callable) -> Callable:
+    """A hook that records its own failure instead of breaking the user's forward or step."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            method(self, *args, **kwargs)
+        except Exception as e:
+            if len(self.internal_errors) < 100:
+                self.internal_errors.append(f"{method.__name__}: {type(e).__name__}: {e}")
+        return None
+
+    return wrapper
 
 
 def _is_float(t: Any) -> bool:
@@ -91,7 +117,7 @@ def unit_dead_fraction(out: torch.Tensor) -> float:
     return float(frac(1))
 
 
-@dataclass
+@dataclass(slots=True)
 class LayerSample:
     """Summaries of one layer at one sampled step (a row of `Watch.layer_stats()`)."""
 
@@ -112,7 +138,7 @@ class LayerSample:
     grad_hist: tuple[float, float, list[int]] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class StepRecord:
     """One optimizer step: the loss the backward passes since the previous step saw, and flags."""
 
@@ -127,7 +153,7 @@ class StepRecord:
     time: float = 0.0
 
 
-@dataclass
+@dataclass(slots=True)
 class _GradState:
     """What we know about one parameter's .grad since the last optimizer step (no copies)."""
 
@@ -214,9 +240,9 @@ class StepMonitor:
         self._grad_hists = {}
         for s in self._grad_state:
             s.obj = None
-        self.flush()
 
     # -- forward -------------------------------------------------------------------------------------
+    @safe
     def _root_pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         if not torch.is_grad_enabled():
             return None
@@ -229,6 +255,7 @@ class StepMonitor:
                 self._pending_input = (float(xs.mean()), float(xs.std()))
         return None
 
+    @safe
     def _forward_hook(self, module: nn.Module, args: tuple, out: Any) -> None:
         if not self.sampling or not torch.is_grad_enabled():
             return
@@ -459,7 +486,3 @@ class StepMonitor:
         except Exception as e:
             self.internal_errors.append(f"replay: {type(e).__name__}: {e}")
         return (found[0], "forward") if found else ("loss function", "loss")
-
-    # -- reading -------------------------------------------------------------------------------------
-    def flush(self) -> None:
-        """Nothing is pending between steps except the current step's loss; kept for symmetry."""

@@ -20,18 +20,20 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from . import _intercept
 from ._hooks import HookSet
-from ._monitor import LayerSample, StepMonitor, StepRecord
+from ._monitor import LayerSample, StepMonitor, StepRecord, safe
 from ._training_checks import BLOCK, LossCall, RunData, diagnose
 from .errors import NbdebugError, describe
 from .findings import SEVERITIES, Finding, findings_html, findings_text
 
 CLASSIFICATION = ("cross_entropy", "nll_loss")
 BINARY = ("binary_cross_entropy", "binary_cross_entropy_with_logits")
+CUSTOM = "custom loss module"
 
 
 class _EpochAcc:
@@ -87,6 +89,8 @@ class Watch:
         self._train_loader: Any = None
         self._current_loader: Any = None
         self._loss_calls: dict[str, LossCall] = {}
+        self._loss_count = 0
+        self._losses_before = 0
         self._target_counts: torch.Tensor | None = None
         self._n_classes: int | None = None
         self._last_update = -math.inf
@@ -107,6 +111,9 @@ class Watch:
         self._hooks = HookSet()
         try:
             self.monitor.attach(self._hooks)
+            if isinstance(self.loss_fn, nn.Module):
+                self._hooks.forward_pre(self.loss_fn, self._loss_module_pre)
+                self._hooks.forward(self.loss_fn, self._loss_module_post)
             self._listening = _intercept.listening(self)
             self._listening.__enter__()
         except BaseException:
@@ -146,17 +153,29 @@ class Watch:
         if training:
             self._current_loader = weakref.ref(loader)
 
+    @safe
+    def _loss_module_pre(self, module: nn.Module, args: tuple) -> None:
+        self._losses_before = self._loss_count
+
+    @safe
+    def _loss_module_post(self, module: nn.Module, args: tuple, out: Any) -> None:
+        """A custom loss module that calls no torch.nn.functional loss: read its (input, target)."""
+        if self._loss_count == self._losses_before and len(args) >= 1:
+            self.on_loss(CUSTOM, args[0], args[1] if len(args) > 1 else None, out, {})
+
     def on_loss(self, name: str, input: Any, target: Any, output: Any, kwargs: dict) -> None:
+        self._loss_count += 1
         if not isinstance(input, torch.Tensor) or not isinstance(output, torch.Tensor):
             return
         train = torch.is_grad_enabled() and input.requires_grad
         acc = self._epochs[-1]
         x = input.detach()
         t = target.detach() if isinstance(target, torch.Tensor) else None
-        if train and name not in self._loss_calls:
+        if train and name not in self._loss_calls and name != CUSTOM:
             self._loss_calls[name] = _describe_call(name, x, t, input, output, kwargs, self.monitor.count + 1)
         correct = n = None
-        if t is not None and name in CLASSIFICATION and x.dim() >= 2 and not t.is_floating_point():
+        classify = name in CLASSIFICATION or name == CUSTOM
+        if t is not None and classify and x.dim() >= 2 and not t.is_floating_point():
             pred = x.argmax(1)
             if pred.shape == t.shape:
                 correct, n = (pred == t).sum(), t.numel()
@@ -328,7 +347,8 @@ class Watch:
         frame = pd.DataFrame(rows, columns=[*cols, "time"]).drop(columns="time")
         if len(frame):
             starts = [e.start for e in self._epochs]
-            frame["epoch"] = [sum(1 for s in starts[1:] if step > s) for step in frame["step"]]
+            # epoch i holds the steps after its start (steps completed when it began)
+            frame["epoch"] = np.searchsorted(np.asarray(starts[1:]), frame["step"].to_numpy(), side="left")
         return frame[cols]
 
     @property
@@ -338,9 +358,10 @@ class Watch:
         import pandas as pd
 
         h = self.history
+        groups = dict(tuple(h.groupby("epoch"))) if len(h) else {}
         rows = []
         for i, e in enumerate(self._epochs):
-            part = h[h["epoch"] == i]
+            part = groups.get(i, h.iloc[0:0])
             if part.empty and e.val_seen == 0:
                 continue
             train_acc = float(e.train_correct) / e.train_seen if e.train_seen else math.nan

@@ -546,3 +546,26 @@ def test_bad_arguments():
         w.histograms("0", "weights")
     with w, pytest.raises(NbdebugError, match="already running"):
         w.__enter__()
+
+
+class ManualCrossEntropy(nn.Module):
+    """A hand-written loss that calls no torch.nn.functional loss: seen through the loss_fn hook."""
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return -torch.log_softmax(logits, 1).gather(1, target[:, None]).mean()
+
+
+def test_custom_loss_module_feeds_accuracy_and_labels(data):
+    train_dl, val_dl = data
+    model = mlp()
+    w = train(
+        model,
+        torch.optim.Adam(model.parameters(), lr=1e-3),
+        train_dl,
+        loss_fn=ManualCrossEntropy(),
+        epochs=2,
+        val=val_dl,
+    )
+    ep = w.epochs
+    assert ep["train_acc"].notna().all() and ep["val_acc"].notna().all() and ep["val_loss"].notna().all()
+    assert serious(w) == []

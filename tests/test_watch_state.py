@@ -150,3 +150,45 @@ def test_no_tensor_outlives_its_step():
     assert at_600 <= at_100
     assert len(w.monitor.samples) <= 51  # thinned, not growing with the run
     assert len(w.history) == 600
+
+
+def test_a_failing_statistic_never_breaks_the_training(monkeypatch):
+    """A bug inside the monitor is recorded in internal_errors; the user's loop runs to the end."""
+    import nbdebug._monitor as monitor
+
+    def broken(out):
+        raise RuntimeError("statistic failed")
+
+    monkeypatch.setattr(monitor, "unit_dead_fraction", broken)
+    x, y = digits()
+    model = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    w = _run(model, opt, loader(x[:128], y[:128]), True, epochs=1)
+    assert w.steps == 2
+    assert any("statistic failed" in e for e in w.internal_errors)
+
+
+@pytest.mark.parametrize("g_zero_grad", [True, False])
+def test_two_networks_gan_trap(g_zero_grad):
+    """One watch per network, as a GAN watcher reuses the monitor: G's backward also fills D's .grad,
+    which is not a leak since D zeroes before its own step; a missing zero_grad on G's optimizer is."""
+    torch.manual_seed(0)
+    G = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+    D = nn.Sequential(nn.Linear(2, 16), nn.LeakyReLU(0.2), nn.Linear(16, 1))
+    opt_g, opt_d = torch.optim.Adam(G.parameters(), lr=1e-3), torch.optim.Adam(D.parameters(), lr=1e-3)
+    bce = nn.BCEWithLogitsLoss()
+    real = torch.randn(512, 2) * 0.5 + 2
+    with nbdebug.watch(D, opt_d) as wd, nbdebug.watch(G, opt_g) as wg:
+        for i in range(0, 512, 32):
+            fake = G(torch.randn(32, 4))
+            opt_d.zero_grad()
+            d_loss = bce(D(real[i : i + 32]), torch.ones(32, 1)) + bce(D(fake.detach()), torch.zeros(32, 1))
+            d_loss.backward()
+            opt_d.step()
+            if g_zero_grad:
+                opt_g.zero_grad()
+            bce(D(fake), torch.ones(32, 1)).backward()  # reaches D's parameters too
+            opt_g.step()
+    assert "grad-not-zeroed" not in {f.code for f in wd.findings}
+    assert ("grad-not-zeroed" in {f.code for f in wg.findings}) is (not g_zero_grad)
+    assert wd.steps == wg.steps == 16
