@@ -13,6 +13,10 @@ and loss through the same interception as `watch`, and adds what only a GAN has:
   BatchNorm buffers restored, so training is unchanged) for the sample grid, and the diversity of G's
   training batch is measured against the real batch's (mean pairwise distance).
 
+Limits: a D forward on a batch that mixes real and fake examples (torch.cat) counts as real; noise added
+to a detached fake (instance noise) makes it count as real too. D(x) and D(G(z)) read as probabilities
+only when D ends in a Sigmoid or feeds BCEWithLogitsLoss (see `GanWatch.d_probabilities`).
+
 Results: `GanWatch.findings`, `GanWatch.history` (one row per G step), `GanWatch.frames` (the sample
 grid over time), `GanWatch.layer_stats(net)`. The live dashboard subscribes with `on_update`.
 """
@@ -548,15 +552,23 @@ class GanWatch:
         out.extend(self._gan_checks(codes))
         return out
 
+    @property
+    def d_probabilities(self) -> bool:
+        """Whether D's outputs are probabilities (a final Sigmoid) or logits of one (fed to
+        BCEWithLogitsLoss). For a Wasserstein critic, hinge or least-squares D the history still holds
+        sigmoid(score), but the collapse and vanishing rules, which read probabilities, are not applied."""
+        return self.d_outputs == "probability" or "binary_cross_entropy_with_logits" in self._loss_calls
+
     def _gan_checks(self, found: set[tuple[str, str | None]]) -> list[Finding]:
         rows = self._rows
         out: list[Finding] = []
-        collapse = check_d_collapse(rows, self, found)
-        if collapse is not None:
-            out.append(collapse)
-        vanish = check_g_vanishing(rows, self)
-        if vanish is not None:
-            out.append(vanish)
+        if self.d_probabilities:
+            collapse = check_d_collapse(rows, self, found)
+            if collapse is not None:
+                out.append(collapse)
+            vanish = check_g_vanishing(rows, self)
+            if vanish is not None:
+                out.append(vanish)
         mode = check_mode_collapse(rows, self)
         if mode is not None:
             out.append(mode)

@@ -11,6 +11,7 @@ from torch import nn
 
 import nbdebug
 from nbdebug import NbdebugError
+from nbdebug import gan as gan_module
 from tests import gan_loops as L
 
 
@@ -331,3 +332,22 @@ def test_conditional_generator_needs_its_noise_tuple_and_says_so():
     g = conditional_run({"noise": (torch.randn(12, 8), torch.arange(12) % 4)})
     assert g.sampling_error is None and [f.step for f in g.frames] == [1, 5, 10]
     assert g.frames[0].samples.shape == (12, 2)
+
+
+def test_wasserstein_critic_scores_are_not_read_as_a_collapse():
+    """A critic separating real and fake by a wide margin is WGAN working, not D winning a BCE game."""
+    D, G, od, og = mixture_gan(d_lr=2e-2)
+    with nbdebug.watch_gan(D, G, od, og) as g:
+        for real in L.batches(L.mixture(), 64, 120):
+            od.zero_grad()
+            fake = G(torch.randn(64, 8))
+            (D(fake.detach()).mean() - D(real).mean()).backward()
+            od.step()
+            og.zero_grad()
+            (-D(fake).mean()).backward()
+            og.step()
+    assert not g.d_probabilities and g.d_outputs == "logit"
+    h = g.history
+    # sigmoid(score) separates as a BCE collapse would: the rule would fire if it were applied
+    assert gan_module.check_d_collapse(g._rows, g, set()) is not None
+    assert "gan-d-collapse" not in codes(g) and "gan-g-vanishing" not in codes(g)
