@@ -347,7 +347,6 @@ def test_wasserstein_critic_scores_are_not_read_as_a_collapse():
             (-D(fake).mean()).backward()
             og.step()
     assert not g.d_probabilities and g.d_outputs == "logit"
-    h = g.history
     # sigmoid(score) separates as a BCE collapse would: the rule would fire if it were applied
     assert gan_module.check_d_collapse(g._rows, g, set()) is not None
     assert "gan-d-collapse" not in codes(g) and "gan-g-vanishing" not in codes(g)
