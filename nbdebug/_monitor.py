@@ -212,6 +212,7 @@ class StepMonitor:
         self._backwards = 0
         self._pending_acts: dict[str, LayerSample] = {}
         self._snapshot: list[torch.Tensor] | None = None
+        self._sampled = False
         self._grad_norms: list[float] | None = None
         self._grad_hists: dict[str, tuple] = {}
         self._last_input: tuple[tuple, dict] | None = None
@@ -386,8 +387,11 @@ class StepMonitor:
                     gs = [subsample(grads[i]) for i in idx if grads[i] is not None]
                     if gs:
                         self._grad_hists[layer] = histogram(torch.cat(gs), self.bins)
-            with torch.no_grad():
-                self._snapshot = [p.detach().clone() for p in self.params]
+            with torch.no_grad():  # without an optimizer there is no update to measure: norms only
+                self._snapshot = (
+                    [p.detach().clone() for p in self.params] if self.optimizer is not None else []
+                )
+            self._sampled = True
         self.steps.append(rec)
 
     def _record_post(self) -> None:
@@ -396,7 +400,8 @@ class StepMonitor:
         for p, s in zip(self.params, self._grad_state):
             g = p.grad
             s.obj, s.ver, s.zeroed, s.carried = g, (g._version if g is not None else -1), False, False
-        if self._snapshot is not None:
+        if self._sampled:
+            self._sampled = False
             self._finish_sample(rec.step)
         self._last_input = None
         self.never_grad = {
@@ -411,9 +416,12 @@ class StepMonitor:
         snap, self._snapshot = self._snapshot, None
         with torch.no_grad():
             weights = torch._foreach_norm([p.detach() for p in self.params])
-            diffs = torch._foreach_norm(torch._foreach_sub([p.detach() for p in self.params], snap))
             w2 = torch.stack([w.float() for w in weights]).tolist()
-            d2 = torch.stack([d.float() for d in diffs]).tolist()
+            if snap:
+                diffs = torch._foreach_norm(torch._foreach_sub([p.detach() for p in self.params], snap))
+                d2 = torch.stack([d.float() for d in diffs]).tolist()
+            else:
+                d2 = [math.nan] * len(self.params)
         grads = self._grad_norms or [math.nan] * len(self.params)
         rows = dict(self._pending_acts)
         self._pending_acts = {}

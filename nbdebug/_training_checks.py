@@ -49,6 +49,7 @@ class LossCall:
     reduction: str
     weighted: bool
     n_classes: int | None
+    baseline: float | None = None  # loss of a predictor that ignores the input (see `loss_baseline`)
 
 
 @dataclass
@@ -266,8 +267,8 @@ def check_gradient_scale(run: RunData) -> Iterator[Finding]:
         yield _f(
             "vanishing-gradients",
             "warning",
-            f"the first layer {f.layer} gets a gradient norm of {f.grad_norm:.2g} against {la.grad_norm:.2g} for "
-            f"the last layer {la.layer} (ratio {f.grad_norm / la.grad_norm:.1e}) on {PERSIST} samples in a row",
+            f"the first layer {f.layer} ({f.type}) gets a gradient norm of {f.grad_norm:.2g} against "
+            f"{la.grad_norm:.2g} for the last layer {la.layer} ({la.type}) (ratio {f.grad_norm / la.grad_norm:.1e}) on {PERSIST} samples in a row",
             "use ReLU-family activations instead of sigmoid/tanh in deep stacks, Kaiming/Xavier init, "
             "normalization layers or residual connections",
             f.layer,
@@ -294,7 +295,7 @@ def check_activations(run: RunData) -> Iterator[Finding]:
             yield _f(
                 "dead-relu",
                 "warning",
-                f"{dead[-1]:.0%} of {layer}'s units output zero for every example of the batch "
+                f"{dead[-1]:.0%} of the units of {layer} ({rows[-1].type}) output zero for every example of the batch "
                 f"(>= {DEAD_FRAC:.0%} on {PERSIST} samples in a row, last at step {rows[-1].step})",
                 "lower the learning rate, use LeakyReLU/GELU, check the init (Kaiming) and that no large negative "
                 "bias or unnormalized input pushes pre-activations below zero",
@@ -490,7 +491,9 @@ def _period_means(run: RunData) -> list[tuple[float, float, int]]:
 def check_loss_curve(run: RunData) -> Iterator[Finding]:
     """Loss shape over periods (epochs when >= 3 are seen, else blocks of 25 steps):
     diverging: latest period mean > 3x the lowest so far, and above it by > 10% of the first period;
-    not decreasing: after >= 3 periods the last mean is > 95% of the first;
+    not decreasing: after >= 3 periods the last mean is > 95% of the first, unless it is already below
+    half the loss of a predictor that ignores the input (ln C for C-class cross-entropy, ln 2 for BCE,
+    the targets' variance for MSE): a resumed or converged run is flat without being broken;
     oscillating: the last period's std/mean > 0.5 while its mean did not fall (>= 95% of the previous)
     and is still > 30% of the start level (the first 5 steps; a converged loss wiggles relative to a
     tiny mean)."""
@@ -511,7 +514,9 @@ def check_loss_curve(run: RunData) -> Iterator[Finding]:
             lowest=lowest,
         )
         return
-    if len(p) >= 3 and sum(n for _, _, n in p) >= 30 and last > 0.95 * first:
+    baselines = [c.baseline for c in run.loss_calls if c.baseline]
+    learned = len(baselines) == 1 and last < 0.5 * baselines[0]  # e.g. a resumed run at its noise floor
+    if len(p) >= 3 and sum(n for _, _, n in p) >= 30 and last > 0.95 * first and not learned:
         yield _f(
             "loss-not-decreasing",
             "warning",

@@ -145,12 +145,13 @@ class Watch:
     def on_loader_iter(self, loader: Any) -> None:
         if self._manual_epochs:
             return
-        training = self.model.training and torch.is_grad_enabled()
         if self._train_loader is not None:
             if self._train_loader() is loader and self.monitor.count > self._epochs[-1].start:
                 self._new_epoch()
             return
-        if training:
+        # the training loader is the last one iterated with gradients on before the first step
+        # (model.training is not required: the eval-mode bug trains in eval mode)
+        if torch.is_grad_enabled():
             self._current_loader = weakref.ref(loader)
 
     @safe
@@ -492,7 +493,20 @@ def _describe_call(
         or kwargs.get("pos_weight") is not None
         or bool(kwargs.get("label_smoothing", 0.0)),
         n_classes=int(x.shape[1]) if name in CLASSIFICATION and x.dim() >= 2 else None,
+        baseline=loss_baseline(name, x, t),
     )
+
+
+def loss_baseline(name: str, x: torch.Tensor, t: torch.Tensor | None) -> float | None:
+    """The loss of a predictor that ignores its input: uniform over C classes (ln C), a coin (ln 2),
+    or the targets' mean (their variance, for MSE). None for other losses."""
+    if name in CLASSIFICATION and x.dim() >= 2 and x.shape[1] > 1:
+        return math.log(x.shape[1])
+    if name in BINARY:
+        return math.log(2)
+    if name == "mse_loss" and t is not None and t.is_floating_point() and t.numel() > 1:
+        return float(t.float().var())
+    return None
 
 
 def _validate(model: Any, optimizer: Any, loss_fn: Any, every: int, bins: int) -> None:

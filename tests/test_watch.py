@@ -327,6 +327,7 @@ def test_eval_mode(data, bug):
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     w = train(model, opt, train_dl, epochs=2, val=val_dl, eval_mode_bug=bug)
     assert ("eval-mode" in codes(w)) is bug
+    assert list(w.epochs["steps"]) == [10, 10]  # epochs are still seen when training in eval mode
 
 
 @pytest.mark.parametrize("bug", [True, False])
@@ -487,7 +488,7 @@ def test_layer_stats_match_pytorch(data):
         before = [p.detach().clone() for p in model[0].parameters()]
         opt.step()
     row = w.layer_stats().set_index("layer").loc["0"]
-    after = list(model[0].parameters())
+    after = [p.detach() for p in model[0].parameters()]
     upd = math.sqrt(sum(float((a - b).norm()) ** 2 for a, b in zip(after, before)))
     wn = math.sqrt(sum(float(a.norm()) ** 2 for a in after))
     assert row["grad_norm"] == pytest.approx(expected_grad, rel=1e-5)
@@ -568,4 +569,52 @@ def test_custom_loss_module_feeds_accuracy_and_labels(data):
     )
     ep = w.epochs
     assert ep["train_acc"].notna().all() and ep["val_acc"].notna().all() and ep["val_loss"].notna().all()
+    assert serious(w) == []
+
+
+def test_resumed_runs_at_their_plateau_are_healthy():
+    """Watching a model that already trained: a flat loss far below what an input-blind predictor
+    scores is convergence, not `loss-not-decreasing` (classification and a regression at its noise floor)."""
+    x, y = digits()
+    dl = loader(x[:640], y[:640])
+    model = mlp()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(15):
+        for xb, yb in dl:
+            opt.zero_grad()
+            F.cross_entropy(model(xb), yb).backward()
+            opt.step()
+    assert serious(train(model, opt, dl, epochs=4)) == []
+
+    g = torch.Generator().manual_seed(3)
+    xr = torch.randn(1024, 4, generator=g)
+    yr = xr @ torch.tensor([[1.0], [2.0], [-1.0], [0.5]]) + 0.3 * torch.randn(1024, 1, generator=g)
+    dr = loader(xr, yr, 32)
+    reg = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
+    opt = torch.optim.Adam(reg.parameters(), lr=1e-2)
+    for _ in range(10):
+        for xb, yb in dr:
+            opt.zero_grad()
+            F.mse_loss(reg(xb), yb).backward()
+            opt.step()
+    w = train(reg, opt, dr, loss_fn=nn.MSELoss(), epochs=5)
+    assert w.epochs["loss"].iloc[-1] > 0.9 * w.epochs["loss"].iloc[0]  # flat indeed
+    assert serious(w) == []
+
+
+def test_without_an_optimizer_each_backward_is_a_step(data):
+    """No optimizer given: steps are backward passes; gradient and activation statistics still come,
+    the update ratio (which needs the optimizer's step) is left empty rather than reported as zero."""
+    train_dl, _ = data
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with nbdebug.watch(model, every=2) as w:
+        for _ in range(3):
+            for x, y in train_dl:
+                opt.zero_grad()
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+    assert w.steps == 30 and list(w.epochs["steps"]) == [10, 10, 10]
+    stats = w.layer_stats()
+    assert stats["grad_norm"].notna().any() and stats["update_ratio"].isna().all()
     assert serious(w) == []

@@ -87,7 +87,7 @@ def histogram_figure(
 
 
 def curves_figure(w: Any, ax: Axes | None = None) -> Figure:
-    """Train and validation accuracy (and val loss) per epoch, with the gap."""
+    """Train and validation accuracy per epoch with the gap shaded, and both losses (dashed)."""
     fig, ax = _ax(ax)
     ep = w.epochs
     if len(ep):
@@ -98,6 +98,12 @@ def curves_figure(w: Any, ax: Axes | None = None) -> Figure:
             both = ep.dropna(subset=["train_acc", "val_acc"])
             if len(both):
                 ax.fill_between(both["epoch"], both["val_acc"], both["train_acc"], alpha=0.15, label="gap")
+        if ep["val_loss"].notna().any():  # losses on a second axis, dashed
+            ax2 = ax.twinx()
+            ax2.plot(ep["epoch"], ep["loss"], "--", color="C0", alpha=0.6, label="train loss")
+            ax2.plot(ep["epoch"], ep["val_loss"], "--", color="C1", alpha=0.6, label="validation loss")
+            ax2.set_ylabel("loss (dashed)")
+            ax2.legend(loc="upper right", fontsize=8)
         ax.legend(loc="lower right", fontsize=8)
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy")
