@@ -350,3 +350,56 @@ def test_wasserstein_critic_scores_are_not_read_as_a_collapse():
     # sigmoid(score) separates as a BCE collapse would: the rule would fire if it were applied
     assert gan_module.check_d_collapse(g._rows, g, set()) is not None
     assert "gan-d-collapse" not in codes(g) and "gan-g-vanishing" not in codes(g)
+
+
+def _loop_variant(kind: str, D, G, od, og, steps: int = 40) -> None:
+    """Standard GAN loops written the other usual ways; each must read the same way."""
+    bce = nn.BCEWithLogitsLoss()
+    ones, zeros = torch.ones(64, 1), torch.zeros(64, 1)
+    for real in L.batches(L.mixture(), 64, steps):
+        z = torch.randn(64, 8)
+        if kind == "g_first":  # G step before D step
+            og.zero_grad()
+            bce(D(G(z)), ones).backward()
+            og.step()
+        if kind == "no_grad_fake":  # fake for D made under no_grad, regenerated for G
+            with torch.no_grad():
+                fake = G(z)
+        else:
+            fake = G(z)
+        D.zero_grad() if kind == "module_zero_grad" else od.zero_grad()
+        if kind == "one_backward":
+            ((bce(D(real), ones) + bce(D(fake.detach()), zeros)) / 2).backward()
+        else:
+            bce(D(real), ones).backward()
+            bce(D(fake.detach()), zeros).backward()
+        od.step()
+        if kind == "g_first":
+            continue
+        if kind == "freeze_d":
+            D.requires_grad_(False)
+        G.zero_grad() if kind == "module_zero_grad" else og.zero_grad()
+        out = D(G(z)) if kind == "no_grad_fake" else D(fake)
+        bce(out, ones).backward()
+        og.step()
+        if kind == "freeze_d":
+            D.requires_grad_(True)
+
+
+@pytest.mark.parametrize("kind", ["g_first", "no_grad_fake", "module_zero_grad", "one_backward", "freeze_d"])
+def test_usual_loop_variants_are_read_correctly_and_stay_silent(kind):
+    D, G, od, og = mixture_gan()
+    with nbdebug.watch_gan(D, G, od, og) as g:
+        _loop_variant(kind, D, G, od, og)
+    assert g.internal_errors == [] and g.findings == [], serious(g)
+    h = g.history
+    assert g.steps == 40 and g.d_steps == 40
+    # D(x) and D(G(z)) are read from D's own forward passes in every D and G step
+    # (G first: D's steps land in the next row, and the last D step gets a row of its own at exit)
+    assert len(h) == (41 if kind == "g_first" else 40) and h["g_loss"].notna().sum() == 40
+    assert (
+        h["d_real"].notna().sum() == 40
+        and h["d_fake"].notna().sum() == 40
+        and h["d_loss"].notna().sum() == 40
+    )
+    assert h.loc[h["g_loss"].notna(), "d_fake_g"].notna().all()
