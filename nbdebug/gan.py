@@ -612,8 +612,11 @@ class GanWatch:
 
     @property
     def history(self):
-        """One row per G step: D and G loss, D(x), D(G(z)) in D's step (d_fake) and in G's (d_fake_g),
-        gradient norms, update/weight ratios (sampled steps), leaks, learning rates and diversity."""
+        """One row per G step: D and G loss (D's summed over the D steps since the previous row, averaged
+        when there are several), D(x), D(G(z)) in D's step (d_fake) and in G's (d_fake_g) as probabilities,
+        gradient norms, g_signal (the gradient G's loss puts on D's logits), median update/weight ratios
+        (sampled steps), leaked parameters, learning rates, and diversity (G's training batch) and
+        sample_diversity (G on the fixed noise), both relative to the real batch's spread."""
         import pandas as pd
 
         cols = [
