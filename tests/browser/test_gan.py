@@ -29,7 +29,7 @@ for real in L.batches(x, 64, 300):
     # optG.zero_grad() forgotten
     bce(netD(fake), torch.ones(64, 1)).backward()
     optG.step()
-    time.sleep(0.04)  # a slower model: the panel refreshes while the cell runs
+    time.sleep(0.06)  # a slower model: the panel refreshes while the cell runs
 """
 
 READ = """() => {
