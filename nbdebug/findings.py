@@ -197,19 +197,22 @@ CATALOGUE: dict[str, CodeInfo] = dict(
         _c(
             "gan-d-collapse",
             "the discriminator wins outright",
-            "D loss < 0.05 with D(x) > 0.95 and D(G(z)) < 0.05 within the first steps",
+            "D(x) > 0.95 and D(G(z)) < 0.05 (as probabilities) for 5 G steps in a row; D's loss is shown, "
+            "not required: soft labels keep it above 0 while D separates perfectly",
             "practitioner's notes; ganhacks",
         ),
         _c(
             "gan-mode-collapse",
             "generator samples lose diversity",
-            "mean pairwise distance of samples < 10% of the real data's",
+            "mean pairwise distance within G's batch < 10% of the real batch's on 2 measurements, and fallen "
+            "to < 1/2 of its best or < 1/4 of G's samples from independent noise (an untrained G starts narrow)",
             "ganhacks; 'How to Identify and Diagnose GAN Failure Modes'",
         ),
         _c(
             "gan-g-vanishing",
             "the generator's gradients vanish while D wins",
-            "G gradient norm < 1e-6 while D(G(z)) < 0.05",
+            "gradient of G's loss at D's logits < 1% of its first-5-steps level while D(G(z)) < 0.05, "
+            "3 G steps in a row",
             "Goodfellow et al. 2014 (saturating generator loss)",
         ),
         _c(

@@ -14,6 +14,12 @@ from tests.conftest import ROOT, outputs_text, run_notebook
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXPECT = {
+    "06_gan_debugging.ipynb": [
+        "ERROR grad-not-zeroed [optG]: generator (netG, optimizer optG): from step 2",
+        "gan-d-collapse [netD]",
+        "1) the generator's optimizer is never zeroed",
+        "call optG.zero_grad() before the G loss's backward()",
+    ],
     "04_watch_training.ipynb": [
         "ERROR grad-not-zeroed",
         "ERROR softmax-before-ce",
