@@ -137,6 +137,28 @@ def test_public_names_and_extension_entry():
         nbdebug.nope  # noqa: B018
 
 
+def test_load_ext_registers_every_documented_magic(ip):
+    line = set(ip.magics_manager.magics["line"])
+    cell = set(ip.magics_manager.magics["cell"])
+    for name in (
+        "nn_shapes",
+        "nn_mem",
+        "nn_overfit",
+        "nn_check",
+        "nn_gradcheck",
+        "nn_preds",
+        "nn_filters",
+        "nn_search",
+    ):
+        assert name in line, name
+    assert {"nn_watch", "nn_gan"} <= cell
+
+
+def test_every_public_name_resolves():
+    for name in nbdebug.__all__:
+        assert getattr(nbdebug, name) is not None, name
+
+
 def test_core_never_imports_ipython_or_ipywidgets():
     root = Path(nbdebug.__file__).parent
     for path in root.rglob("*.py"):
