@@ -10,5 +10,13 @@ import torch
 from torch import nn
 import nbdebug
 
+from sklearn.datasets import load_digits
+
 torch.manual_seed(0)
 %load_ext nbdebug
+
+# real data that ships with scikit-learn: 1797 handwritten digits, 8x8, used throughout the tour
+digits = load_digits()
+digits_x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0  # (1797, 1, 8, 8) in [0, 1]
+digits_y = torch.tensor(digits.target)
+digits28 = nn.functional.interpolate(digits_x, size=(28, 28), mode="bilinear")  # upsampled for the conv nets

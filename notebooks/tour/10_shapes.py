@@ -19,7 +19,7 @@ class DenoisingAutoencoder(nn.Module):
 
 
 ae = DenoisingAutoencoder()
-x = torch.rand(8, 1, 28, 28)
+x = digits28[:8]  # eight real digits, 28x28
 %nn_shapes ae x
 
 # %%

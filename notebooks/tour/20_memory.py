@@ -10,7 +10,7 @@
 # %%
 mlp = nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
 adam = torch.optim.Adam(mlp.parameters())
-xb, yb = torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,))
+xb, yb = digits_x[:32], digits_y[:32]
 nn.functional.cross_entropy(mlp(xb), yb).backward()
 adam.step()
 %nn_mem mlp adam

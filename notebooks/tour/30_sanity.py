@@ -1,5 +1,5 @@
 # %% [markdown]
-# ## Sanity checks before training
+# ## 3. Sanity checks before training: `%nn_check`, `%nn_overfit`, `%nn_gradcheck`
 #
 # Three checks from the CS231n notes, each one command that answers with findings: **overfit a tiny
 # subset** (`%nn_overfit`), **check the initial loss** and the rest of one forward/backward pass

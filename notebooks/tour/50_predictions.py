@@ -1,5 +1,5 @@
 # %% [markdown]
-# ## Predictions vs labels, and filters: `%nn_preds`, `%nn_filters`
+# ## 5. Predictions vs labels, and filters: `%nn_preds`, `%nn_filters`
 #
 # Look at predictions next to the labels, and at their *frequencies*: is the network at least finding
 # the mode of the labels, or only the mode? Under class imbalance the fix is a weighted loss (or focal
