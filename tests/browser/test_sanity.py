@@ -100,9 +100,16 @@ def test_kernel_interrupt_restores_the_model_and_says_so(page, lab):
         ".some(e => e.innerText.includes('KeyboardInterrupt'))",
         timeout=30_000,
     )
-    # run the last cell by hand (run-all stopped at the interrupted cell)
-    page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Shift+Enter")
+    # run the last cell (run-all stopped at the interrupted cell) once the kernel is idle again, through
+    # JupyterLab's own command: a click + Shift+Enter raced the interrupt's cleanup under load
+    page.wait_for_function(
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
+        timeout=60_000,
+    )
+    page.evaluate(
+        "() => { const p = window.jupyterapp.shell.currentWidget; p.content.activeCellIndex = 2;"
+        " window.jupyterapp.commands.execute('notebook:run-cell'); }"
+    )
     page.wait_for_function(
         "() => [...document.querySelectorAll('.jp-OutputArea-output')].some(e => e.innerText.includes('restored:'))",
         timeout=60_000,
