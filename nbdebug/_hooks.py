@@ -85,6 +85,14 @@ def _clone(t: torch.Tensor | None) -> torch.Tensor | None:
     return t.detach().clone()
 
 
+def _may_write_buffers(m: nn.Module) -> bool:
+    """False only for layers known not to write their buffers in their current mode (a norm layer in eval
+    mode reads its running statistics). Only valid for callers that never change the mode (trace)."""
+    if isinstance(m, nn.modules.batchnorm._NormBase) and not m.training:
+        return False
+    return True
+
+
 @dataclass
 class ModelState:
     """What `preserved` saved; `restore()` puts it back in place (same Parameter objects)."""
@@ -107,10 +115,15 @@ class ModelState:
         grads: bool = False,
         optimizers: tuple[torch.optim.Optimizer, ...] = (),
         rng: bool = True,
+        copy_eval_norm_buffers: bool = True,
     ) -> ModelState:
         modules = list(model.modules())
         params = list(model.parameters())
-        buffers = {(m, name): _clone(b) for m in modules for name, b in m._buffers.items()}
+        buffers = {
+            (m, name): _clone(b) if (copy_eval_norm_buffers or _may_write_buffers(m)) else b
+            for m in modules
+            for name, b in m._buffers.items()
+        }
         return cls(
             model=model,
             modes={m: m.training for m in modules},
@@ -130,6 +143,8 @@ class ModelState:
                 p.requires_grad_(flag)
             for (m, name), saved in self.buffers.items():
                 current = m._buffers.get(name)
+                if saved is current:
+                    continue  # not copied (see _may_write_buffers) and not replaced
                 if saved is None or current is None or current.device.type == "meta":
                     m._buffers[name] = saved if current is None else current
                 elif current.shape == saved.shape and current.dtype == saved.dtype:
@@ -157,13 +172,17 @@ def preserved(
     grads: bool = False,
     optimizers: tuple[torch.optim.Optimizer, ...] = (),
     rng: bool = True,
+    copy_eval_norm_buffers: bool = True,
 ) -> Iterator[ModelState]:
     """Run a block and put the model back as it was, on success, exception and KeyboardInterrupt.
 
     Mode, requires_grad and buffers are always restored (a forward pass in train mode updates BatchNorm
     statistics); weights, gradients and optimizer state only when asked, since copying them costs memory.
     """
-    state = ModelState.capture(model, weights=weights, grads=grads, optimizers=optimizers, rng=rng)
+    state = ModelState.capture(
+        model, weights=weights, grads=grads, optimizers=optimizers, rng=rng,
+        copy_eval_norm_buffers=copy_eval_norm_buffers,
+    )  # fmt: skip
     try:
         yield state
     finally:

@@ -57,7 +57,7 @@ _PREVIEW_CHANNELS = 8
 _PREVIEW_PIXELS = 64
 
 
-@dataclass
+@dataclass(slots=True)
 class Step:
     """One step of the forward pass: a module call or a functional operation.
 
@@ -255,7 +255,8 @@ def error_html(error: TraceError) -> str:
 def _fmt_shape(shape: Sequence[int] | None) -> str:
     if shape is None:
         return "-"
-    return "(" + ", ".join(str(d) for d in shape) + ")"
+    text = str(tuple(shape))  # "(8, 1, 28, 28)"; called per step, so kept to one C-level str()
+    return text[:-2] + ")" if text.endswith(",)") else text
 
 
 def _leaves(obj: Any, depth: int = 0) -> list[torch.Tensor]:
@@ -438,7 +439,10 @@ class _State:
 
 def _pre_hook(state: _State):
     def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        with _NoTorchFunction():  # our own metadata reads are not steps, and cheaper without the mode
+        if state.mode_on:
+            with _NoTorchFunction():  # our own metadata reads are not steps, and cheaper without the mode
+                index = _pre(state, module, args, kwargs)
+        else:
             index = _pre(state, module, args, kwargs)
         state.enter_module(index, module)
 
@@ -496,7 +500,10 @@ def _pre(state: _State, module: nn.Module, args: tuple, kwargs: dict) -> int:
 
 def _post_hook(state: _State):
     def hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-        with _NoTorchFunction():
+        if state.mode_on:
+            with _NoTorchFunction():
+                index = _post(state, module, output)
+        else:
             index = _post(state, module, output)
         if index is not None:
             state.leave_module(index)
@@ -830,7 +837,8 @@ def trace(
     error: TraceError | None = None
     output: Any = None
     t0 = time.perf_counter()
-    with preserved(model, rng=not meta), HookSet() as hooks:
+    # trace never changes the mode, so eval-mode norm layers' running statistics need no copy
+    with preserved(model, rng=not meta, copy_eval_norm_buffers=False), HookSet() as hooks:
         for m in {id(m): m for m in model.modules()}.values():
             hooks.forward_pre(m, _pre_hook(state), with_kwargs=True)
             hooks.forward(m, _post_hook(state), with_kwargs=True)

@@ -167,3 +167,14 @@ def test_core_never_imports_ipython_or_ipywidgets():
             continue
         src = path.read_text()
         assert not re.search(r"^\s*(import|from) (IPython|ipywidgets)", src, flags=re.M), rel
+
+
+def test_preserved_restores_norm_statistics_a_feature_updated_after_switching_to_train():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4)).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with preserved(model):
+        model.train()
+        model(torch.randn(8, 1, 6, 6) * 5 + 3)  # updates running_mean / running_var in place
+    assert not model.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
