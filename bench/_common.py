@@ -23,14 +23,26 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}"
 
 
-def interleaved(fns: dict[str, Callable[[], object]], repeat: int, warmup: int = 1) -> dict[str, float]:
-    """Median seconds of each function, run in turn (A, B, C, A, B, C, ...) so drift hits all alike."""
+def interleaved(
+    fns: dict[str, Callable[[], object]], repeat: int, warmup: int = 1, shuffle: bool = False
+) -> dict[str, float]:
+    """Median seconds of each function, run in turn (A, B, C, A, B, C, ...) so drift hits all alike.
+
+    `shuffle=True` runs each round in a different (seeded) order, so that no function always follows the
+    same neighbour: after a run that frees a lot of memory, the next one pays for the allocator growing.
+    """
+    import random
+
+    order = random.Random(0)
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeat):
-        for k, fn in fns.items():
+        items = list(fns.items())
+        if shuffle:
+            order.shuffle(items)
+        for k, fn in items:
             t0 = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t0)

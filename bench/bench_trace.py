@@ -167,7 +167,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     print(f"machine: {machine()}")
-    r = bench_resnet(3 if args.quick else 7)
+    r = bench_resnet(5 if args.quick else 15)
     m = r["medians_s"]
     print(f"\nResNet-50 layout, 1x3x224x224, CPU, {r['steps']} steps, medians of interleaved runs:")
     print("| what | median ms | vs bare (no_grad) |\n| --- | ---: | ---: |")
