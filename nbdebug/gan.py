@@ -37,6 +37,7 @@ from torch import nn
 
 from . import _intercept
 from ._hooks import HookSet, preserved
+from ._live import LiveResults
 from ._monitor import StepMonitor, StepRecord, _first_tensor
 from ._training_checks import (
     GRAD_HUGE,
@@ -51,7 +52,7 @@ from ._training_checks import (
     check_nonfinite,
 )
 from .errors import NbdebugError, describe
-from .findings import SEVERITIES, Finding, findings_html, findings_text
+from .findings import Finding, findings_html, findings_text
 from .watch import Watch, _describe_call
 
 # Thresholds (catalogue entries gan-*; each documented where it is applied)
@@ -114,7 +115,7 @@ def mean_pairwise_distance(x: torch.Tensor, max_n: int = 128) -> float:
     return float(torch.pdist(flat).mean())
 
 
-class GanWatch:
+class GanWatch(LiveResults):
     """Context manager returned by `nbdebug.watch_gan`; see the module docstring."""
 
     def __init__(
@@ -573,33 +574,6 @@ class GanWatch:
         if mode is not None:
             out.append(mode)
         return out
-
-    def _notify(self, force: bool = False) -> None:
-        """Call the live view at most every `update_interval` s and for at most ~10% of the wall time."""
-        if self.on_update is None:
-            return
-        now = time.perf_counter()
-        if not force and now - self._last_update < max(self.update_interval, 10 * self._update_cost):
-            return
-        try:
-            self.on_update(self)
-        except Exception as e:
-            self.internal_errors.append(f"on_update: {type(e).__name__}: {e}")
-        self._last_update = time.perf_counter()
-        self._update_cost = self._last_update - now
-        self.updates += 1
-
-    # -- results -------------------------------------------------------------------------------------
-    @property
-    def findings(self) -> list[Finding]:
-        """Findings so far, most severe first (live while the loop runs)."""
-        order = {s: i for i, s in enumerate(SEVERITIES)}
-        return sorted(self._findings.values(), key=lambda f: order[f.severity])
-
-    def found_at(self, code: str) -> int | None:
-        """The G step count at which a finding with `code` was first raised (None if never)."""
-        steps = [s for (c, _), s in self._found_at.items() if c == code]
-        return min(steps) if steps else None
 
     @property
     def steps(self) -> int:

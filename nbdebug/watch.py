@@ -26,10 +26,11 @@ from torch import nn
 
 from . import _intercept
 from ._hooks import HookSet
+from ._live import LiveResults
 from ._monitor import LayerSample, StepMonitor, StepRecord, safe
 from ._training_checks import BLOCK, LossCall, RunData, diagnose
 from .errors import NbdebugError, describe
-from .findings import SEVERITIES, Finding, findings_html, findings_text
+from .findings import Finding, findings_html, findings_text
 
 CLASSIFICATION = ("cross_entropy", "nll_loss")
 BINARY = ("binary_cross_entropy", "binary_cross_entropy_with_logits")
@@ -51,7 +52,7 @@ class _EpochAcc:
         self.labels: torch.Tensor | None = None
 
 
-class Watch:
+class Watch(LiveResults):
     """Context manager returned by `nbdebug.watch`; see the module docstring."""
 
     def __init__(
@@ -305,34 +306,6 @@ class Watch:
                 new = True
         if new and self.running:
             self._notify(force=True)  # a new finding is shown at once, not at the next redraw
-
-    def _notify(self, force: bool = False) -> None:
-        """Call the live view at most every `update_interval` s, and never for more than ~10% of the
-        wall time: the next update waits at least 10x as long as the last one took."""
-        if self.on_update is None:
-            return
-        now = time.perf_counter()
-        if not force and now - self._last_update < max(self.update_interval, 10 * self._update_cost):
-            return
-        try:
-            self.on_update(self)
-        except Exception as e:
-            self.internal_errors.append(f"on_update: {type(e).__name__}: {e}")
-        self._last_update = time.perf_counter()
-        self._update_cost = self._last_update - now
-        self.updates += 1
-
-    # -- results -------------------------------------------------------------------------------------
-    @property
-    def findings(self) -> list[Finding]:
-        """Findings so far, most severe first (live while the loop runs)."""
-        order = {s: i for i, s in enumerate(SEVERITIES)}
-        return sorted(self._findings.values(), key=lambda f: order[f.severity])
-
-    def found_at(self, code: str) -> int | None:
-        """The step count at which a finding with `code` was first raised (None if never)."""
-        steps = [s for (c, _), s in self._found_at.items() if c == code]
-        return min(steps) if steps else None
 
     @property
     def steps(self) -> int:

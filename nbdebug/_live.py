@@ -1,0 +1,51 @@
+"""What the live monitors (`Watch`, `GanWatch`) share: findings kept as they are found, and a throttled
+call to the live view, so that drawing never takes more than ~10% of the user's training time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .findings import SEVERITIES, Finding
+
+
+class LiveResults:
+    """Mixin; the subclass sets `on_update`, `update_interval`, `_last_update`, `_update_cost`, `updates`,
+    `internal_errors`, `_findings` ({(code, where): Finding}) and `_found_at` ({(code, where): step})."""
+
+    on_update: Callable[[Any], None] | None
+    update_interval: float
+    _last_update: float
+    _update_cost: float
+    updates: int
+    internal_errors: list[str]
+    _findings: dict[tuple[str, Any], Finding]
+    _found_at: dict[tuple[str, Any], int]
+
+    def _notify(self, force: bool = False) -> None:
+        """Call the live view at most every `update_interval` s, and never for more than ~10% of the
+        wall time: the next update waits at least 10x as long as the last one took."""
+        if self.on_update is None:
+            return
+        now = time.perf_counter()
+        if not force and now - self._last_update < max(self.update_interval, 10 * self._update_cost):
+            return
+        try:
+            self.on_update(self)
+        except Exception as e:  # a broken view must never break the user's training loop
+            self.internal_errors.append(f"on_update: {type(e).__name__}: {e}")
+        self._last_update = time.perf_counter()
+        self._update_cost = self._last_update - now
+        self.updates += 1
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Findings so far, most severe first (live while the loop runs)."""
+        order = {s: i for i, s in enumerate(SEVERITIES)}
+        return sorted(self._findings.values(), key=lambda f: order[f.severity])
+
+    def found_at(self, code: str) -> int | None:
+        """The step count (G steps for a GAN) at which `code` was first raised (None if never)."""
+        steps = [s for (c, _), s in self._found_at.items() if c == code]
+        return min(steps) if steps else None
