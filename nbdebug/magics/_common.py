@@ -50,3 +50,31 @@ def display(obj: Any) -> None:
     from IPython.display import display as _display
 
     _display(obj)
+
+
+def run_watched_cell(
+    shell: Any, cell: str, monitor: Any, make_panel: Any, label: str, *, panel: bool, output: bool
+):
+    """Run a cell's code inside `monitor` (a context manager) under a live panel made by `make_panel`.
+
+    The panel is finished and its saved output updated with the final static rendering even when the
+    cell raises, so notebooks rendered without a kernel show how the run ended.
+    """
+    from IPython.display import display as ip_display
+
+    view = handle = None
+    if panel:
+        view = make_panel(monitor)
+        handle = ip_display(view, display_id=True)
+    code = shell.transform_cell(cell)
+    try:
+        with monitor:
+            exec(compile(code, f"<{label} cell>", "exec"), shell.user_ns)
+    finally:
+        if view is not None:
+            view.finish()
+            if handle is not None:
+                handle.update(view)
+        elif not output:
+            ip_display(monitor)
+    return monitor if output else None

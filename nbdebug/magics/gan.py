@@ -5,7 +5,7 @@ from __future__ import annotations
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ._common import evaluate, usage_errors
+from ._common import evaluate, run_watched_cell, usage_errors
 
 
 @magics_class
@@ -83,28 +83,11 @@ class GanMagics(Magics):
                 update_interval=args.interval,
                 names=(args.discriminator, args.generator, args.d_optimizer, args.g_optimizer),
             )
-        handle = panel = None
-        if not args.no_panel:
-            from IPython.display import display
+        from ..widgets.gan import gan_panel
 
-            from ..widgets.gan import gan_panel
-
-            panel = gan_panel(g)
-            handle = display(panel, display_id=True)
-        code = self.shell.transform_cell(cell)
-        try:
-            with g:
-                exec(compile(code, "<nn_gan cell>", "exec"), self.shell.user_ns)
-        finally:
-            if panel is not None:
-                panel.finish()
-                if handle is not None:
-                    handle.update(panel)  # the saved output gets the final static rendering too
-            elif not args.output:
-                from IPython.display import display
-
-                display(g)
-        return g if args.output else None
+        return run_watched_cell(
+            self.shell, cell, g, gan_panel, "nn_gan", panel=not args.no_panel, output=args.output
+        )
 
 
 MAGICS = GanMagics

@@ -6,7 +6,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ._common import evaluate, usage_errors
+from ._common import evaluate, run_watched_cell, usage_errors
 
 
 @magics_class
@@ -72,29 +72,11 @@ class WatchMagics(Magics):
             if not args.save.isidentifier():
                 raise UsageError(f"--save needs a variable name, got {args.save!r}")
             self.shell.user_ns[args.save] = w
-        handle = None
-        panel = None
-        if not args.no_panel:
-            from IPython.display import display
+        from ..widgets.watch import watch_panel
 
-            from ..widgets.watch import watch_panel
-
-            panel = watch_panel(w)
-            handle = display(panel, display_id=True)
-        code = self.shell.transform_cell(cell)
-        try:
-            with w:
-                exec(compile(code, "<nn_watch cell>", "exec"), self.shell.user_ns)
-        finally:
-            if panel is not None:
-                panel.finish()
-                if handle is not None:
-                    handle.update(panel)  # the saved output gets the final static rendering too
-            elif not args.output:
-                from IPython.display import display
-
-                display(w)
-        return w if args.output else None
+        return run_watched_cell(
+            self.shell, cell, w, watch_panel, "nn_watch", panel=not args.no_panel, output=args.output
+        )
 
 
 MAGICS = WatchMagics
