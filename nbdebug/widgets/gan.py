@@ -69,7 +69,6 @@ class GanPanel(w.VBox):
         at most every `update_interval` s; each at most ~10% of the time (the next draw waits 10x as
         long as the last one took), so the dashboard does not slow the training it watches.
         """
-        self.status.value = self._status_html()
         self.findings.value = findings_html(self.gan.findings, empty="No findings so far.")
         now = time.perf_counter()
         n = len(self.gan.frames)
@@ -88,6 +87,8 @@ class GanPanel(w.VBox):
             self._draw_tab()
             self._last_fig = time.perf_counter()
             self._fig_cost = self._last_fig - now
+        # status last: when it says "finished", the grid and curves it sits above are final too
+        self.status.value = self._status_html()
         self.redraws += 1
 
     def redraw(self, curves: bool = True) -> None:
