@@ -39,6 +39,19 @@ class LiveResults:
         self._update_cost = self._last_update - now
         self.updates += 1
 
+    def _record(self, found: list[Finding], step: int, running: bool) -> None:
+        """Keep the latest evidence of each (code, where); remember the step it was first seen at, and
+        show a new finding at once rather than at the next throttled redraw."""
+        new = False
+        for f in found:
+            key = (f.code, f.where)
+            self._findings[key] = f
+            if key not in self._found_at:
+                self._found_at[key] = step
+                new = True
+        if new and running:
+            self._notify(force=True)
+
     @property
     def findings(self) -> list[Finding]:
         """Findings so far, most severe first (live while the loop runs)."""

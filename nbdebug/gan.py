@@ -513,15 +513,7 @@ class GanWatch(LiveResults):
         finally:
             self._last_diag = time.perf_counter()
             self._diag_cost = self._last_diag - t0
-        new = False
-        for f in found:
-            key = (f.code, f.where)
-            self._findings[key] = f  # the latest evidence; found_at keeps when it was first seen
-            if key not in self._found_at:
-                self._found_at[key] = self.g_monitor.count
-                new = True
-        if new and self.running:
-            self._notify(force=True)  # a new finding is shown at once, not at the next redraw
+        self._record(found, self.g_monitor.count, self.running)
 
     def _diagnosis(self, final: bool) -> list[Finding]:
         out: list[Finding] = []

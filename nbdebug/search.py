@@ -18,6 +18,7 @@ ipywidgets.
 
 from __future__ import annotations
 
+import abc
 import html
 import inspect
 import math
@@ -53,22 +54,23 @@ _LOSS_WORDS = ("loss", "error", "err", "mse", "mae", "rmse", "nll", "perplexity"
 # --------------------------------------------------------------------------------------------------
 
 
-class Distribution:
+class Distribution(abc.ABC):
     """A parameter's search range. `log` says whether it is sampled (and plotted) on a log scale."""
 
     log: bool = False
     numeric: bool = True
 
+    @abc.abstractmethod
     def sample(self, rng: np.random.Generator) -> Any:
-        raise NotImplementedError
+        """One draw from the range."""
 
+    @abc.abstractmethod
     def position(self, value: Any) -> float:
         """Where `value` sits in the range on the search scale: 0 at the low end, 1 at the high end."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def widened(self, side: Literal["low", "high"]) -> Distribution:
         """The same distribution with the range pushed out past `side` (for the edge-of-range hint)."""
-        raise NotImplementedError
 
 
 def _num(x: Any, what: str) -> float:
