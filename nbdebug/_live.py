@@ -1,5 +1,6 @@
-"""What the live monitors (`Watch`, `GanWatch`) share: findings kept as they are found, and a throttled
-call to the live view, so that drawing never takes more than ~10% of the user's training time."""
+"""What the live monitors (`Watch`, `GanWatch`) share: the run's lifecycle (hooks and the backward/loss
+interception attached on entry, removed on exit whatever happened), findings kept as they are found,
+and a throttled call to the live view, so that drawing never takes more than ~10% of training time."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import _intercept
+from ._hooks import HookSet
+from .errors import NbdebugError
 from .findings import SEVERITIES, Finding
 
 
@@ -22,6 +26,46 @@ class LiveResults:
     internal_errors: list[str]
     _findings: dict[tuple[str, Any], Finding]
     _found_at: dict[tuple[str, Any], int]
+    _hooks: HookSet | None
+    _listening: Any
+    running: bool
+    started: float
+    finished: float
+    exc_type: type | None
+
+    def _start(self, attach: Callable[[HookSet], None], factory: str) -> None:
+        """Attach this run's hooks (via `attach`) and start intercepting backward and loss calls; if any
+        of that fails, nothing stays attached. `factory` names the call that makes a new monitor."""
+        if self.running:
+            raise NbdebugError(
+                f"this {type(self).__name__} is already running; create a new {factory} for another run"
+            )
+        hooks = HookSet()
+        try:
+            attach(hooks)
+            listening = _intercept.listening(self)
+            listening.__enter__()
+        except BaseException:
+            hooks.remove()
+            raise
+        self._hooks, self._listening = hooks, listening
+        self.running = True
+        self.started = time.perf_counter()
+
+    def _stop(self, exc_type: type | None, release: Callable[[], None]) -> None:
+        """Undo `_start` on normal exit, exception or KeyboardInterrupt; `release` frees per-run state."""
+        try:
+            if self._listening is not None:
+                self._listening.__exit__(None, None, None)
+        finally:
+            self._listening = None
+            if self._hooks is not None:
+                self._hooks.remove()
+                self._hooks = None
+            release()
+            self.running = False
+            self.finished = time.perf_counter()
+            self.exc_type = exc_type
 
     def _notify(self, force: bool = False) -> None:
         """Call the live view at most every `update_interval` s, and never for more than ~10% of the

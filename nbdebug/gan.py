@@ -35,7 +35,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import _intercept
 from ._hooks import HookSet, preserved
 from ._live import LiveResults
 from ._monitor import StepMonitor, StepRecord, _first_tensor
@@ -190,45 +189,28 @@ class GanWatch(LiveResults):
 
     # -- context -------------------------------------------------------------------------------------
     def __enter__(self) -> GanWatch:
-        if self.running:
-            raise NbdebugError(
-                "this GanWatch is already running; create a new nbdebug.watch_gan(...) for another run"
-            )
-        self._hooks = hooks = HookSet()
-        try:
-            # ours first: they hand the pending loss to the monitor before its own step hook reads it
-            hooks.add(self.d_optimizer.register_step_pre_hook(lambda *a: self._before_step("d")))
-            hooks.add(self.g_optimizer.register_step_pre_hook(lambda *a: self._before_step("g")))
-            hooks.forward(self.generator, self._g_forward)
-            hooks.forward_pre(self.generator, self._g_forward_pre)
-            hooks.forward_pre(self.discriminator, self._d_forward_pre)
-            hooks.forward(self.discriminator, self._d_forward)
-            self.d_monitor.attach(hooks)
-            self.g_monitor.attach(hooks)
-            self._listening = _intercept.listening(self)
-            self._listening.__enter__()
-        except BaseException:
-            hooks.remove()
-            raise
-        self.running = True
-        self.started = time.perf_counter()
+        self._start(self._attach, "nbdebug.watch_gan(...)")
         return self
 
+    def _attach(self, hooks: HookSet) -> None:
+        # ours first: they hand the pending loss to the monitor before its own step hook reads it
+        hooks.add(self.d_optimizer.register_step_pre_hook(lambda *a: self._before_step("d")))
+        hooks.add(self.g_optimizer.register_step_pre_hook(lambda *a: self._before_step("g")))
+        hooks.forward(self.generator, self._g_forward)
+        hooks.forward_pre(self.generator, self._g_forward_pre)
+        hooks.forward_pre(self.discriminator, self._d_forward_pre)
+        hooks.forward(self.discriminator, self._d_forward)
+        self.d_monitor.attach(hooks)
+        self.g_monitor.attach(hooks)
+
+    def _release(self) -> None:
+        self.d_monitor.release()
+        self.g_monitor.release()
+        self._last_fake = self._last_real = None
+        self._fakes.clear()
+
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        try:
-            if self._listening is not None:
-                self._listening.__exit__(None, None, None)
-        finally:
-            self._listening = None
-            if self._hooks is not None:
-                self._hooks.remove()
-            self.d_monitor.release()
-            self.g_monitor.release()
-            self._last_fake = self._last_real = None
-            self._fakes.clear()
-            self.running = False
-            self.finished = time.perf_counter()
-            self.exc_type = exc_type
+        self._stop(exc_type, self._release)
         if self._d_rows:  # D steps after the last G step (or a loop that never stepped G)
             self._close_row(None)
         self._diagnose(final=True)

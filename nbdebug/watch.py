@@ -24,7 +24,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import _intercept
 from ._hooks import HookSet
 from ._live import LiveResults
 from ._monitor import LayerSample, StepMonitor, StepRecord, safe
@@ -105,37 +104,17 @@ class Watch(LiveResults):
 
     # -- context -------------------------------------------------------------------------------------
     def __enter__(self) -> Watch:
-        if self.running:
-            raise NbdebugError(
-                "this Watch is already running; create a new nbdebug.watch(...) for another run"
-            )
-        self._hooks = HookSet()
-        try:
-            self.monitor.attach(self._hooks)
-            if isinstance(self.loss_fn, nn.Module):
-                self._hooks.forward_pre(self.loss_fn, self._loss_module_pre)
-                self._hooks.forward(self.loss_fn, self._loss_module_post)
-            self._listening = _intercept.listening(self)
-            self._listening.__enter__()
-        except BaseException:
-            self._hooks.remove()
-            raise
-        self.running = True
-        self.started = time.perf_counter()
+        self._start(self._attach, "nbdebug.watch(...)")
         return self
 
+    def _attach(self, hooks: HookSet) -> None:
+        self.monitor.attach(hooks)
+        if isinstance(self.loss_fn, nn.Module):
+            hooks.forward_pre(self.loss_fn, self._loss_module_pre)
+            hooks.forward(self.loss_fn, self._loss_module_post)
+
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        try:
-            if self._listening is not None:
-                self._listening.__exit__(None, None, None)
-        finally:
-            self._listening = None
-            if self._hooks is not None:
-                self._hooks.remove()
-            self.monitor.release()
-            self.running = False
-            self.finished = time.perf_counter()
-            self.exc_type = exc_type
+        self._stop(exc_type, self.monitor.release)
         self._diagnose(final=True)
         self._notify(force=True)
 
