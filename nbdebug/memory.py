@@ -19,7 +19,8 @@ import sys
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from itertools import compress
+from itertools import chain, compress, repeat
+from operator import attrgetter, mul
 from typing import Any, NamedTuple
 
 import torch
@@ -320,10 +321,103 @@ class _Scanner:
         self.param_names: dict[int, str] = {}  # id(parameter) -> name, for naming optimizer state
         self.skipped: list[str] = []
         self.objects = 0
+        self.queued: list[torch.Tensor] = []  # plain tensors waiting for flush(), with names and roles
+        self.queued_names: list[str] = []
+        self.queued_roles: list[str] = []
 
     # -- records
     def add_tensor(self, t: torch.Tensor, name: str, role: str, reachable: bool = True) -> None:
-        """Record `t` once. One function on purpose: it runs per tensor, and calls cost in CPython."""
+        """Record `t` once, after the tensors queued before it (the order decides whose storage it is)."""
+        if self.queued:
+            self.flush()
+        self._record(t, name, role, reachable)
+
+    def queue(self, t: torch.Tensor, name: str, role: str) -> None:
+        """Defer a plain `torch.Tensor` (caller checked `seen`) to `flush`, which reads queues in bulk."""
+        self.seen.add(id(t))
+        self.queued.append(t)
+        self.queued_names.append(name)
+        self.queued_roles.append(role)
+
+    def flush(self) -> None:
+        """Record the queued tensors, reading each attribute with one C-level `map` over all of them.
+
+        Per tensor that is about a third of the cost of `_record`'s attribute reads and branches, and
+        collections of thousands of tensors (a cache, a list of batches) are what a scan spends its time
+        on. Anything unusual in the queue - no storage (meta, empty, sparse), nested, requiring grad -
+        sends the whole queue through `_record`, one by one and in order, so the result is the same.
+        """
+        ts, names, roles = self.queued, self.queued_names, self.queued_roles
+        self.queued, self.queued_names, self.queued_roles = [], [], []
+        try:
+            records = self._bulk(ts, names, roles)
+        except Exception:  # e.g. a sparse tensor's untyped_storage(): the general path handles it
+            records = None
+        if records is None:
+            self.seen.difference_update(map(id, ts))  # queued as seen; _record marks them again
+            for t, name, role in zip(ts, names, roles):
+                self._record(t, name, role, True)
+        else:
+            self.records.extend(records)
+
+    def _bulk(self, ts: list[torch.Tensor], names: list[str], roles: list[str]) -> list[TensorRecord] | None:
+        """Records of plain, allocated, non-grad tensors; None when one of `ts` is not (nothing changed)."""
+        if any(map(_REQUIRES_GRAD, ts)):
+            return None
+        storages = list(map(_UNTYPED_STORAGE, ts))
+        keys = list(map(_DATA_PTR, storages))
+        if not all(keys):  # meta or empty storage: identified by the storage object, see _general
+            return None
+        nbytes = list(map(_NBYTES, storages))
+        shapes = list(map(_SHAPE, ts))  # raises for a nested tensor: the general path reads those
+        element_size = list(map(_ELEMENT_SIZE, ts))
+        nelement = list(map(_NELEMENT, ts))
+        dtypes = list(map(_NAMES.__getitem__, map(_DTYPE, ts)))
+        devices = repeat("cpu") if all(map(_IS_CPU, ts)) else list(map(_NAMES.__getitem__, map(_DEVICE, ts)))
+        views = list(map(_IS_VIEW, ts))
+        # from here on nothing can fail: the storage table is updated in queue order
+        seen_storages = self.storages
+        distinct = set(keys)
+        firsts: Iterable[str | None]
+        if len(distinct) == len(keys) and distinct.isdisjoint(seen_storages):  # no views: all in C
+            seen_storages.update(zip(keys, names))
+            firsts, storage_bytes = repeat(None), nbytes
+        else:
+            firsts, storage_bytes = [], []
+            for key, name, size in zip(keys, names, nbytes):
+                first = seen_storages.get(key)
+                if first is None:
+                    seen_storages[key] = name
+                firsts.append(first)
+                storage_bytes.append(size if first is None else 0)
+        return list(
+            map(
+                _new_tuple,  # tuple.__new__ at C level, skipping the NamedTuple's Python-level __new__
+                repeat(TensorRecord),
+                zip(
+                    names,
+                    roles,
+                    shapes,
+                    dtypes,
+                    devices,
+                    element_size,
+                    nelement,
+                    map(mul, element_size, nelement),
+                    keys,
+                    storage_bytes,
+                    views,
+                    firsts,
+                    repeat("strided"),
+                    repeat("Tensor"),
+                    repeat(True),
+                    repeat(False),
+                    repeat(False),
+                ),  # fmt: skip
+            )
+        )
+
+    def _record(self, t: torch.Tensor, name: str, role: str, reachable: bool) -> None:
+        """Record one tensor of any kind. One function on purpose: calls cost in CPython."""
         oid = id(t)
         seen = self.seen
         if oid in seen:
@@ -331,16 +425,16 @@ class _Scanner:
         seen.add(oid)
         try:
             try:  # sparse layouts have no storage and raise here
-                st = t.untyped_storage() if type(t) in _PLAIN else None
+                st = t.untyped_storage() if type(t) in _PLAIN and not t.is_nested else None
             except Exception:
                 st = None
             ptr = st.data_ptr() if st is not None else 0
-            if ptr:  # the hot path (plain tensors holding memory): a few C calls
+            if ptr:  # plain tensors holding memory: a few C calls
                 key: Any = ptr  # host and CUDA memory share one address space (UVA): the pointer is unique
                 nbytes = st.nbytes()
                 element_size, nelement = t.element_size(), t.nelement()
                 tensor_bytes, layout, shape = element_size * nelement, "strided", t.shape
-            else:  # meta, empty, sparse, subclasses
+            else:  # meta, empty, sparse, nested, subclasses
                 key, nbytes, tensor_bytes = self._general(t, name)
                 element_size, nelement = t.element_size(), t.nelement()
                 layout, shape = str(t.layout).removeprefix("torch."), _shape(t)
@@ -360,8 +454,8 @@ class _Scanner:
                         name,
                         role,
                         shape,
-                        _name_of(t.dtype),
-                        "cpu" if t.is_cpu else _name_of(t.device),
+                        _NAMES[t.dtype],
+                        "cpu" if t.is_cpu else _NAMES[t.device],
                         element_size,
                         nelement,
                         tensor_bytes,
@@ -383,7 +477,7 @@ class _Scanner:
         if requires_grad and t.is_leaf:
             grad = t.grad
             if grad is not None and isinstance(grad, torch.Tensor):
-                self.add_tensor(grad, f"{name}.grad", "gradient", reachable)
+                self._record(grad, f"{name}.grad", "gradient", reachable)
 
     def _general(self, t: torch.Tensor, name: str) -> tuple[Any, int, int]:
         """(storage key, storage bytes, element bytes) of meta, sparse and subclass tensors."""
@@ -445,9 +539,15 @@ class _Scanner:
 
     # -- the generic walk (iterative: deep structures never hit the recursion limit)
     def walk(self, root: Any, root_name: str, role: str = "user variable") -> None:
+        try:
+            self._walk(root, root_name, role)
+        finally:
+            self.flush()
+
+    def _walk(self, root: Any, root_name: str, role: str) -> None:
         stack: list[tuple[Any, str]] = [(root, root_name)]
         seen = self.seen
-        add_tensor = self.add_tensor
+        queue = self.queue
         while stack:
             obj, name = stack.pop()
             tp = type(obj)
@@ -455,34 +555,48 @@ class _Scanner:
                 continue
             if issubclass(tp, torch.Tensor):
                 if id(obj) not in seen:
-                    self.add_tensor(obj, name, "parameter" if issubclass(tp, nn.Parameter) else role)
+                    if tp is torch.Tensor:
+                        queue(obj, name, role)
+                    else:
+                        self.add_tensor(obj, name, "parameter" if issubclass(tp, nn.Parameter) else role)
                 continue
             oid = id(obj)
             if oid in seen:
                 continue
             seen.add(oid)
             self.objects += 1
+            if (
+                tp is list
+                or tp is tuple
+                or (issubclass(tp, (list, tuple)) and not issubclass(tp, (nn.Module, torch.optim.Optimizer)))
+            ):
+                if len(obj) >= _BIG and not _may_hold_tensor(obj):
+                    continue
+                kinds = set(map(type, obj))
+                if kinds <= _ATOMIC:
+                    continue
+                if (kinds == _JUST_TENSORS or kinds <= _ROWS) and self._queue_block(obj, name, role, kinds):
+                    continue
+                children = []
+                for i, v in enumerate(obj):
+                    tv = type(v)
+                    if tv is torch.Tensor:  # the common leaf, queued without a trip through the stack
+                        if id(v) not in seen:
+                            queue(v, f"{name}[{i}]", role)
+                    elif tv not in _ATOMIC:
+                        children.append((v, f"{name}[{i}]"))
+                stack.extend(reversed(children))
+                continue
             if issubclass(tp, nn.Module):
                 self.add_module(obj, name)
                 continue
             if issubclass(tp, torch.optim.Optimizer):
                 self.add_optimizer(obj, name)
                 continue
-            if tp is list or tp is tuple or issubclass(tp, (list, tuple)):
-                if _all_atomic(obj) if len(obj) < _BIG else not _may_hold_tensor(obj):
-                    continue
-                children = []
-                for i, v in enumerate(obj):
-                    tv = type(v)
-                    if tv is torch.Tensor:  # the common leaf, recorded without a trip through the stack
-                        if id(v) not in seen:
-                            add_tensor(v, f"{name}[{i}]", role)
-                    elif tv not in _ATOMIC:
-                        children.append((v, f"{name}[{i}]"))
-                stack.extend(reversed(children))
-                continue
             if tp is dict or issubclass(tp, Mapping):
                 try:
+                    if len(obj) >= _BIG and tp is dict and not _may_hold_tensor(obj):
+                        continue  # checked before items() copies a vocabulary's million pairs
                     items = list(obj.items())
                 except Exception as e:
                     self.skipped.append(f"{name}: {type(e).__name__}: {e}")
@@ -499,6 +613,38 @@ class _Scanner:
             if _not_walked(tp):
                 continue
             self._walk_attributes(obj, name, stack)
+
+    def _queue_block(self, obj: list | tuple, name: str, role: str, kinds: set[type]) -> bool:
+        """Queue a list of tensors, or of lists/tuples of tensors ((x, y) batches), without a loop per tensor.
+
+        False (nothing changed) when the block is not that plain: a repeated or already seen tensor or row,
+        another type inside; the walk then takes it item by item.
+        """
+        seen = self.seen
+        if kinds == _JUST_TENSORS:
+            tensors, rows = obj, ()
+        else:
+            tensors = list(chain.from_iterable(obj))
+            rows = obj
+            if set(map(type, tensors)) != _JUST_TENSORS:
+                return False
+        ids = set(map(id, tensors))
+        row_ids = set(map(id, rows))
+        if len(ids) != len(tensors) or len(row_ids) != len(rows) or not seen.isdisjoint(ids | row_ids):
+            return False
+        seen |= ids
+        seen |= row_ids
+        self.objects += len(rows)
+        names = self.queued_names
+        if rows:
+            suffixes = _index_suffixes(max(len(rows), *map(len, rows)))
+            for prefix, row in zip(map(name.__add__, suffixes), rows):
+                names.extend(map(prefix.__add__, suffixes[: len(row)]))
+        else:
+            names.extend(map(name.__add__, _index_suffixes(len(tensors))))
+        self.queued.extend(tensors)
+        self.queued_roles.extend(repeat(role, len(tensors)))
+        return True
 
     def _walk_attributes(self, obj: Any, name: str, stack: list[tuple[Any, str]]) -> None:
         try:
@@ -529,16 +675,41 @@ class _Scanner:
 
 
 _PLAIN = frozenset({torch.Tensor, nn.Parameter})
+_JUST_TENSORS = {torch.Tensor}
+_ROWS = frozenset({list, tuple})  # rows of a block of tensors: (x, y) pairs, lists of batches
 _new_tuple = tuple.__new__
-_NAMES: dict[Any, str] = {}
+# Unbound C-level accessors: `map(accessor, tensors)` reads one attribute of many tensors without a
+# Python-level call per tensor (see _Scanner.flush).
+_UNTYPED_STORAGE = torch.Tensor.untyped_storage
+_DATA_PTR = torch.UntypedStorage.data_ptr
+_NBYTES = torch.UntypedStorage.nbytes
+_ELEMENT_SIZE = torch.Tensor.element_size
+_NELEMENT = torch.Tensor.nelement
+_IS_VIEW = torch.Tensor._is_view
+_SHAPE = attrgetter("shape")
+_DTYPE = attrgetter("dtype")
+_DEVICE = attrgetter("device")
+_IS_CPU = attrgetter("is_cpu")
+_REQUIRES_GRAD = attrgetter("requires_grad")
 
 
-def _name_of(value: torch.dtype | torch.device) -> str:
-    """'float32' / 'cuda:0', cached: str() of a device costs a microsecond, per tensor it adds up."""
-    name = _NAMES.get(value)
-    if name is None:
-        name = _NAMES[value] = str(value).removeprefix("torch.")
-    return name
+class _Names(dict):
+    """'float32' / 'cuda:0' by dtype or device, cached: str() of a device costs a microsecond."""
+
+    def __missing__(self, value: torch.dtype | torch.device) -> str:
+        name = self[value] = str(value).removeprefix("torch.")
+        return name
+
+
+_NAMES = _Names()
+_SUFFIXES: list[str] = []
+
+
+def _index_suffixes(n: int) -> list[str]:
+    """'[0]', '[1]', ... '[n-1]', kept between scans: `name + suffix` costs half an f-string."""
+    if len(_SUFFIXES) < n:
+        _SUFFIXES.extend(f"[{i}]" for i in range(len(_SUFFIXES), n))
+    return _SUFFIXES[:n]
 
 
 def _shape(t: torch.Tensor) -> tuple[Any, ...]:
@@ -584,8 +755,10 @@ def _may_hold_tensor(root: Any, budget: int = 4_000_000, depth: int = 64) -> boo
     safe side: the exact walk decides.
     """
     frontier = [root]
+    first = type(root) is list or type(root) is tuple  # their items are their referents: no copy needed
     while frontier:
-        refs = list(filter(gc.is_tracked, gc.get_referents(*frontier)))
+        refs = list(filter(gc.is_tracked, root if first else gc.get_referents(*frontier)))
+        first = False
         budget -= len(refs)
         depth -= 1
         if budget < 0 or depth < 0:

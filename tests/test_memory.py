@@ -14,7 +14,7 @@ from torch import nn
 import nbdebug
 from nbdebug import NbdebugError
 from nbdebug._memory_cuda import DeviceMemory, SegmentStats, analyse_segments, cuda_memory, cuda_note
-from nbdebug.memory import memory, parse_bytes
+from nbdebug.memory import _Scanner, memory, parse_bytes
 
 
 def _storage_key(t: torch.Tensor):
@@ -352,3 +352,82 @@ def test_a_blocked_allocation_is_explained_only_when_fragmentation_is_the_cause(
     assert dev.blocks(5 * 2**30) is None  # the card is simply full: not fragmentation
     assert _requested("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 11.9 GiB total)") == 2 * 2**30
     assert _requested("out of memory") is None
+
+
+def _mixed_blocks():
+    """Lists of tensors the bulk path takes, and every kind of tensor that must send it to the slow one."""
+    base = torch.arange(64.0)
+    leaf = torch.ones(3, requires_grad=True)
+    (leaf * 2).sum().backward()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nested = torch.nested.nested_tensor([torch.zeros(2, 3), torch.zeros(4, 3)])
+    plain = [torch.randn(4) for _ in range(40)]
+    return {
+        "plain": plain,
+        "views": [base, base[:8], base.view(8, 8), base[8:16].reshape(2, 4)],  # one storage
+        "pairs": [(torch.randn(2, 3), torch.randint(0, 9, (2,))) for _ in range(40)],
+        "ragged": [[torch.ones(1)], (torch.ones(2), torch.ones(3)), []],
+        "repeated": [plain[0], plain[0], torch.ones(5)],  # seen before and repeated inside
+        "shared_row": [plain, [torch.zeros(2)]],  # a row already walked
+        "odd": [torch.empty(0), torch.empty(3, device="meta"), torch.eye(3).to_sparse(), nested, leaf],
+        "graph": [leaf * 3],
+        "dtypes": [
+            torch.ones(2, dtype=torch.float16),
+            torch.ones(2, dtype=torch.int64),
+            torch.ones(2).bool(),
+        ],
+    }
+
+
+def test_bulk_path_records_exactly_what_the_one_by_one_path_does(monkeypatch):
+    """flush() reads lists of tensors with one map per attribute; it must agree with _record field by field."""
+    ns = _mixed_blocks()
+    bulk, sizes = _Scanner._bulk, []
+
+    def spy(self, ts, names, roles):
+        records = bulk(self, ts, names, roles)
+        sizes.append(len(records) if records is not None else None)
+        return records
+
+    monkeypatch.setattr(_Scanner, "_bulk", spy)
+    fast = memory(namespace=ns, gpu=False)
+    assert 40 in sizes and 80 in sizes and None in sizes  # plain and pairs in bulk; odd one by one
+    monkeypatch.setattr(_Scanner, "_bulk", lambda self, ts, names, roles: None)
+    slow = memory(namespace=ns, gpu=False)
+    assert fast.records == slow.records and fast.skipped == slow.skipped == []
+    names = [r.name for r in fast.records]
+    assert len(names) == len(set(names))
+    frame = fast.to_frame().set_index("name")
+    assert frame.loc["pairs[7][1]", "dtype"] == "int64" and frame.loc["pairs[7][0]", "shape"] == (2, 3)
+    assert frame.loc["ragged[1][1]", "shape"] == (3,)
+    assert frame.loc["views[2]", "view"] and frame.loc["views[2]", "shares_with"] == "views[0]"
+    assert frame.loc["views[2]", "storage_bytes"] == 0 and frame.loc["views[0]", "storage_bytes"] == 64 * 4
+    assert "repeated[1]" not in frame.index and frame.loc["repeated[2]", "shape"] == (5,)
+    assert "shared_row[0][0]" not in frame.index and "shared_row[1][0]" in frame.index
+    assert frame.loc["odd[1]", "device"] == "meta" and frame.loc["odd[2]", "layout"] == "sparse_coo"
+    assert frame.loc["odd[3]", "shape"] == (2, -1, 3)  # nested: the ragged dimension reads -1
+    assert frame.loc["odd[4].grad", "role"] == "gradient" and frame.loc["graph[0]", "has_graph"]
+    assert frame.loc["dtypes[0]", "element_size"] == 2 and frame.loc["dtypes[2]", "dtype"] == "bool"
+    dense = [
+        t
+        for t in _tensors_of(ns)
+        if t.layout == torch.strided and not t.is_nested and t.device.type != "meta"
+    ]
+    sparse = ns["odd"][2]
+    assert (
+        fast.total_bytes
+        == unique_storage_bytes([*dense, ns["odd"][4].grad, sparse._indices(), sparse._values()])
+        + ns["odd"][3].untyped_storage().nbytes()
+    )
+
+
+def _tensors_of(obj):
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _tensors_of(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _tensors_of(v)
