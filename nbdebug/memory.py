@@ -370,9 +370,10 @@ class _Scanner:
             return None
         nbytes = list(map(_NBYTES, storages))
         shapes = list(map(_SHAPE, ts))  # raises for a nested tensor: the general path reads those
-        element_size = list(map(_ELEMENT_SIZE, ts))
         nelement = list(map(_NELEMENT, ts))
-        dtypes = list(map(_NAMES.__getitem__, map(_DTYPE, ts)))
+        dtype_objects = list(map(_DTYPE, ts))
+        dtypes = list(map(_NAMES.__getitem__, dtype_objects))
+        element_size = list(map(_ITEMSIZES.__getitem__, dtype_objects))  # a dict lookup, not a call
         devices = repeat("cpu") if all(map(_IS_CPU, ts)) else list(map(_NAMES.__getitem__, map(_DEVICE, ts)))
         views = list(map(_IS_VIEW, ts))
         # from here on nothing can fail: the storage table is updated in queue order
@@ -683,7 +684,6 @@ _new_tuple = tuple.__new__
 _UNTYPED_STORAGE = torch.Tensor.untyped_storage
 _DATA_PTR = torch.UntypedStorage.data_ptr
 _NBYTES = torch.UntypedStorage.nbytes
-_ELEMENT_SIZE = torch.Tensor.element_size
 _NELEMENT = torch.Tensor.nelement
 _IS_VIEW = torch.Tensor._is_view
 _SHAPE = attrgetter("shape")
@@ -701,7 +701,16 @@ class _Names(dict):
         return name
 
 
+class _ItemSizes(dict):
+    """Bytes per element by dtype (what `element_size()` returns), cached."""
+
+    def __missing__(self, dtype: torch.dtype) -> int:
+        size = self[dtype] = torch.empty((), dtype=dtype).element_size()
+        return size
+
+
 _NAMES = _Names()
+_ITEMSIZES = _ItemSizes()
 _SUFFIXES: list[str] = []
 
 
