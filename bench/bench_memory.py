@@ -6,9 +6,10 @@
    printing). Targets: nbdebug <= 0.5 s and >= 5x faster; both totals equal. Every tensor is a multiple
    of 512 bytes because MemReporter rounds each tensor up to 512 B (the allocator's block size), so the
    totals are comparable exactly. MemReporter walks the whole garbage-collected heap, nbdebug only what
-   the namespace reaches, so the ratio depends on the process: it is measured twice, in a bare process
-   (torch only) and in a kernel-like one (IPython shell, ipykernel, ipywidgets, pandas, matplotlib and
-   scikit-learn imported, as in a notebook that uses nbdebug), each in a fresh subprocess.
+   the namespace reaches, so the ratio depends on the process: it is measured three times, in a bare
+   process (torch only), in a kernel-like one (IPython shell, ipykernel, ipywidgets, pandas, matplotlib
+   and scikit-learn imported, as in a notebook that uses nbdebug), each in a fresh subprocess, and inside
+   a real ipykernel started with jupyter_client (skipped when it is not installed).
 2. `memory.step` on the notebook's conv net (batch 256): wall time next to a bare forward + backward,
    and the forecast's error at the measured batch.
 
@@ -83,12 +84,11 @@ InteractiveShell.instance()
 """
 
 
-def bench_scan(repeat: int, kernel_like: bool) -> None:
+def bench_scan(repeat: int, kernel_like: bool, label: str = "") -> None:
     if kernel_like:
         exec(KERNEL_LIKE, {})
-    print(
-        f"\n--- {'kernel-like' if kernel_like else 'bare'} process: {len(gc.get_objects()):,} objects on the gc heap"
-    )
+    label = label or ("kernel-like" if kernel_like else "bare")
+    print(f"\n--- {label} process: {len(gc.get_objects()):,} objects on the gc heap")
     ns, n_objects = build_namespace()
     print(f"namespace: {sum(len(r) for r in ns['cache'])} tensors among ~{n_objects:,} other Python objects")
     report = memory(namespace=ns, gpu=False)
@@ -117,6 +117,36 @@ def bench_scan(repeat: int, kernel_like: bool) -> None:
     if "MemReporter" in times:
         speedup = times["MemReporter"] / times["nbdebug.memory"]
         print(f"target >= 5x faster than MemReporter: {'met' if speedup >= 5 else 'MISSED'} ({speedup:.1f}x)")
+
+
+def scan_in_kernel(quick: bool) -> None:
+    """Part 1 inside a real ipykernel (jupyter_client from the notebook extra), where %nn_mem runs."""
+    try:
+        from jupyter_client.manager import start_new_kernel
+    except ImportError:
+        print("\njupyter_client not installed: the in-kernel scenario is skipped")
+        return
+    root = str(Path(__file__).resolve().parents[1])
+    code = (
+        f"import sys; sys.path.insert(0, {root!r})\n"
+        "from bench.bench_memory import bench_scan\n"
+        f"bench_scan({3 if quick else 7}, kernel_like=False, label='ipykernel')\n"
+    )
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+
+        def show(msg: dict) -> None:
+            if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
+                print(msg["content"]["text"], end="")
+            elif msg["msg_type"] == "error":
+                print("\n".join(msg["content"]["traceback"]))
+
+        reply = kc.execute_interactive(code, timeout=600, output_hook=show)
+        if reply["content"]["status"] != "ok":
+            raise RuntimeError("the in-kernel scan failed (traceback above)")
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
 
 
 def bench_step(repeat: int) -> None:
@@ -159,6 +189,7 @@ def main() -> int:
     for mode in ("bare", "kernel-like"):  # fresh processes: the heap is part of what is measured
         extra = ["--quick"] if args.quick else []
         subprocess.run([sys.executable, __file__, "--scan", mode, *extra], check=True)
+    scan_in_kernel(args.quick)
     bench_step(repeat)
     print(f"\n(bench ran in {time.perf_counter() - start:.0f} s)")
     return 0
