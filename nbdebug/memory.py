@@ -566,11 +566,13 @@ class _Scanner:
                 continue
             seen.add(oid)
             self.objects += 1
-            if (
-                tp is list
-                or tp is tuple
-                or (issubclass(tp, (list, tuple)) and not issubclass(tp, (nn.Module, torch.optim.Optimizer)))
-            ):
+            if issubclass(tp, nn.Module):
+                self.add_module(obj, name)
+                continue
+            if issubclass(tp, torch.optim.Optimizer):
+                self.add_optimizer(obj, name)
+                continue
+            if tp is list or tp is tuple or issubclass(tp, (list, tuple)):
                 if len(obj) >= _BIG and not _may_hold_tensor(obj):
                     continue
                 kinds = set(map(type, obj))
@@ -587,12 +589,6 @@ class _Scanner:
                     elif tv not in _ATOMIC:
                         children.append((v, f"{name}[{i}]"))
                 stack.extend(reversed(children))
-                continue
-            if issubclass(tp, nn.Module):
-                self.add_module(obj, name)
-                continue
-            if issubclass(tp, torch.optim.Optimizer):
-                self.add_optimizer(obj, name)
                 continue
             if tp is dict or issubclass(tp, Mapping):
                 try:
