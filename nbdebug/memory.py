@@ -19,7 +19,7 @@ import sys
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from itertools import chain, compress, repeat
+from itertools import chain, compress, cycle, repeat
 from operator import attrgetter, mul
 from typing import Any, NamedTuple
 
@@ -578,7 +578,9 @@ class _Scanner:
                 kinds = set(map(type, obj))
                 if kinds <= _ATOMIC:
                     continue
-                if (kinds == _JUST_TENSORS or kinds <= _ROWS) and self._queue_block(obj, name, role, kinds):
+                if (kinds == _JUST_TENSORS or kinds <= _ROWS or kinds == _DICT_ROWS) and self._queue_block(
+                    obj, name, role, kinds
+                ):
                     continue
                 children = []
                 for i, v in enumerate(obj):
@@ -612,33 +614,45 @@ class _Scanner:
             self._walk_attributes(obj, name, stack)
 
     def _queue_block(self, obj: list | tuple, name: str, role: str, kinds: set[type]) -> bool:
-        """Queue a list of tensors, or of lists/tuples of tensors ((x, y) batches), without a loop per tensor.
+        """Queue a list of tensors, or of rows holding tensors, without a Python loop per tensor.
 
-        False (nothing changed) when the block is not that plain: a repeated or already seen tensor or row,
-        another type inside; the walk then takes it item by item.
+        Rows are what datasets and caches look like in a notebook: `(x, y)` pairs, `(image, 3)` with an int
+        label, lists of batches, `{"x": t, "y": 3}` dicts with the same keys. False (nothing changed) when
+        the block is not that plain: a repeated or already seen tensor or row, a tensor subclass, anything
+        but tensors and atomic values inside; the walk then takes it item by item.
         """
-        seen = self.seen
+        rows: list | tuple = ()
+        keys: tuple = ()
         if kinds == _JUST_TENSORS:
-            tensors, rows = obj, ()
-        else:
-            tensors = list(chain.from_iterable(obj))
-            rows = obj
-            if set(map(type, tensors)) != _JUST_TENSORS:
+            flat: list | tuple = obj
+        elif kinds <= _ROWS:
+            rows, flat = obj, list(chain.from_iterable(obj))
+        elif kinds == _DICT_ROWS:
+            shapes = set(map(tuple, map(dict.keys, obj)))
+            if len(shapes) != 1:
                 return False
+            (keys,) = shapes
+            rows, flat = obj, list(chain.from_iterable(map(dict.values, obj)))
+        else:
+            return False
+        mask = None
+        if rows:
+            flat_kinds = set(map(type, flat))
+            if torch.Tensor not in flat_kinds or not flat_kinds - _JUST_TENSORS <= _ATOMIC:
+                return False
+            if flat_kinds != _JUST_TENSORS:  # labels and other atomic values between the tensors
+                mask = list(map(_JUST_TENSORS.__contains__, map(type, flat)))
+        tensors = flat if mask is None else list(compress(flat, mask))
         ids = set(map(id, tensors))
         row_ids = set(map(id, rows))
+        seen = self.seen
         if len(ids) != len(tensors) or len(row_ids) != len(rows) or not seen.isdisjoint(ids | row_ids):
             return False
         seen |= ids
         seen |= row_ids
         self.objects += len(rows)
-        names = self.queued_names
-        if rows:
-            suffixes = _index_suffixes(max(len(rows), *map(len, rows)))
-            for prefix, row in zip(map(name.__add__, suffixes), rows):
-                names.extend(map(prefix.__add__, suffixes[: len(row)]))
-        else:
-            names.extend(map(name.__add__, _index_suffixes(len(tensors))))
+        names = _block_names(name, obj, rows, keys)
+        self.queued_names.extend(names if mask is None else compress(names, mask))
         self.queued.extend(tensors)
         self.queued_roles.extend(repeat(role, len(tensors)))
         return True
@@ -674,6 +688,7 @@ class _Scanner:
 _PLAIN = frozenset({torch.Tensor, nn.Parameter})
 _JUST_TENSORS = {torch.Tensor}
 _ROWS = frozenset({list, tuple})  # rows of a block of tensors: (x, y) pairs, lists of batches
+_DICT_ROWS = {dict}  # rows of a block as dicts with the same keys: {"x": t, "y": 3}
 _new_tuple = tuple.__new__
 # Unbound C-level accessors: `map(accessor, tensors)` reads one attribute of many tensors without a
 # Python-level call per tensor (see _Scanner.flush).
@@ -715,6 +730,28 @@ def _index_suffixes(n: int) -> list[str]:
     if len(_SUFFIXES) < n:
         _SUFFIXES.extend(f"[{i}]" for i in range(len(_SUFFIXES), n))
     return _SUFFIXES[:n]
+
+
+def _block_names(name: str, obj: list | tuple, rows: list | tuple, keys: tuple) -> list[str]:
+    """Names of every item of a block, row by row: `cache[3][1]`, `data[7]['x']`, built at C level."""
+    if not rows:
+        return list(map(name.__add__, _index_suffixes(len(obj))))
+    inner = [f"[{k!r}]" for k in keys] if keys else None
+    if inner is None:
+        lengths = list(map(len, rows))
+        if lengths.count(lengths[0]) != len(lengths):  # ragged rows: one map per row
+            suffixes = _index_suffixes(max(len(rows), *lengths))
+            names: list[str] = []
+            for prefix, n in zip(map(name.__add__, suffixes), lengths):
+                names.extend(map(prefix.__add__, suffixes[:n]))
+            return names
+        inner = _index_suffixes(lengths[0])
+    if not inner:
+        return []
+    prefixes = map(name.__add__, _index_suffixes(len(rows)))
+    return list(
+        map(str.__add__, chain.from_iterable(map(repeat, prefixes, repeat(len(inner)))), cycle(inner))
+    )
 
 
 def _shape(t: torch.Tensor) -> tuple[Any, ...]:

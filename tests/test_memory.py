@@ -368,6 +368,10 @@ def _mixed_blocks():
         "views": [base, base[:8], base.view(8, 8), base[8:16].reshape(2, 4)],  # one storage
         "pairs": [(torch.randn(2, 3), torch.randint(0, 9, (2,))) for _ in range(40)],
         "ragged": [[torch.ones(1)], (torch.ones(2), torch.ones(3)), []],
+        "labelled": [(torch.randn(3), i, f"img{i}.png") for i in range(30)],  # int and str between tensors
+        "records": [{"x": torch.randn(2), "y": i, "mask": torch.ones(2).bool()} for i in range(30)],
+        "odd_records": [{"x": torch.randn(2)}, {"z": torch.randn(2)}],  # different keys: one by one
+        "with_param": [(torch.randn(2), nn.Parameter(torch.ones(2)))],  # a subclass: one by one
         "repeated": [plain[0], plain[0], torch.ones(5)],  # seen before and repeated inside
         "shared_row": [plain, [torch.zeros(2)]],  # a row already walked
         "odd": [torch.empty(0), torch.empty(3, device="meta"), torch.eye(3).to_sparse(), nested, leaf],
@@ -381,7 +385,7 @@ def _mixed_blocks():
 
 
 def test_bulk_path_records_exactly_what_the_one_by_one_path_does(monkeypatch):
-    """flush() reads lists of tensors with one map per attribute; it must agree with _record field by field."""
+    """Blocks of tensors are named and read in bulk; the result must equal the item-by-item walk's exactly."""
     ns = _mixed_blocks()
     bulk, sizes = _Scanner._bulk, []
 
@@ -392,15 +396,20 @@ def test_bulk_path_records_exactly_what_the_one_by_one_path_does(monkeypatch):
 
     monkeypatch.setattr(_Scanner, "_bulk", spy)
     fast = memory(namespace=ns, gpu=False)
-    assert 40 in sizes and 80 in sizes and None in sizes  # plain and pairs in bulk; odd one by one
+    assert {40, 80, 30, 60} <= set(sizes) and None in sizes  # plain, pairs, labelled, records in bulk
     monkeypatch.setattr(_Scanner, "_bulk", lambda self, ts, names, roles: None)
-    slow = memory(namespace=ns, gpu=False)
+    monkeypatch.setattr(_Scanner, "_queue_block", lambda self, obj, name, role, kinds: False)
+    slow = memory(namespace=ns, gpu=False)  # every tensor walked, named and read one by one
     assert fast.records == slow.records and fast.skipped == slow.skipped == []
     names = [r.name for r in fast.records]
     assert len(names) == len(set(names))
     frame = fast.to_frame().set_index("name")
     assert frame.loc["pairs[7][1]", "dtype"] == "int64" and frame.loc["pairs[7][0]", "shape"] == (2, 3)
     assert frame.loc["ragged[1][1]", "shape"] == (3,)
+    assert frame.loc["labelled[29][0]", "shape"] == (3,) and "labelled[29][1]" not in frame.index
+    assert frame.loc["records[4]['mask']", "dtype"] == "bool" and "records[4]['y']" not in frame.index
+    assert {"odd_records[0]['x']", "odd_records[1]['z']", "with_param[0][0]"} <= set(frame.index)
+    assert frame.loc["with_param[0][1]", "role"] == "parameter"
     assert frame.loc["views[2]", "view"] and frame.loc["views[2]", "shares_with"] == "views[0]"
     assert frame.loc["views[2]", "storage_bytes"] == 0 and frame.loc["views[0]", "storage_bytes"] == 64 * 4
     assert "repeated[1]" not in frame.index and frame.loc["repeated[2]", "shape"] == (5,)
