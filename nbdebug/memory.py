@@ -14,6 +14,7 @@ a background thread; `memory.cuda()` reads the CUDA allocator. This module never
 from __future__ import annotations
 
 import gc
+import heapq
 import html
 import sys
 import types
@@ -106,6 +107,17 @@ class TensorRecord(NamedTuple):
 
 
 COLUMNS = list(TensorRecord._fields)
+_SIZE_COLUMNS = ("storage_bytes", "bytes", "nelement", "element_size")
+
+
+def _frame(records: list[TensorRecord]):
+    """A DataFrame of records, byte counts as int64 (a single huge storage must not turn them to float)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(records, columns=COLUMNS)
+    frame["bytes"] = frame["bytes"].astype("int64")
+    frame["storage_bytes"] = frame["storage_bytes"].astype("int64")
+    return frame
 
 
 @dataclass
@@ -122,12 +134,7 @@ class MemoryReport:
     # ------------------------------------------------------------------ data
     def to_frame(self):
         """One row per tensor (columns: name, role, shape, dtype, device, element_size, nelement, bytes, ...)."""
-        import pandas as pd
-
-        frame = pd.DataFrame(self.records, columns=COLUMNS)
-        frame["bytes"] = frame["bytes"].astype("int64")
-        frame["storage_bytes"] = frame["storage_bytes"].astype("int64")
-        return frame
+        return _frame(self.records)
 
     def _unique(self) -> list[TensorRecord]:
         """The first record of each storage: the one that owns it in the totals."""
@@ -188,9 +195,14 @@ class MemoryReport:
         return pd.DataFrame(rows).groupby(["role", "device"], sort=False)["bytes"].sum().unstack(fill_value=0)
 
     def top(self, n: int = 20, by: str = "storage_bytes"):
-        """The `n` largest tensors (by their storage, or `by="bytes"`)."""
-        frame = self.to_frame()
-        return frame.sort_values([by, "name"], ascending=[False, True]).head(n).reset_index(drop=True)
+        """The `n` largest tensors (by their storage, or `by="bytes"`), ties by name.
+
+        A heap over the records, not a sort of the whole frame: the display calls this on every refresh.
+        """
+        if by not in _SIZE_COLUMNS:
+            raise NbdebugError(f"top(by={by!r}): sort by one of {', '.join(_SIZE_COLUMNS)}")
+        i = COLUMNS.index(by)
+        return _frame(heapq.nsmallest(n, self.records, key=lambda r: (-r[i], r.name)))
 
     # ------------------------------------------------------------------ display
     def headline(self) -> str:

@@ -440,3 +440,14 @@ def _tensors_of(obj):
     elif isinstance(obj, (list, tuple)):
         for v in obj:
             yield from _tensors_of(v)
+
+
+def test_top_is_the_head_of_the_full_sort_and_names_a_bad_column():
+    ns = {"same": [torch.ones(8) for _ in range(12)], "big": torch.ones(100), "views": torch.ones(50)[:10]}
+    report = memory(namespace=ns, gpu=False)
+    for by in ("storage_bytes", "bytes"):
+        full = report.to_frame().sort_values([by, "name"], ascending=[False, True]).head(5)
+        assert report.top(5, by=by).equals(full.reset_index(drop=True))  # ties (12 x 32 B) broken by name
+    assert report.top(500).shape[0] == len(report.records)
+    with pytest.raises(NbdebugError, match=r"top\(by='shape'\): sort by one of storage_bytes, bytes"):
+        report.top(3, by="shape")
