@@ -20,7 +20,7 @@ import sys
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from itertools import chain, compress, cycle, repeat
+from itertools import chain, compress, cycle, islice, repeat
 from operator import attrgetter, mul
 from typing import Any, NamedTuple
 
@@ -595,26 +595,40 @@ class _Scanner:
                 ):
                     continue
                 children = []
-                for i, v in enumerate(obj):
-                    tv = type(v)
-                    if tv is torch.Tensor:  # the common leaf, queued without a trip through the stack
-                        if id(v) not in seen:
-                            queue(v, f"{name}[{i}]", role)
-                    elif tv not in _ATOMIC:
-                        children.append((v, f"{name}[{i}]"))
+                for start, chunk in _holding_chunks(obj):
+                    for i, v in enumerate(chunk, start):
+                        tv = type(v)
+                        if tv is torch.Tensor:  # the common leaf, queued without a trip through the stack
+                            if id(v) not in seen:
+                                queue(v, f"{name}[{i}]", role)
+                        elif tv not in _ATOMIC:
+                            children.append((v, f"{name}[{i}]"))
                 stack.extend(reversed(children))
                 continue
             if tp is dict or issubclass(tp, Mapping):
                 try:
-                    if len(obj) >= _BIG and tp is dict and not _may_hold_tensor(obj):
+                    checked = tp is dict and len(obj) >= _BIG
+                    if checked and not _may_hold_tensor(obj):
                         continue  # checked before items() copies a vocabulary's million pairs
                     items = list(obj.items())
                 except Exception as e:
                     self.skipped.append(f"{name}: {type(e).__name__}: {e}")
                     continue
-                if _all_atomic([v for _, v in items]) if len(items) < _BIG else not _may_hold_tensor(obj):
+                if len(items) < _BIG:
+                    if _all_atomic([v for _, v in items]):
+                        continue
+                elif not checked and not _may_hold_tensor(obj):
                     continue
-                stack.extend(reversed([(v, f"{name}[{k!r}]") for k, v in items if type(v) not in _ATOMIC]))
+                stack.extend(
+                    reversed(
+                        [
+                            (v, f"{name}[{k!r}]")
+                            for _, chunk in _holding_chunks(items)
+                            for k, v in chunk
+                            if type(v) not in _ATOMIC
+                        ]
+                    )
+                )
                 continue
             if issubclass(tp, (set, frozenset)):
                 if len(obj) >= _BIG and not _may_hold_tensor(obj):
@@ -670,6 +684,10 @@ class _Scanner:
         return True
 
     def _walk_attributes(self, obj: Any, name: str, stack: list[tuple[Any, str]]) -> None:
+        if gc.is_tracked(obj) and not _may_hold_tensor(obj):
+            # Nothing to name below. Reading __dict__ would also build one: since Python 3.11 attributes
+            # live inline until someone asks for the dict, so every object walked would grow by a dict.
+            return
         try:
             attrs = object.__getattribute__(obj, "__dict__")
         except Exception:
@@ -785,6 +803,26 @@ def _nbytes_guess(t: torch.Tensor) -> int:
 
 
 _BIG = 32  # containers at least this long get the C-speed pre-check before a walk by name
+_CHUNK = 64  # a long sequence is walked by name only in the chunks of this many items that hold tensors
+
+
+def _holding_chunks(items: list | tuple) -> Iterable[tuple[int, list | tuple]]:
+    """(start index, items) of the parts of a sequence under which a tensor may lie.
+
+    A list of 50,000 user objects with one tensor among them passes the pre-check as a whole; walking
+    every object by name would cost microseconds each. Each chunk gets the C-speed pre-check instead, and
+    only chunks that may hold a tensor are walked: one extra C pass over the list, at most.
+    """
+    if len(items) < 2 * _CHUNK:
+        yield 0, items
+        return
+    it = iter(items)
+    for start in range(0, len(items), _CHUNK):
+        chunk = list(islice(it, _CHUNK))
+        if _may_hold_tensor(chunk):
+            yield start, chunk
+
+
 _SKIP_TYPES: dict[type, bool] = {}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 import time
 import warnings
 
@@ -451,3 +452,34 @@ def test_top_is_the_head_of_the_full_sort_and_names_a_bad_column():
     assert report.top(500).shape[0] == len(report.records)
     with pytest.raises(NbdebugError, match=r"top\(by='shape'\): sort by one of storage_bytes, bytes"):
         report.top(3, by="shape")
+
+
+class _Row:
+    def __init__(self, i):
+        self.index = i
+        self.tags = ["a", "b"]
+
+
+def _has_dict(obj) -> bool:
+    """Whether Python built obj's __dict__ (3.11+ keeps attributes inline until someone asks for it)."""
+    return any(type(r) is dict for r in gc.get_referents(obj))
+
+
+def test_scan_leaves_tensor_free_objects_untouched_and_walks_only_chunks_with_tensors(monkeypatch):
+    rows = [_Row(i) for i in range(1000)]
+    keyed = {f"k{i}": _Row(i) for i in range(1000)}
+    for i in (0, 63, 64, 500, 999):  # chunk edges included
+        rows[i].emb = torch.full((i + 1,), 1.0)
+    keyed["k640"].emb = torch.ones(2)
+    objects = [*rows, *keyed.values()]
+    holders = {id(rows[i]) for i in (0, 63, 64, 500, 999)} | {id(keyed["k640"])}
+    before = {id(o) for o in objects if _has_dict(o)}
+    ns = {"rows": rows, "keyed": keyed}
+    report = memory(namespace=ns, gpu=False)
+    names = [r.name for r in report.records]
+    assert names == ["rows[0].emb", "rows[63].emb", "rows[64].emb", "rows[500].emb", "rows[999].emb",
+                     "keyed['k640'].emb"]  # fmt: skip
+    after = {id(o) for o in objects if _has_dict(o)}
+    assert after - before <= holders and len(before) < 10  # 1994 tensor-free objects keep inline attributes
+    monkeypatch.setattr(sys.modules["nbdebug.memory"], "_holding_chunks", lambda items: [(0, items)])
+    assert memory(namespace=ns, gpu=False).records == report.records  # walking every item finds the same
