@@ -10,7 +10,9 @@
    process (torch only), in a kernel-like one (IPython shell, ipykernel, ipywidgets, pandas, matplotlib
    and scikit-learn imported, as in a notebook that uses nbdebug), each in a fresh subprocess, and inside
    a real ipykernel started with jupyter_client (skipped when it is not installed).
-2. `memory.step` on the notebook's conv net (batch 256): wall time next to a bare forward + backward,
+2. The same scan over the shapes data takes in notebooks: a list of tensors, (x, y) pairs, (x, label)
+   pairs, dict records, and 50k user objects with one tensor among them (nbdebug alone).
+3. `memory.step` on the notebook's conv net (batch 256): wall time next to a bare forward + backward,
    and the forecast's error at the measured batch.
 
 Run: python bench/bench_memory.py [--quick]. MemReporter comes from `pip install pytorch-memlab`; without
@@ -149,6 +151,30 @@ def scan_in_kernel(quick: bool) -> None:
         km.shutdown_kernel(now=True)
 
 
+def bench_patterns(repeat: int) -> None:
+    """How data is held in notebooks: the scan's time per shape of container (nbdebug alone)."""
+    torch.manual_seed(0)
+    n = 10_000
+    with_one = [Sample(i) for i in range(50_000)]
+    with_one[123].embedding = torch.zeros(8)
+    keyed = {f"id{i}": Sample(i) for i in range(50_000)}
+    keyed["id777"].embedding = torch.zeros(8)
+    cases = {
+        "10k tensors in a list": [torch.zeros(4) for _ in range(n)],
+        "5k (x, y) tensor pairs": [(torch.zeros(4), torch.zeros(())) for _ in range(n // 2)],
+        "10k (x, int label) pairs": [(torch.zeros(4), i) for i in range(n)],
+        "10k {'x': t, 'y': int} dicts": [{"x": torch.zeros(4), "y": i} for i in range(n)],
+        "50k objects, 1 tensor (list)": with_one,
+        "50k objects, 1 tensor (dict)": keyed,
+    }
+    times = interleaved(
+        {k: (lambda v=v: memory(namespace={"data": v}, gpu=False)) for k, v in cases.items()}, repeat
+    )
+    print(f"\n{'data held as':<32}{'median ms':>10}")
+    for name, t in times.items():
+        print(f"{name:<32}{t * 1000:>10.1f}")
+
+
 def bench_step(repeat: int) -> None:
     torch.manual_seed(0)
     cnn = nn.Sequential(
@@ -190,6 +216,7 @@ def main() -> int:
         extra = ["--quick"] if args.quick else []
         subprocess.run([sys.executable, __file__, "--scan", mode, *extra], check=True)
     scan_in_kernel(args.quick)
+    bench_patterns(repeat)
     bench_step(repeat)
     print(f"\n(bench ran in {time.perf_counter() - start:.0f} s)")
     return 0
