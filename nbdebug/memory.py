@@ -13,6 +13,7 @@ a background thread; `memory.cuda()` reads the CUDA allocator. This module never
 
 from __future__ import annotations
 
+import collections
 import gc
 import heapq
 import html
@@ -584,7 +585,7 @@ class _Scanner:
             if issubclass(tp, torch.optim.Optimizer):
                 self.add_optimizer(obj, name)
                 continue
-            if tp is list or tp is tuple or issubclass(tp, (list, tuple)):
+            if tp is list or tp is tuple or issubclass(tp, _SEQUENCES):
                 if len(obj) >= _BIG and not _may_hold_tensor(obj):
                     continue
                 kinds = set(map(type, obj))
@@ -716,6 +717,9 @@ class _Scanner:
 
 
 _PLAIN = frozenset({torch.Tensor, nn.Parameter})
+# Walked item by item, named seq[i]. deque: the recent-losses window; other Sequence types may load
+# or compute their items on access (a Dataset), so they are walked through their attributes instead.
+_SEQUENCES = (list, tuple, collections.deque)
 _JUST_TENSORS = {torch.Tensor}
 _ROWS = frozenset({list, tuple})  # rows of a block of tensors: (x, y) pairs, lists of batches
 _DICT_ROWS = {dict}  # rows of a block as dicts with the same keys: {"x": t, "y": 3}

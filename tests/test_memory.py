@@ -483,3 +483,21 @@ def test_scan_leaves_tensor_free_objects_untouched_and_walks_only_chunks_with_te
     assert after - before <= holders and len(before) < 10  # 1994 tensor-free objects keep inline attributes
     monkeypatch.setattr(sys.modules["nbdebug.memory"], "_holding_chunks", lambda items: [(0, items)])
     assert memory(namespace=ns, gpu=False).records == report.records  # walking every item finds the same
+
+
+def test_tensors_in_deques_and_queues_are_named_not_reported_as_leaks():
+    import collections
+    import queue
+
+    w = torch.ones(2, requires_grad=True)
+    recent = collections.deque(((w * i).sum() for i in range(40)), maxlen=50)  # the moving-average window
+    window = collections.deque([torch.ones(3), torch.ones(4)], maxlen=100)
+    jobs = queue.Queue()
+    jobs.put((torch.ones(5), 1))
+    report = memory(namespace={"w": w, "recent": recent, "window": window, "jobs": jobs}, all=True, gpu=False)
+    frame = report.to_frame().set_index("name")
+    assert frame.loc["window[1]", "shape"] == (4,) and frame.loc["jobs.queue[0][0]", "shape"] == (5,)
+    assert frame["reachable"].all() and len(frame) == 1 + 40 + 2 + 1  # w, the losses, the window, the job
+    codes = {f.code: f for f in report.findings}
+    assert "unreachable-tensors" not in codes
+    assert codes["graph-retained"].evidence["names"][:2] == ["recent[0]", "recent[1]"]
