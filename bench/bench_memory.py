@@ -97,7 +97,11 @@ def bench_scan(repeat: int, kernel_like: bool, label: str = "") -> None:
     reference = unique_storage_bytes(ns)
     print(f"nbdebug total {report.total_bytes:,} B; sum of unique storages' nbytes() {reference:,} B; "
           f"equal: {report.total_bytes == reference}")  # fmt: skip
-    fns = {"nbdebug.memory": lambda: memory(namespace=ns, gpu=False).total_bytes}
+    fns = {
+        "nbdebug.memory": lambda: memory(namespace=ns, gpu=False).total_bytes,
+        # also sweeps the gc heap for tensors no name reaches, as MemReporter does (not a target)
+        "  with all=True": lambda: memory(namespace=ns, gpu=False, all=True).total_bytes,
+    }
     try:
         import pytorch_memlab  # noqa: F401
     except ImportError:
