@@ -494,10 +494,13 @@ def test_tensors_in_deques_and_queues_are_named_not_reported_as_leaks():
     window = collections.deque([torch.ones(3), torch.ones(4)], maxlen=100)
     jobs = queue.Queue()
     jobs.put((torch.ones(5), 1))
-    report = memory(namespace={"w": w, "recent": recent, "window": window, "jobs": jobs}, all=True, gpu=False)
+    ns = {"w": w, "recent": recent, "window": window, "jobs": jobs}
+    report = memory(namespace=ns, gpu=False)
     frame = report.to_frame().set_index("name")
     assert frame.loc["window[1]", "shape"] == (4,) and frame.loc["jobs.queue[0][0]", "shape"] == (5,)
-    assert frame["reachable"].all() and len(frame) == 1 + 40 + 2 + 1  # w, the losses, the window, the job
+    assert len(frame) == 1 + 40 + 2 + 1  # w, the losses, the window, the job
     codes = {f.code: f for f in report.findings}
-    assert "unreachable-tensors" not in codes
     assert codes["graph-retained"].evidence["names"][:2] == ["recent[0]", "recent[1]"]
+    # the gc sweep finds them named, not as leaks (it may also find other tests' garbage: not ours)
+    swept = memory(namespace=ns, all=True, gpu=False)
+    assert [r for r in swept.records if r.reachable] == report.records
