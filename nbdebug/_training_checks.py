@@ -54,7 +54,7 @@ class LossCall:
 
 @dataclass
 class RunData:
-    """Everything the checks read; `Watch` fills it."""
+    """Everything the checks read; `Watch` and `GanWatch` fill it from their StepMonitors."""
 
     steps: Sequence[Any]  # StepRecord
     samples: dict[int, list[Any]]  # step -> [LayerSample]
@@ -65,13 +65,30 @@ class RunData:
     never_grad: set[str]
     n_params: int
     loss_calls: list[LossCall]
-    periods: list[tuple[int, int]]  # (first_step, last_step) of complete epochs or blocks
-    period_kind: str  # "epoch" or "block"
-    target_counts: list[int] | None
-    pred_counts_last: list[int] | None  # predictions of the last complete period
-    label_counts_last: list[int] | None
+    periods: list[tuple[int, int]] = field(default_factory=list)  # (first, last step) of complete periods
+    period_kind: str = "block"  # "epoch" or "block"
+    target_counts: list[int] | None = None
+    pred_counts_last: list[int] | None = None  # predictions of the last complete period
+    label_counts_last: list[int] | None = None
     final: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_monitor(cls, monitor: Any, loss_calls: list[LossCall], final: bool, **periods: Any) -> RunData:
+        """What one `StepMonitor` recorded; `periods` adds epochs and class counts where the caller has them."""
+        return cls(
+            steps=monitor.steps,
+            samples=monitor.samples,
+            layer_order=monitor.layer_order,
+            input_stats=monitor.input_stats,
+            nonfinite_events=monitor.nonfinite_events,
+            leaked_params=monitor.leaked_params,
+            never_grad=monitor.never_grad,
+            n_params=len(monitor.params),
+            loss_calls=loss_calls,
+            final=final,
+            **periods,
+        )
 
 
 def _f(

@@ -463,23 +463,7 @@ class GanWatch(LiveResults):
 
     # -- diagnosis -----------------------------------------------------------------------------------
     def _net_run(self, monitor: StepMonitor, final: bool, loss_calls: list | None = None) -> RunData:
-        return RunData(
-            steps=monitor.steps,
-            samples=monitor.samples,
-            layer_order=monitor.layer_order,
-            input_stats=monitor.input_stats,
-            nonfinite_events=monitor.nonfinite_events,
-            leaked_params=monitor.leaked_params,
-            never_grad=monitor.never_grad,
-            n_params=len(monitor.params),
-            loss_calls=loss_calls or [],
-            periods=[],
-            period_kind="block",
-            target_counts=None,
-            pred_counts_last=None,
-            label_counts_last=None,
-            final=final,
-        )
+        return RunData.from_monitor(monitor, loss_calls or [], final)
 
     def _diagnose(self, final: bool = False, urgent: bool = False) -> None:
         """Run the checks; a routine (not final, not urgent) run is skipped while the checks would take

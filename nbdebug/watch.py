@@ -232,28 +232,20 @@ class Watch(LiveResults):
 
     # -- diagnosis -----------------------------------------------------------------------------------
     def _run_data(self, final: bool = False) -> RunData:
-        m = self.monitor
         periods, kind = self._periods()
         preds = labels = None
         complete = [e for e in self._epochs[:-1] if e.preds is not None]
         if kind == "epoch" and complete:
             preds, labels = complete[-1].preds.tolist(), complete[-1].labels.tolist()
-        return RunData(
-            steps=m.steps,
-            samples=m.samples,
-            layer_order=m.layer_order,
-            input_stats=m.input_stats,
-            nonfinite_events=m.nonfinite_events,
-            leaked_params=m.leaked_params,
-            never_grad=m.never_grad,
-            n_params=len(m.params),
-            loss_calls=list(self._loss_calls.values()),
+        return RunData.from_monitor(
+            self.monitor,
+            list(self._loss_calls.values()),
+            final,
             periods=periods,
             period_kind=kind,
             target_counts=self._target_counts.tolist() if self._target_counts is not None else None,
             pred_counts_last=preds,
             label_counts_last=labels,
-            final=final,
         )
 
     def _periods(self) -> tuple[list[tuple[int, int]], str]:
