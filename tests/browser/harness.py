@@ -126,3 +126,27 @@ def cell_errors(page) -> list[str]:
         ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
         "els => els.map(e => e.innerText)",
     )
+
+
+def kernel_stdout(page, code: str, timeout: float = 60_000) -> str:
+    """Run `code` in the open notebook's kernel (queued behind whatever runs) and return what it printed.
+
+    Through the kernel connection, not a cell: after an interrupt, JupyterLab's run-cell command can race
+    the notebook's own cleanup, while an execute request simply waits its turn.
+    """
+    return page.evaluate(
+        """async ([code, timeout]) => {
+            const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+            const future = kernel.requestExecute({code, store_history: false});
+            let out = '';
+            future.onIOPub = (msg) => {
+                if (msg.header.msg_type === 'stream') out += msg.content.text;
+                if (msg.header.msg_type === 'error') out += msg.content.ename + ': ' + msg.content.evalue;
+            };
+            const late = new Promise((_, reject) =>
+                setTimeout(() => reject(new Error(`no reply in ${timeout} ms; printed so far: ${out}`)), timeout));
+            await Promise.race([future.done, late]);
+            return out;
+        }""",
+        [code, timeout],
+    )

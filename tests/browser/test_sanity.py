@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.browser.harness import cell_errors
+from tests.browser.harness import cell_errors, kernel_stdout
 
 SETUP = """
 import torch
@@ -100,19 +100,6 @@ def test_kernel_interrupt_restores_the_model_and_says_so(page, lab):
         ".some(e => e.innerText.includes('KeyboardInterrupt'))",
         timeout=30_000,
     )
-    # run the last cell (run-all stopped at the interrupted cell) once the kernel is idle again, through
-    # JupyterLab's own command: a click + Shift+Enter raced the interrupt's cleanup under load
-    page.wait_for_function(
-        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
-        timeout=60_000,
-    )
-    page.evaluate(
-        "() => { const p = window.jupyterapp.shell.currentWidget; p.content.activeCellIndex = 2;"
-        " window.jupyterapp.commands.execute('notebook:run-cell'); }"
-    )
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.jp-OutputArea-output')].some(e => e.innerText.includes('restored:'))",
-        timeout=60_000,
-    )
-    outputs = page.eval_on_selector_all(".jp-OutputArea-output", "els => els.map(e => e.innerText)")
-    assert any("restored: True" in o for o in outputs), outputs
+    # run-all stopped at the interrupted cell: ask the kernel directly (a cell run raced the interrupt's
+    # cleanup under load), queued behind anything still running
+    assert kernel_stdout(page, AFTER).strip() == "restored: True"
