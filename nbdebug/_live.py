@@ -26,6 +26,8 @@ class LiveResults:
     internal_errors: list[str]
     _findings: dict[tuple[str, Any], Finding]
     _found_at: dict[tuple[str, Any], int]
+    _last_diag: float  # when the checks last ran, and how long they took
+    _diag_cost: float
     _hooks: HookSet | None
     _listening: Any
     running: bool
@@ -82,6 +84,20 @@ class LiveResults:
         self._last_update = time.perf_counter()
         self._update_cost = self._last_update - now
         self.updates += 1
+
+    def _run_checks(self, checks: Callable[[], list[Finding]], step: Callable[[], int]) -> None:
+        """Run the checks, timed (callers skip routine runs while they would cost over ~5% of the wall time),
+        never letting a diagnosis bug stop the user's training; record what they found at `step()`."""
+        t0 = time.perf_counter()
+        try:
+            found = checks()
+        except Exception as e:
+            self.internal_errors.append(f"diagnose: {type(e).__name__}: {e}")
+            return
+        finally:
+            self._last_diag = time.perf_counter()
+            self._diag_cost = self._last_diag - t0
+        self._record(found, step(), self.running)
 
     def _record(self, found: list[Finding], step: int, running: bool) -> None:
         """Keep the latest evidence of each (code, where); remember the step it was first seen at, and

@@ -468,18 +468,9 @@ class GanWatch(LiveResults):
     def _diagnose(self, final: bool = False, urgent: bool = False) -> None:
         """Run the checks; a routine (not final, not urgent) run is skipped while the checks would take
         more than ~5% of the wall time (they read the whole history: long runs make them slower)."""
-        t0 = time.perf_counter()
-        if not (final or urgent) and t0 - self._last_diag < 20 * self._diag_cost:
+        if not (final or urgent) and time.perf_counter() - self._last_diag < 20 * self._diag_cost:
             return
-        try:
-            found = self._diagnosis(final)
-        except Exception as e:  # a diagnosis bug must not stop the user's training
-            self.internal_errors.append(f"diagnose: {type(e).__name__}: {e}")
-            return
-        finally:
-            self._last_diag = time.perf_counter()
-            self._diag_cost = self._last_diag - t0
-        self._record(found, self.g_monitor.count, self.running)
+        self._run_checks(lambda: self._diagnosis(final), lambda: self.g_monitor.count)
 
     def _diagnosis(self, final: bool) -> list[Finding]:
         out: list[Finding] = []

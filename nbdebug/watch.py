@@ -259,16 +259,7 @@ class Watch(LiveResults):
         return [(a + 1, a + BLOCK) for a in range(0, n - BLOCK + 1, BLOCK)], "block"
 
     def _diagnose(self, final: bool = False) -> None:
-        t0 = time.perf_counter()
-        try:
-            found = diagnose(self._run_data(final))
-        except Exception as e:  # a diagnosis bug must not stop the user's training
-            self.internal_errors.append(f"diagnose: {type(e).__name__}: {e}")
-            return
-        finally:
-            self._last_diag = time.perf_counter()
-            self._diag_cost = self._last_diag - t0
-        self._record(found, self.monitor.count, self.running)
+        self._run_checks(lambda: diagnose(self._run_data(final)), lambda: self.monitor.count)
 
     @property
     def steps(self) -> int:
