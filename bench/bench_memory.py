@@ -33,8 +33,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import interleaved, machine
-from nbdebug._memory_step import step
-from nbdebug.memory import fmt_bytes, memory
+from nbdebug.memory.report import fmt_bytes, memory
+from nbdebug.memory.step import step
 
 
 class Sample:

@@ -20,8 +20,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import nbdebug
 from bench._common import interleaved, machine
-from nbdebug.plots import figure_png
-from nbdebug.plots.filters import plot_filters
+from nbdebug._core.plot import figure_png
+from nbdebug.predictions.filters_plot import plot_filters
 
 
 def side_by_side(base: Callable[[], object], ours: Callable[[], object], runs: int) -> tuple[float, float]:

@@ -29,7 +29,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 import nbdebug
-from nbdebug.widgets.sanity import OverfitPanel
+from nbdebug.sanity.panel import OverfitPanel
 
 
 def cnn() -> nn.Module:

@@ -28,7 +28,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import nbdebug
 from bench._common import interleaved, machine
-from nbdebug.search import draw
+from nbdebug.search.run import draw
 
 
 def digits_train_fn():
@@ -54,7 +54,7 @@ def digits_train_fn():
 
 
 def overhead(repeat: int) -> dict[str, float]:
-    from nbdebug.widgets.search import SearchPanel
+    from nbdebug.search.panel import SearchPanel
 
     train = digits_train_fn()
     space = {"lr": nbdebug.loguniform(1e-3, 1.0), "hidden": nbdebug.intlog(16, 128)}

@@ -53,7 +53,7 @@ def unique_storage_bytes(tensors) -> int:
 @guarded
 def no_init_on_read() -> None:
     import nbdebug
-    from nbdebug._memory_cuda import cuda_memory, cuda_note
+    from nbdebug.memory.cuda import cuda_memory, cuda_note
 
     before = torch.cuda.is_initialized()
     report = nbdebug.memory(torch.ones(3), names=["x"])
@@ -70,7 +70,7 @@ def no_init_on_read() -> None:
 
 @guarded
 def inventory_on_cuda() -> None:
-    from nbdebug.memory import memory
+    from nbdebug.memory.report import memory
 
     warm = nn.Linear(8, 8).cuda()  # cuBLAS keeps its workspace in the allocator: create it before measuring
     warm(torch.ones(2, 8, device="cuda")).sum().backward()
@@ -119,7 +119,7 @@ def inventory_on_cuda() -> None:
 
 @guarded
 def allocator_figures() -> None:
-    from nbdebug._memory_cuda import analyse_segments, cuda_memory
+    from nbdebug.memory.cuda import analyse_segments, cuda_memory
 
     keep = [torch.empty(3 * MiB, dtype=torch.uint8, device="cuda") for _ in range(4)]
     torch.cuda.synchronize()
@@ -153,7 +153,7 @@ def allocator_figures() -> None:
 def fragmentation() -> None:
     import os
 
-    from nbdebug.memory import memory
+    from nbdebug.memory.report import memory
 
     conf = os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "")
     if "expandable_segments:True" in conf:
@@ -196,7 +196,7 @@ def conv_net() -> nn.Module:
 
 @guarded
 def step_on_cuda() -> None:
-    from nbdebug._memory_step import step
+    from nbdebug.memory.step import step
 
     model = conv_net().cuda()
     x, y = torch.randn(256, 3, 32, 32, device="cuda"), torch.randint(0, 10, (256,), device="cuda")
@@ -235,7 +235,7 @@ def step_on_cuda() -> None:
 
 @guarded
 def step_out_of_memory() -> None:
-    from nbdebug._memory_step import step
+    from nbdebug.memory.step import step
 
     torch.cuda.synchronize()
     base = torch.cuda.memory_allocated()
@@ -265,7 +265,7 @@ def step_out_of_memory() -> None:
 
 @guarded
 def watch_on_cuda() -> None:
-    from nbdebug._memory_watch import MemoryWatch
+    from nbdebug.memory.live import MemoryWatch
 
     torch.cuda.synchronize()
     base = torch.cuda.memory_allocated()
@@ -288,7 +288,7 @@ def watch_on_cuda() -> None:
 
 @guarded
 def unreachable_on_cuda() -> None:
-    from nbdebug.memory import memory
+    from nbdebug.memory.report import memory
 
     def make():
         hidden = torch.zeros(4 * MiB, device="cuda")

@@ -18,20 +18,20 @@ README = ROOT / "README.md"
 def magics_table() -> str:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from nbdebug.magics import register
+    import nbdebug
 
     shell = InteractiveShell.instance()
-    register(shell)
+    nbdebug.load_ipython_extension(shell)
     rows = ["| magic | what it does | options |", "| --- | --- | --- |"]
     for kind, prefix in (("line", "%"), ("cell", "%%")):
         for name, fn in sorted(shell.magics_manager.magics[kind].items()):
             if not name.startswith("nn_"):
                 continue
-            doc = (fn.__doc__ or "").strip().splitlines()
-            summary = next(
-                (ln.strip() for ln in doc if ln.strip() and not ln.strip().startswith(("::", "%"))), ""
-            )
             parser = getattr(getattr(fn, "__func__", fn), "parser", None)
+            # the docstring's first line (magic_arguments prepends the usage to __doc__; the parser keeps
+            # the original as its description)
+            doc = (parser.description if parser is not None else fn.__doc__) or ""
+            summary = doc.strip().splitlines()[0].strip() if doc.strip() else ""
             opts = []
             if parser is not None:
                 for action in parser._actions:
@@ -44,7 +44,7 @@ def magics_table() -> str:
 
 
 def findings_table() -> str:
-    from nbdebug.findings import CATALOGUE
+    from nbdebug._core.findings import CATALOGUE
 
     rows = ["| code | when | threshold | source |", "| --- | --- | --- | --- |"]
     for code, info in CATALOGUE.items():

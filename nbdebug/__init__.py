@@ -13,42 +13,55 @@ import sys
 import types
 from typing import Any
 
-from .errors import NbdebugError
-from .findings import CATALOGUE, Finding
+from ._core.errors import NbdebugError
+from ._core.findings import CATALOGUE, Finding
 
 __version__ = "0.1.0"
 
 # public name -> module that defines it (imported on first access)
 _LAZY = {
-    "trace": "trace",
-    "Trace": "trace",
-    "Step": "trace",
-    "TraceError": "trace",
-    "shapes": "widgets.shapes",
-    "memory": "memory",
-    "MemoryReport": "memory",
-    "check": "sanity",
-    "Report": "sanity",
-    "gradcheck": "sanity",
-    "GradcheckResult": "sanity",
-    "overfit": "overfit",
-    "OverfitResult": "overfit",
-    "watch": "watch",
-    "Watch": "watch",
-    "watch_gan": "gan",
-    "GanWatch": "gan",
-    "predictions": "predictions",
-    "PredictionReport": "predictions",
-    "filters": "filters",
-    "FilterView": "filters",
-    "FocalLoss": "losses",
-    "search": "search",
-    "SearchResult": "search",
-    "loguniform": "search",
-    "uniform": "search",
-    "choice": "search",
-    "intlog": "search",
+    "trace": "shapes.trace",
+    "Trace": "shapes.trace",
+    "Step": "shapes.trace",
+    "TraceError": "shapes.trace",
+    "shapes": "shapes.panel",
+    "memory": "memory.report",
+    "MemoryReport": "memory.report",
+    "check": "sanity.check",
+    "Report": "sanity.check",
+    "gradcheck": "sanity.gradcheck",
+    "GradcheckResult": "sanity.gradcheck",
+    "overfit": "sanity.overfit",
+    "OverfitResult": "sanity.overfit",
+    "watch": "monitor.watch",
+    "Watch": "monitor.watch",
+    "watch_gan": "monitor.gan",
+    "GanWatch": "monitor.gan",
+    "predictions": "predictions.report",
+    "PredictionReport": "predictions.report",
+    "TopkTracker": "predictions.report",
+    "binary_logits": "predictions.report",
+    "filters": "predictions.filters",
+    "FilterView": "predictions.filters",
+    "FocalLoss": "predictions.focal",
+    "search": "search.run",
+    "SearchResult": "search.run",
+    "loguniform": "search.run",
+    "uniform": "search.run",
+    "choice": "search.run",
+    "intlog": "search.run",
 }
+
+# each feature's magics (a `MAGICS` class in its `magic` module); imported only by `%load_ext nbdebug`
+MAGIC_MODULES = (
+    "shapes.magic",
+    "memory.magic",
+    "sanity.magic",
+    "monitor.magic",
+    "monitor.gan_magic",
+    "predictions.magic",
+    "search.magic",
+)
 
 __all__ = ["CATALOGUE", "Finding", "NbdebugError", "__version__", "load_ipython_extension", *_LAZY]
 
@@ -59,7 +72,7 @@ class _Package(types.ModuleType):
     the public function of the same name (overfit, trace, memory, watch, predictions, filters)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if _LAZY.get(name) == name and isinstance(value, types.ModuleType):
+        if name in _LAZY and isinstance(value, types.ModuleType):
             return
         super().__setattr__(name, value)
 
@@ -82,9 +95,8 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext nbdebug`: register the magics (imported here so core never imports IPython)."""
-    from .magics import register
-
-    register(ipython)
+    for feature in MAGIC_MODULES:
+        ipython.register_magics(importlib.import_module(f"{__name__}.{feature}").MAGICS)
 
 
 def unload_ipython_extension(ipython: Any) -> None:

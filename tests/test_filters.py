@@ -11,8 +11,8 @@ from torch import nn
 
 import nbdebug
 from nbdebug import NbdebugError
-from nbdebug._hooks import hook_counts
-from nbdebug.filters import FilterView, conv_layers, feature_maps, smoothness
+from nbdebug._core.hooks import hook_counts
+from nbdebug.predictions.filters import FilterView, conv_layers, feature_maps, smoothness
 
 
 def cnn():
@@ -163,7 +163,7 @@ def test_bad_inputs_name_the_culprit():
 
 
 def test_name_stays_callable_after_the_submodule_is_imported():
-    module = importlib.import_module("nbdebug.filters")
+    module = importlib.import_module("nbdebug.predictions.filters")
 
     assert isinstance(module.filters(cnn()), FilterView)
     assert isinstance(nbdebug.filters(cnn()), FilterView)

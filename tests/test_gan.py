@@ -11,7 +11,7 @@ from torch import nn
 
 import nbdebug
 from nbdebug import NbdebugError
-from nbdebug import gan as gan_module
+from nbdebug.monitor import gan as gan_module
 from tests import gan_loops as L
 
 

@@ -7,9 +7,9 @@ import torch
 from IPython.core.error import UsageError
 
 import nbdebug
-from nbdebug import _intercept
-from nbdebug._hooks import hook_counts
-from nbdebug.widgets.gan import GanPanel, gan_panel
+from nbdebug._core import intercept as _intercept
+from nbdebug._core.hooks import hook_counts
+from nbdebug.monitor.gan_panel import GanPanel, gan_panel
 from tests import gan_loops as L
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import nbdebug
-from nbdebug import _intercept
-from nbdebug._hooks import hook_counts
+from nbdebug._core import intercept as _intercept
+from nbdebug._core.hooks import hook_counts
 from tests import gan_loops as L
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from IPython.core.error import UsageError
 
-from nbdebug.trace import Trace
+from nbdebug.shapes.trace import Trace
 from tests.models import DenoisingAutoencoder, SmallCNN
 
 

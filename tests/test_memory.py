@@ -14,8 +14,8 @@ from torch import nn
 
 import nbdebug
 from nbdebug import NbdebugError
-from nbdebug._memory_cuda import DeviceMemory, SegmentStats, analyse_segments, cuda_memory, cuda_note
-from nbdebug.memory import _Scanner, memory, parse_bytes
+from nbdebug.memory.cuda import DeviceMemory, SegmentStats, analyse_segments, cuda_memory, cuda_note
+from nbdebug.memory.report import _Scanner, memory, parse_bytes
 
 
 def _storage_key(t: torch.Tensor):
@@ -340,7 +340,7 @@ def test_no_cuda_says_so_in_one_line():
 
 
 def test_a_blocked_allocation_is_explained_only_when_fragmentation_is_the_cause():
-    from nbdebug._memory_step import _requested
+    from nbdebug.memory.step import _requested
 
     dev = DeviceMemory(
         device="cuda:0", name="P5000", total=12 * 2**30, driver_free=300 * MiB, allocated=7 * 2**30,
@@ -481,7 +481,7 @@ def test_scan_leaves_tensor_free_objects_untouched_and_walks_only_chunks_with_te
                      "keyed['k640'].emb"]  # fmt: skip
     after = {id(o) for o in objects if _has_dict(o)}
     assert after - before <= holders and len(before) < 10  # 1994 tensor-free objects keep inline attributes
-    monkeypatch.setattr(sys.modules["nbdebug.memory"], "_holding_chunks", lambda items: [(0, items)])
+    monkeypatch.setattr(sys.modules["nbdebug.memory.report"], "_holding_chunks", lambda items: [(0, items)])
     assert memory(namespace=ns, gpu=False).records == report.records  # walking every item finds the same
 
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from IPython.core.error import UsageError
 
-from nbdebug._memory_step import StepMemory
-from nbdebug._memory_watch import MemoryWatch
-from nbdebug.memory import MemoryReport, memory
-from nbdebug.widgets.memory import MemoryPanel, WatchPanel
+from nbdebug.memory.live import MemoryWatch
+from nbdebug.memory.panel import MemoryPanel, WatchPanel
+from nbdebug.memory.report import MemoryReport, memory
+from nbdebug.memory.step import StepMemory
 
 SETUP = """
 import torch

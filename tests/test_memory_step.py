@@ -10,9 +10,9 @@ from torch import nn
 
 import nbdebug
 from nbdebug import NbdebugError
-from nbdebug._hooks import hook_counts
-from nbdebug._memory_step import LiveBytes, _run_step, step
-from nbdebug._memory_watch import MemoryWatch, watch
+from nbdebug._core.hooks import hook_counts
+from nbdebug.memory.live import MemoryWatch, watch
+from nbdebug.memory.step import LiveBytes, _run_step, step
 
 
 def conv_net() -> nn.Sequential:

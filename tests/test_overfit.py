@@ -69,7 +69,7 @@ def test_subset_is_stratified_by_class(data):
         cnn(), (x, y), nn.CrossEntropyLoss(), n=20, max_epochs=1,
         callback=lambda r: seen.append(r.n),
     )  # fmt: skip
-    from nbdebug.overfit import _subset
+    from nbdebug.sanity.overfit import _subset
 
     _, sub = _subset((x, y), 20, True)
     assert torch.bincount(sub, minlength=10).tolist() == [2] * 10

@@ -11,8 +11,14 @@ from torch import nn
 
 import nbdebug
 from nbdebug import NbdebugError
-from nbdebug._hooks import hook_counts
-from nbdebug.predictions import PredictionReport, TopkTracker, balanced_weights, binary_logits, snapshot
+from nbdebug._core.hooks import hook_counts
+from nbdebug.predictions.report import (
+    PredictionReport,
+    TopkTracker,
+    balanced_weights,
+    binary_logits,
+    snapshot,
+)
 
 
 def blobs(n=300, c=4, d=8, seed=0, weights=None):
@@ -187,7 +193,7 @@ def test_thousand_classes_stay_readable():
 def test_binary_single_logit_via_binary_logits():
     x, y = blobs(n=60, c=2)
     model = nn.Linear(8, 1)
-    with pytest.raises(NbdebugError, match=r"shape \(60, 1\).*output=binary_logits"):
+    with pytest.raises(NbdebugError, match=r"shape \(60, 1\).*output=nbdebug.binary_logits"):
         nbdebug.predictions(model, (x, y))
     r = nbdebug.predictions(model, (x, y), output=binary_logits)
     torch.testing.assert_close(r.probs[:, 1], torch.sigmoid(model(x)).detach()[:, 0])
@@ -280,7 +286,7 @@ def test_model_state_is_restored_on_success_exception_and_interrupt(fail_at, exc
 
 
 def test_name_stays_callable_after_the_submodule_is_imported():
-    module = importlib.import_module("nbdebug.predictions")
+    module = importlib.import_module("nbdebug.predictions.report")
 
     assert isinstance(module.predictions(nn.Linear(8, 4), blobs(n=8)), PredictionReport)
     assert isinstance(nbdebug.predictions(nn.Linear(8, 4), blobs(n=8)), PredictionReport)
@@ -313,7 +319,7 @@ def test_tracker_matches_the_report_and_records_drift():
     assert list(h["epoch"]) == [0, 1, 2, 3, 4]
     assert h["true_prob"].is_monotonic_increasing
     assert snapshot(model(x).detach(), y)["accuracy"] > 0.5
-    from nbdebug.plots.predictions import plot_drift
+    from nbdebug.predictions.plot import plot_drift
 
     assert plot_drift(h).axes
 

@@ -9,9 +9,9 @@ from IPython.core.error import UsageError
 from torch import nn
 
 import nbdebug
-from nbdebug.filters import FilterView
-from nbdebug.predictions import PredictionReport, TopkTracker
-from nbdebug.widgets.predictions import FiltersPanel, PredictionsPanel
+from nbdebug.predictions.filters import FilterView
+from nbdebug.predictions.panel import FiltersPanel, PredictionsPanel
+from nbdebug.predictions.report import PredictionReport, TopkTracker
 
 
 def small_cnn():
@@ -52,7 +52,7 @@ def test_nn_preds_bad_input_is_a_usage_error(ns):
         ns.run_line_magic("nn_preds", "model (x,y) --bogus")
     with pytest.raises(UsageError, match="--image-shape must look like"):
         ns.run_line_magic("nn_preds", "model (x,y) --image-shape big")
-    with pytest.raises(UsageError, match="No closing quotation"):
+    with pytest.raises(UsageError, match="unbalanced brackets or quotes"):
         ns.run_line_magic("nn_preds", "model '(x,y)")
 
 
@@ -74,12 +74,14 @@ def test_magic_help_documents_every_option(ns):
         "-k",
         "-n",
         "--classes",
-        "--output",
+        "--scores",
         "--labels",
         "--image-shape",
         "--history",
         "--static",
         "-o",
+        "--output",
+        "--return",
     ):
         assert opt in doc
     doc = ns.find_line_magic("nn_filters").__doc__

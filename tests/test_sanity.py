@@ -11,7 +11,7 @@ from torch import nn
 
 import nbdebug
 from nbdebug import NbdebugError
-from nbdebug._hooks import hook_counts
+from nbdebug._core.hooks import hook_counts
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -427,7 +427,7 @@ def test_gradcheck_bad_input():
 def test_figures_are_built_from_results_without_pyplot():
     import matplotlib.pyplot as plt
 
-    from nbdebug.plots.sanity import gradcheck_figure, gradient_norms_figure
+    from nbdebug.sanity.plot import gradcheck_figure, gradient_norms_figure
 
     before = plt.get_fignums()
     report = nbdebug.check(Unused(), (torch.randn(8, 4), torch.randint(0, 3, (8,))), nn.CrossEntropyLoss())

@@ -7,9 +7,9 @@ import torch
 from IPython.core.error import UsageError
 from torch import nn
 
-from nbdebug.magics.sanity import split_expressions
-from nbdebug.overfit import OverfitResult
-from nbdebug.widgets.sanity import OverfitPanel
+from nbdebug._core.magic import split_expressions
+from nbdebug.sanity.overfit import OverfitResult
+from nbdebug.sanity.panel import OverfitPanel
 from tests.test_sanity import Cube, WrongCube, assert_same, cnn, digits, one_thread, snapshot  # noqa: F401 (module fixture)
 
 

@@ -13,7 +13,7 @@ from torch import nn
 
 import nbdebug
 from nbdebug import NbdebugError
-from nbdebug.search import SearchResult, draw, param_effects, search, trial_seed
+from nbdebug.search.run import SearchResult, draw, param_effects, search, trial_seed
 
 OPT_LR = 3e-3
 

@@ -11,8 +11,8 @@ import torch
 from IPython.core.error import UsageError
 
 import nbdebug
-from nbdebug.search import SearchResult, search
-from nbdebug.widgets.search import SearchPanel, live_search
+from nbdebug.search.panel import SearchPanel, live_search
+from nbdebug.search.run import SearchResult, search
 
 SPACE = {"lr": nbdebug.loguniform(1e-5, 1e-1), "wd": nbdebug.loguniform(1e-6, 1e-2)}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 import nbdebug
-from nbdebug.widgets.shapes import ShapesPanel
+from nbdebug.shapes.panel import ShapesPanel
 from tests.models import DenoisingAutoencoder, SmallCNN
 
 

@@ -12,7 +12,7 @@ from torch import nn
 
 import nbdebug
 from nbdebug import NbdebugError
-from nbdebug._hooks import hook_counts
+from nbdebug._core.hooks import hook_counts
 from tests.models import DenoisingAutoencoder, Residual, SmallCNN, UNetish
 
 

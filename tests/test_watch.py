@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import nbdebug
-from nbdebug.errors import NbdebugError
+from nbdebug._core.errors import NbdebugError
 from tests.watch_loops import (
     cnn,
     codes,

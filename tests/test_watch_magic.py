@@ -7,9 +7,9 @@ import torch
 from IPython.core.error import UsageError
 
 import nbdebug
-from nbdebug import _intercept
-from nbdebug._hooks import hook_counts
-from nbdebug.widgets.watch import WatchPanel, watch_panel
+from nbdebug._core import intercept as _intercept
+from nbdebug._core.hooks import hook_counts
+from nbdebug.monitor.panel import WatchPanel, watch_panel
 from tests.watch_loops import digits, loader, mlp, single_thread  # noqa: F401  (autouse fixture)
 
 SETUP = """

@@ -12,8 +12,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 import nbdebug
-from nbdebug import _intercept
-from nbdebug._hooks import hook_counts
+from nbdebug._core import intercept as _intercept
+from nbdebug._core.hooks import hook_counts
 from tests.watch_loops import (
     cnn,
     digits,
@@ -157,7 +157,7 @@ def test_no_tensor_outlives_its_step():
 
 def test_a_failing_statistic_never_breaks_the_training(monkeypatch):
     """A bug inside the monitor is recorded in internal_errors; the user's loop runs to the end."""
-    import nbdebug._monitor as monitor
+    import nbdebug.monitor.stats as monitor
 
     def broken(out):
         raise RuntimeError("statistic failed")

@@ -142,7 +142,7 @@ assert abs(result.forecast_error) < 0.05
 result.to_frame()
 
 # %%
-from nbdebug.plots.memory import plot_forecast
+from nbdebug.memory.plot import plot_forecast
 
 plot_forecast(result)
 
@@ -177,6 +177,6 @@ import time
 while watch.running:
     time.sleep(0.05)
 print(watch, f"peak sample {watch.to_frame()['allocated'].max() / 2**20:.0f} MiB")
-from nbdebug.plots.memory import plot_watch
+from nbdebug.memory.plot import plot_watch
 
 plot_watch(watch)

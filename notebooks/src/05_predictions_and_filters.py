@@ -18,7 +18,7 @@ from torch import nn
 from sklearn.datasets import load_digits
 
 import nbdebug
-from nbdebug.predictions import TopkTracker
+from nbdebug import TopkTracker
 
 %load_ext nbdebug
 torch.manual_seed(0)
@@ -180,5 +180,5 @@ comparison
 # still skewed, the model now copes with it.
 #
 # The same checks as magics: `%nn_preds model data` and `%nn_filters model [layer]`; `%nn_preds?` lists
-# every option. Bad input is named: a dict output asks for `--output`, labels beyond the output layer are
+# every option. Bad input is named: a dict output asks for `--scores`, labels beyond the output layer are
 # listed, a missing layer name lists the valid conv layers.

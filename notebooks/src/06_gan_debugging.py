@@ -100,12 +100,9 @@ broken.history[["step", "d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm"]].
 # generator overshoots.
 
 # %%
-from IPython.display import Image
+from nbdebug.monitor.gan_plot import frames_figure
 
-from nbdebug.plots import figure_png
-from nbdebug.plots.gan import frames_figure
-
-Image(figure_png(frames_figure(broken)))
+frames_figure(broken)
 
 # %% [markdown]
 # ## The fix, and the healthy run

@@ -140,7 +140,7 @@ assert wide_result.best.score > narrow_result.best.score
 # The same figure the panel shows, as a plain matplotlib figure (`ax=` per parameter with `param_axes`).
 
 # %%
-from nbdebug.plots.search import search_figure
+from nbdebug.search.plot import search_figure
 
 search_figure(result)
 

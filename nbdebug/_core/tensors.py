@@ -1,0 +1,41 @@
+"""Small questions every feature asks of tensors and of the nested values that carry them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def is_float(t: Any) -> bool:
+    """A floating-point tensor (activations, losses and gradients; not labels or masks)."""
+    return isinstance(t, torch.Tensor) and t.is_floating_point()
+
+
+def first_tensor(obj: Any) -> torch.Tensor | None:
+    """The first tensor in `obj`, looking inside tuples, lists and dicts (a module's output or a batch)."""
+    if isinstance(obj, torch.Tensor):
+        return obj
+    if isinstance(obj, (tuple, list)):
+        for o in obj:
+            t = first_tensor(o)
+            if t is not None:
+                return t
+    if isinstance(obj, dict):
+        for o in obj.values():
+            t = first_tensor(o)
+            if t is not None:
+                return t
+    return None
+
+
+def storage_key(t: torch.Tensor) -> Any:
+    """What identifies the memory a strided tensor lives in, shared by all its views: the storage's data
+    pointer once allocated (the same across storage objects), else the storage object's identity (meta and
+    empty storages). None for tensors without a storage Python can see (sparse layouts, some subclasses)."""
+    try:
+        st = t.untyped_storage()
+    except Exception:
+        return None
+    ptr = st.data_ptr() if t.device.type != "meta" else 0
+    return ptr if ptr else ("cdata", st._cdata)

@@ -1,0 +1,586 @@
+"""Diagnosis of a watched training run: pure functions from collected summaries to findings.
+
+Each check documents its rule next to the code, with the catalogue threshold it applies (see
+`nbdebug.findings.CATALOGUE`) and what makes it robust against false alarms on a healthy run: every
+statistical check needs the condition to *persist* over several samples, because a monitor that cries
+wolf is switched off. Checks only read data; they are called live (on sampled steps and epoch ends)
+and once more when the watch closes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from statistics import median
+from typing import Any
+
+from .._core.findings import Finding
+
+RATIO_REF = 1e-3
+RATIO_HIGH = 1e-2  # catalogue lr-too-high
+RATIO_LOW = 1e-5  # catalogue lr-too-low
+PERSIST = 3  # samples a statistical condition must hold for in a row
+DEAD_FRAC = 0.7
+SATURATED_FRAC = 0.5
+GRAD_HUGE = 1e3
+GRAD_GROWTH = 100.0
+VANISH_ABS = 1e-7
+VANISH_REL = 1e-4
+LOSS_WINDOW = 30  # steps compared when asking whether the loss still falls
+MIN_PERIOD = 5  # steps an epoch needs to count for the loss-curve checks
+BLOCK = 25  # steps per pseudo-epoch when the loop has no epochs we can see
+ELEMENTWISE = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
+
+
+@dataclass
+class LossCall:
+    """What the first training call of one loss function received (kept as numbers, not tensors)."""
+
+    name: str
+    step: int
+    value: float
+    input_shape: tuple[int, ...]
+    target_shape: tuple[int, ...] | None
+    input_min: float
+    input_max: float
+    rows_sum_to_one: bool
+    grad_fn: str
+    reduction: str
+    weighted: bool
+    n_classes: int | None
+    baseline: float | None = None  # loss of a predictor that ignores the input (see `loss_baseline`)
+
+
+@dataclass
+class RunData:
+    """Everything the checks read; `Watch` and `GanWatch` fill it from their StepMonitors."""
+
+    steps: Sequence[Any]  # StepRecord
+    samples: dict[int, list[Any]]  # step -> [LayerSample]
+    layer_order: list[str]
+    input_stats: list[tuple[int, float, float]]
+    nonfinite_events: list[dict[str, Any]]
+    leaked_params: dict[str, int]
+    never_grad: set[str]
+    n_params: int
+    loss_calls: list[LossCall]
+    periods: list[tuple[int, int]] = field(default_factory=list)  # (first, last step) of complete periods
+    period_kind: str = "block"  # "epoch" or "block"
+    target_counts: list[int] | None = None
+    pred_counts_last: list[int] | None = None  # predictions of the last complete period
+    label_counts_last: list[int] | None = None
+    final: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_monitor(cls, monitor: Any, loss_calls: list[LossCall], final: bool, **periods: Any) -> RunData:
+        """What one `StepMonitor` recorded; `periods` adds epochs and class counts where the caller has them."""
+        return cls(
+            steps=monitor.steps,
+            samples=monitor.samples,
+            layer_order=monitor.layer_order,
+            input_stats=monitor.input_stats,
+            nonfinite_events=monitor.nonfinite_events,
+            leaked_params=monitor.leaked_params,
+            never_grad=monitor.never_grad,
+            n_params=len(monitor.params),
+            loss_calls=loss_calls,
+            final=final,
+            **periods,
+        )
+
+
+def _f(
+    code: str, severity: str, message: str, hint: str, where: str | None = None, **evidence: Any
+) -> Finding:
+    return Finding(code, severity, message, hint, where, evidence)  # type: ignore[arg-type]
+
+
+def _losses(run: RunData) -> list[float]:
+    return [r.loss for r in run.steps]
+
+
+def check_grad_not_zeroed(run: RunData) -> Iterator[Finding]:
+    """Leak confirmed at step time: a backward added onto the gradient the previous step used and
+    step() consumed it. Deliberate accumulation (several backward passes, zero after the step) never
+    leaks, since the first backward after a step finds the gradients zeroed."""
+    leaky = [r for r in run.steps if r.leaked]
+    if not leaky:
+        return
+    first = leaky[0]
+    norms = [r.grad_norm for r in run.steps if math.isfinite(r.grad_norm)]
+    growth = f"; gradient norm went from {norms[0]:.3g} to {max(norms):.3g}" if len(norms) > 1 else ""
+    names = sorted(run.leaked_params, key=lambda n: -run.leaked_params[n])
+    shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+    yield _f(
+        "grad-not-zeroed",
+        "error",
+        f"from step {first.step}, {first.leaked} of {run.n_params} parameters' .grad still held the previous "
+        f"step's gradient when backward() added the new one, and optimizer.step() used the sum "
+        f"({len(leaky)} of {len(run.steps)} steps leaked{growth}). Parameters: {shown}",
+        "call optimizer.zero_grad() once per step, before loss.backward() (or right after optimizer.step()); "
+        "for deliberate gradient accumulation over k batches, zero after every k-th step",
+        "optimizer",
+        first_step=first.step,
+        leaked_steps=len(leaky),
+        params=names,
+    )
+
+
+def check_nonfinite(run: RunData) -> Iterator[Finding]:
+    """Any NaN/Inf: the loss (the step's forward replayed to name the first layer), the gradients
+    (the first layer backward reached), or an activation seen on a sampled step."""
+    if run.nonfinite_events:
+        e = run.nonfinite_events[0]
+        if e["what"] == "loss":
+            where = e["where"]
+            if where == "input":
+                msg = (
+                    f"the loss became {e['value']} at step {e['step']}: the input batch itself holds NaN/Inf"
+                )
+                hint = "clean the data (torch.nan_to_num, drop bad rows) or fix the preprocessing that divides by zero"
+            elif where in (None, "loss function"):
+                msg = (
+                    f"the loss became {e['value']} at step {e['step']} while every layer's output was finite: "
+                    "the loss computation produced it"
+                )
+                hint = (
+                    "look for log(0), division by zero or sqrt of a negative in the loss; clamp with an eps"
+                )
+            else:
+                msg = f"the loss became {e['value']} at step {e['step']}; replaying the forward, layer {where} produced the first NaN/Inf"
+                hint = "lower the learning rate, clip gradients (torch.nn.utils.clip_grad_norm_), or guard the op in that layer"
+        else:
+            where = e["where"]
+            layers = ", ".join(e.get("layers", [])[:4])
+            msg = f"gradients became non-finite at step {e['step']} with a finite loss; first reached in backward: {where} (non-finite in: {layers})"
+            hint = "an op with an infinite derivative (sqrt or log at 0, pow with a negative base); add an eps, or clip gradients"
+        yield _f("nonfinite", "error", msg, hint, where, step=e["step"], phase=e.get("phase"))
+        return
+    for step in sorted(run.samples):
+        for s in run.samples[step]:
+            if s.act_nonfinite:
+                yield _f(
+                    "nonfinite",
+                    "error",
+                    f"the output of {s.layer} ({s.type}) holds NaN/Inf at step {step} (first such layer)",
+                    "check that layer's input range and the learning rate; clip gradients",
+                    s.layer,
+                    step=step,
+                )
+                return
+
+
+def _ratio_series(run: RunData) -> list[tuple[int, float]]:
+    out = []
+    for step in sorted(run.samples):
+        rs = [
+            s.update_ratio for s in run.samples[step] if math.isfinite(s.update_ratio) and s.update_ratio > 0
+        ]
+        if rs and step > 1:  # the first step of a momentum/Adam optimizer is not representative
+            out.append((step, median(rs)))
+    return out
+
+
+def _start_loss(run: RunData) -> float | None:
+    """Mean loss of the first 5 steps: the untrained level that 'converged' is measured against."""
+    first = [r.loss for r in run.steps[:5] if math.isfinite(r.loss)]
+    return sum(first) / len(first) if first else None
+
+
+def _loss_stalled(run: RunData, window: int) -> bool | None:
+    """Whether the loss stopped falling while still far from converged: the mean of the last `window`
+    steps is >= 95% of the `window` steps before, and above 30% of the start level (a converged run
+    plateaus too, far lower). None when there is not enough history. Windows of >= 30 steps average
+    out minibatch noise."""
+    losses = [r.loss for r in run.steps if math.isfinite(r.loss)]
+    start = _start_loss(run)
+    if len(losses) < 2 * window or not start:
+        return None
+    recent = sum(losses[-window:]) / window
+    earlier = sum(losses[-2 * window : -window]) / window
+    return recent >= 0.95 * earlier and recent > 0.3 * start
+
+
+def check_learning_rate(run: RunData) -> Iterator[Finding]:
+    """Median over layers of ||update|| / ||weight|| (the change the optimizer actually made, so SGD,
+    momentum and Adam are judged alike) on the last PERSIST samples:
+    lr-too-high: all above 1e-2 *and* the loss stalled far above convergence (`_loss_stalled`). The ratio alone is
+    a rough heuristic (CS231n): small nets trained well by Adam(1e-3) or SGD(0.05, momentum 0.9) run at
+    1-4e-2 for their first epochs (measured on digits), so a high ratio with a falling loss is not a bug.
+    lr-too-low: all below 1e-5 (reported only when the gradients themselves did not collapse, see
+    `diagnose`)."""
+    series = _ratio_series(run)
+    if len(series) < PERSIST:
+        return
+    last = series[-PERSIST:]
+    values = [v for _, v in last]
+    if all(v > RATIO_HIGH for v in values) and _loss_stalled(run, LOSS_WINDOW):
+        yield _f(
+            "lr-too-high",
+            "warning",
+            f"update/weight ratio is {median(values):.2g} (median over layers, last {PERSIST} samples up to step "
+            f"{last[-1][0]}), over 10x the ~1e-3 reference, and the loss stopped falling well above convergence; largest: "
+            f"{_last_layer_ratios(run, last[-1][0])}",
+            "lower the learning rate (try /10), or add a warm-up / scheduler",
+            "optimizer",
+            ratio=median(values),
+        )
+    elif all(v < RATIO_LOW for v in values):
+        yield _f(
+            "lr-too-low",
+            "warning",
+            f"update/weight ratio is {median(values):.2g} (median over layers, last {PERSIST} samples up to step "
+            f"{last[-1][0]}), 100x under the ~1e-3 that trains well: the weights barely move",
+            "raise the learning rate (try x10), or check that a scheduler did not decay it to nothing",
+            "optimizer",
+            ratio=median(values),
+        )
+
+
+def _last_layer_ratios(run: RunData, step: int) -> str:
+    rs = sorted(
+        ((s.update_ratio, s.layer) for s in run.samples[step] if math.isfinite(s.update_ratio)), reverse=True
+    )
+    return ", ".join(f"{n} {r:.2g}" for r, n in rs[:3])
+
+
+def check_gradient_scale(run: RunData) -> Iterator[Finding]:
+    """exploding: total gradient norm > 1e3, or > 100x its first value, on PERSIST steps in a row.
+    vanishing: the first layer's gradient norm < 1e-7 or < 1e-4 x the last layer's, on PERSIST samples
+    in a row."""
+    norms = [(r.step, r.grad_norm) for r in run.steps if math.isfinite(r.grad_norm)]
+    if len(norms) > PERSIST:
+        first = norms[0][1]
+        last = norms[-PERSIST:]
+        if all(n > GRAD_HUGE or (first > 0 and n > GRAD_GROWTH * first) for _, n in last):
+            yield _f(
+                "exploding-gradients",
+                "warning",
+                f"total gradient norm is {last[-1][1]:.3g} at step {last[-1][0]} (first step: {first:.3g}), "
+                f"above 1e3 or 100x its start for {PERSIST} steps in a row",
+                "clip gradients (torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)), lower the learning "
+                "rate, or add normalization layers",
+                "optimizer",
+                grad_norm=last[-1][1],
+                first=first,
+            )
+    steps = sorted(run.samples)[-PERSIST:]
+    if len(steps) < PERSIST:
+        return
+    verdicts = []
+    for step in steps:
+        rows = [s for s in run.samples[step] if math.isfinite(s.grad_norm)]
+        if len(rows) < 2:
+            return
+        first_l, last_l = rows[0], rows[-1]
+        if last_l.grad_norm <= 0:
+            return
+        small = first_l.grad_norm < VANISH_ABS or first_l.grad_norm < VANISH_REL * last_l.grad_norm
+        verdicts.append((small, first_l, last_l))
+    if all(v[0] for v in verdicts):
+        _, f, la = verdicts[-1]
+        yield _f(
+            "vanishing-gradients",
+            "warning",
+            f"the first layer {f.layer} ({f.type}) gets a gradient norm of {f.grad_norm:.2g} against "
+            f"{la.grad_norm:.2g} for the last layer {la.layer} ({la.type}) (ratio {f.grad_norm / la.grad_norm:.1e}) on {PERSIST} samples in a row",
+            "use ReLU-family activations instead of sigmoid/tanh in deep stacks, Kaiming/Xavier init, "
+            "normalization layers or residual connections",
+            f.layer,
+            first=f.grad_norm,
+            last=la.grad_norm,
+        )
+
+
+def check_activations(run: RunData) -> Iterator[Finding]:
+    """dead-relu: >= 70% of a ReLU's units output zero on the whole batch; saturated-activation:
+    > 50% of a tanh/sigmoid's pre-activations beyond +-5. Both on PERSIST samples in a row."""
+    steps = sorted(run.samples)[-PERSIST:]
+    if len(steps) < PERSIST:
+        return
+    by_layer: dict[str, list[Any]] = {}
+    for step in steps:
+        for s in run.samples[step]:
+            by_layer.setdefault(s.layer, []).append(s)
+    for layer, rows in by_layer.items():
+        if len(rows) < PERSIST:
+            continue
+        dead = [s.dead_frac for s in rows]
+        if all(math.isfinite(d) and d >= DEAD_FRAC for d in dead):
+            yield _f(
+                "dead-relu",
+                "warning",
+                f"{dead[-1]:.0%} of the units of {layer} ({rows[-1].type}) output zero for every example of the batch "
+                f"(>= {DEAD_FRAC:.0%} on {PERSIST} samples in a row, last at step {rows[-1].step})",
+                "lower the learning rate, use LeakyReLU/GELU, check the init (Kaiming) and that no large negative "
+                "bias or unnormalized input pushes pre-activations below zero",
+                layer,
+                dead_frac=dead[-1],
+            )
+        sat = [s.saturated_frac for s in rows]
+        if all(math.isfinite(v) and v > SATURATED_FRAC for v in sat):
+            yield _f(
+                "saturated-activation",
+                "warning",
+                f"{sat[-1]:.0%} of the pre-activations of {layer} ({rows[-1].type}) lie beyond +-5, where its "
+                f"gradient is nearly zero ({PERSIST} samples in a row, last at step {rows[-1].step})",
+                "normalize the inputs, use a smaller init (Xavier for tanh), add normalization before the "
+                "activation, or lower the learning rate",
+                layer,
+                saturated_frac=sat[-1],
+            )
+
+
+def check_no_grad(run: RunData) -> Iterator[Finding]:
+    """Trainable parameters of the optimizer whose .grad stayed None at every step (>= 10 steps, or at
+    the end of a run of >= 2 steps)."""
+    if not run.never_grad or not (len(run.steps) >= 10 or (run.final and len(run.steps) >= 2)):
+        return
+    names = sorted(run.never_grad)
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    yield _f(
+        "no-grad",
+        "warning",
+        f"{len(names)} trainable parameter(s) never received a gradient in {len(run.steps)} steps: {shown}",
+        "the graph is cut before them (.detach(), .item(), torch.no_grad(), a numpy round trip), or the layer "
+        "is never used in forward(); freeze it on purpose with requires_grad_(False)",
+        names[0].rsplit(".", 1)[0],
+        params=names,
+    )
+
+
+def check_eval_mode(run: RunData) -> Iterator[Finding]:
+    """optimizer.step() while the model is in eval mode and has Dropout/BatchNorm layers."""
+    bad = [r.step for r in run.steps if r.eval_mode]
+    if bad:
+        yield _f(
+            "eval-mode",
+            "warning",
+            f"{len(bad)} optimizer step(s) were taken with the model in eval mode (first: step {bad[0]}): "
+            "dropout is off and batch-norm uses frozen running statistics while training",
+            "call model.train() at the start of each training epoch (after any validation pass)",
+            "model",
+            steps=len(bad),
+        )
+
+
+def check_loss_calls(run: RunData) -> Iterator[Finding]:
+    """The loss pitfalls of `nbdebug.check`, read from what the loss functions really received."""
+    for c in run.loss_calls:
+        if c.name in ("cross_entropy", "nll_loss") and c.rows_sum_to_one and c.input_min >= 0:
+            fn = "CrossEntropyLoss" if c.name == "cross_entropy" else "NLLLoss"
+            want = "raw logits" if c.name == "cross_entropy" else "log-probabilities (log_softmax)"
+            yield _f(
+                "softmax-before-ce",
+                "error",
+                f"{fn} received probabilities (non-negative rows summing to 1, made by {c.grad_fn or 'the model'}) "
+                f"instead of {want}: gradients are squashed and the loss cannot go below ~ln(C)",
+                "remove the final softmax and pass the logits"
+                if c.name == "cross_entropy"
+                else "use log_softmax",
+                c.name,
+            )
+        if (
+            c.name == "binary_cross_entropy_with_logits"
+            and c.input_min >= 0
+            and c.input_max <= 1
+            and "Sigmoid" in c.grad_fn
+        ):
+            yield _f(
+                "sigmoid-before-bce-logits",
+                "error",
+                "BCEWithLogitsLoss received values already squashed by a Sigmoid (all in [0, 1]): the sigmoid is "
+                "applied twice and the loss cannot go below ~0.31",
+                "drop the model's final Sigmoid (BCEWithLogitsLoss applies it) and apply torch.sigmoid only for predictions",
+                c.name,
+            )
+        if c.name == "binary_cross_entropy" and "Sigmoid" in c.grad_fn:
+            yield _f(
+                "sigmoid-bceloss",
+                "info",
+                "Sigmoid followed by BCELoss: correct, but BCEWithLogitsLoss on the logits is the numerically stable form",
+                "drop the final Sigmoid and use nn.BCEWithLogitsLoss",
+                c.name,
+            )
+        if c.name in ELEMENTWISE and c.target_shape is not None and c.input_shape != c.target_shape:
+            yield _f(
+                "target-broadcast",
+                "error",
+                f"{c.name} got input {c.input_shape} and target {c.target_shape}: they broadcast to a "
+                "different shape, so every prediction is compared with every target",
+                "make the shapes equal: output.squeeze(-1) or target.unsqueeze(-1)/.view_as(output)",
+                c.name,
+                input_shape=c.input_shape,
+                target_shape=c.target_shape,
+            )
+        expected = None
+        if c.step == 1 and c.reduction == "mean" and not c.weighted:
+            if c.name == "cross_entropy" and c.n_classes and c.n_classes > 1:
+                expected = math.log(c.n_classes)
+            elif c.name == "binary_cross_entropy_with_logits":
+                expected = math.log(2)
+        if expected is not None and math.isfinite(c.value) and c.value - expected > 0.5 * expected + 0.1:
+            yield _f(
+                "initial-loss",
+                "warning",
+                f"first loss is {c.value:.3f}, expected about {expected:.3f} "
+                f"({f'-ln(1/{c.n_classes})' if c.name == 'cross_entropy' else 'ln 2'}) for an untrained model: "
+                "the initial predictions are confidently wrong",
+                "scale down the last layer's init (e.g. multiply its weight by 0.01, zero its bias) and check "
+                "the input normalization",
+                c.name,
+                value=c.value,
+                expected=expected,
+            )
+
+
+def check_inputs(run: RunData) -> Iterator[Finding]:
+    """unnormalized-input: the first training batch's |mean| > 3, std > 10 or std < 0.01 (float only)."""
+    if not run.input_stats:
+        return
+    step, mean, std = run.input_stats[0]
+    if abs(mean) > 3 or std > 10 or std < 0.01:
+        yield _f(
+            "unnormalized-input",
+            "warning",
+            f"the model's input has mean {mean:.3g} and std {std:.3g} (step {step}); networks train best on "
+            "zero-mean, unit-variance inputs",
+            "standardize: x = (x - mean) / std with the training set's statistics (transforms.Normalize)",
+            "input",
+            mean=mean,
+            std=std,
+        )
+
+
+def check_labels(run: RunData) -> Iterator[Finding]:
+    """class-imbalance: label counts max/min >= 5 once >= 20 labels per class were seen.
+    predicts-mode: in the last complete period one class takes >= 80% of the predictions and >= 1.5x
+    its label frequency."""
+    counts = run.target_counts
+    if counts and len(counts) > 1 and sum(counts) >= 20 * len(counts):
+        hi, lo = max(counts), min(counts)
+        if lo == 0 or hi / lo >= 5:
+            yield _f(
+                "class-imbalance",
+                "warning",
+                f"label counts range from {lo} to {hi} over {sum(counts)} training labels "
+                f"(class {counts.index(hi)} most, class {counts.index(lo)} least): a model can score well by "
+                "predicting the frequent classes",
+                "weight the loss (CrossEntropyLoss(weight=1/frequency)), resample (WeightedRandomSampler) or use "
+                "focal loss (nbdebug.FocalLoss)",
+                "targets",
+                counts=counts,
+            )
+    preds, labels = run.pred_counts_last, run.label_counts_last
+    if preds and labels and sum(preds) >= 10 * len(preds):
+        n = sum(preds)
+        top = max(range(len(preds)), key=preds.__getitem__)
+        share = preds[top] / n
+        label_share = labels[top] / max(sum(labels), 1)
+        if share >= 0.8 and share >= 1.5 * label_share:
+            yield _f(
+                "predicts-mode",
+                "warning",
+                f"{share:.0%} of the predictions in the last {run.period_kind} are class {top}, whose label "
+                f"frequency is {label_share:.0%}: the network predicts one class whatever the input",
+                "check the learning rate and that inputs reach the output (no detach, normalized inputs); with "
+                "imbalanced labels weight the loss",
+                "predictions",
+                share=share,
+                label_share=label_share,
+            )
+
+
+def _period_means(run: RunData) -> list[tuple[float, float, int]]:
+    losses = {r.step: r.loss for r in run.steps}
+    out = []
+    for a, b in run.periods:
+        vals = [losses[s] for s in range(a, b + 1) if s in losses and math.isfinite(losses[s])]
+        if len(vals) >= MIN_PERIOD:
+            m = sum(vals) / len(vals)
+            sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
+            out.append((m, sd, len(vals)))
+    return out
+
+
+def check_loss_curve(run: RunData) -> Iterator[Finding]:
+    """Loss shape over periods (epochs when >= 3 are seen, else blocks of 25 steps):
+    diverging: latest period mean > 3x the lowest so far, and above it by > 10% of the first period;
+    not decreasing: after >= 3 periods the last mean is > 95% of the first, unless it is already below
+    half the loss of a predictor that ignores the input (ln C for C-class cross-entropy, ln 2 for BCE,
+    the targets' variance for MSE): a resumed or converged run is flat without being broken;
+    oscillating: the last period's std/mean > 0.5 while its mean did not fall (>= 95% of the previous)
+    and is still > 30% of the start level (the first 5 steps; a converged loss wiggles relative to a
+    tiny mean)."""
+    p = _period_means(run)
+    if len(p) < 2:
+        return
+    kind = run.period_kind
+    first, last = p[0][0], p[-1][0]
+    lowest = min(m for m, _, _ in p[:-1])
+    if last > 3 * lowest and last - lowest > 0.1 * first:
+        yield _f(
+            "loss-diverging",
+            "error",
+            f"the mean loss of the last {kind} is {last:.3g}, {last / lowest:.1f}x the lowest so far ({lowest:.3g})",
+            "lower the learning rate (try /10), clip gradients, check for a learning-rate schedule that grows",
+            "loss",
+            last=last,
+            lowest=lowest,
+        )
+        return
+    baselines = [c.baseline for c in run.loss_calls if c.baseline]
+    learned = len(baselines) == 1 and last < 0.5 * baselines[0]  # e.g. a resumed run at its noise floor
+    if len(p) >= 3 and sum(n for _, _, n in p) >= 30 and last > 0.95 * first and not learned:
+        yield _f(
+            "loss-not-decreasing",
+            "warning",
+            f"after {len(p)} {kind}s the mean loss is {last:.3g} against {first:.3g} in the first: it is not "
+            "going down",
+            "overfit a tiny subset first (nbdebug.overfit); check the learning rate (update/weight ratio), that "
+            "zero_grad/backward/step are all called, and that the targets match the outputs",
+            "loss",
+            first=first,
+            last=last,
+        )
+    m, sd, n = p[-1]
+    prev = p[-2][0]
+    start = _start_loss(run) or first
+    if m > 0 and sd / m > 0.5 and m >= 0.95 * prev and m > 0.3 * start:
+        yield _f(
+            "loss-oscillating",
+            "warning",
+            f"within the last {kind} the loss wiggles with std/mean {sd / m:.2f} (std {sd:.3g}, mean {m:.3g}, "
+            f"{n} steps) and its mean did not fall (previous {prev:.3g})",
+            "lower the learning rate, or raise the batch size (the wiggle shrinks with larger batches)",
+            "loss",
+            wiggle=sd / m,
+        )
+
+
+CHECKS = (
+    check_grad_not_zeroed,
+    check_nonfinite,
+    check_learning_rate,
+    check_gradient_scale,
+    check_activations,
+    check_no_grad,
+    check_eval_mode,
+    check_loss_calls,
+    check_inputs,
+    check_labels,
+    check_loss_curve,
+)
+
+
+def diagnose(run: RunData) -> list[Finding]:
+    out: list[Finding] = []
+    for check in CHECKS:
+        out.extend(check(run))
+    codes = {f.code for f in out}
+    if codes & {"dead-relu", "vanishing-gradients", "lr-too-high", "nonfinite"}:
+        # tiny updates are then a symptom (no gradient reaches the weights), not a small learning rate
+        out = [f for f in out if f.code != "lr-too-low"]
+    return out

@@ -1,0 +1,496 @@
+"""Per-step statistics of one model and one optimizer, kept apart from any view or diagnosis.
+
+`StepMonitor` is the reusable collector behind `nbdebug.watch` (and meant for `watch_gan`, which runs
+one per network): it hooks `optimizer.step()` (pre and post), the model's leaf modules (activations, on
+sampled steps only) and the backward passes reported by `_intercept`, and keeps *summaries*: floats and
+small histograms, never a tensor from a step beyond that step.
+
+Reuse for two networks (`watch_gan`): run one `StepMonitor` per (network, optimizer) and route every
+backward event to both. The zero_grad check is per parameter and confirmed only at that optimizer's own
+`step()`, so G's backward filling D's `.grad` is reported only if D's step then consumes it (issue 7's
+trap). `StepRecord.loss` sums the scalar losses backward'd since that optimizer's last step, so a GAN
+watcher should attribute D and G losses itself.
+
+GPU (untested here, no GPU on the build machine): statistics stay on the device; the loss and the
+gradient norm are read back once per step (one sync), sampled steps read a few scalars per layer.
+
+Costs, so that the default stays under 1.1x a bare step: every step reads the loss and the gradients'
+identities/versions (no copies); every `every`-th step it also clones the weights once (for the actual
+update the optimizer made) and reduces activations and gradients to a few numbers per layer.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._core.hooks import HookSet, preserved
+
+RELU_TYPES = (nn.ReLU, nn.ReLU6)
+SATURATING_TYPES = (nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Softsign)
+SATURATION_LIMIT = 5.0  # |pre-activation| beyond which tanh'/sigmoid' < 7e-3 (CS231n)
+MODE_TYPES = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase)
+
+
+def safe(method: Callable) -> Callable:
+    """A hook that records its own failure instead of breaking the user's forward or step."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            method(self, *args, **kwargs)
+        except Exception as e:
+            if len(self.internal_errors) < 100:
+                self.internal_errors.append(f"{method.__name__}: {type(e).__name__}: {e}")
+        return None
+
+    return wrapper
+
+
+def _is_float(t: Any) -> bool:
+    return isinstance(t, torch.Tensor) and t.is_floating_point()
+
+
+def _first_tensor(obj: Any) -> torch.Tensor | None:
+    if isinstance(obj, torch.Tensor):
+        return obj
+    if isinstance(obj, (tuple, list)):
+        for o in obj:
+            t = _first_tensor(o)
+            if t is not None:
+                return t
+    if isinstance(obj, dict):
+        for o in obj.values():
+            t = _first_tensor(o)
+            if t is not None:
+                return t
+    return None
+
+
+SUBSAMPLE = 16384  # elements kept (by a fixed stride, no RNG) for histograms, std and fractions
+
+
+def subsample(t: torch.Tensor, n: int = SUBSAMPLE) -> torch.Tensor:
+    """A deterministic strided view of at most ~n elements: distribution summaries (histograms, std,
+    fractions) of a 1M-element activation are the same to a few tenths of a percent, 50x cheaper."""
+    flat = t.detach().reshape(-1)
+    step = max(flat.numel() // n, 1)
+    return flat[::step].float()
+
+
+def histogram(t: torch.Tensor, bins: int) -> tuple[float, float, list[int]]:
+    """(low, high, counts) of the finite values of a (subsampled) tensor: small enough to keep."""
+    flat = t.detach().reshape(-1).float()
+    finite = flat[torch.isfinite(flat)]
+    if finite.numel() == 0:
+        return 0.0, 0.0, [0] * bins
+    lo, hi = (float(v) for v in torch.aminmax(finite))
+    if hi <= lo:
+        hi = lo + 1e-12
+    counts = torch.histc(finite, bins=bins, min=lo, max=hi)
+    return lo, hi, [int(c) for c in counts.tolist()]
+
+
+def unit_dead_fraction(out: torch.Tensor) -> float:
+    """Fraction of units (channels / features) of a ReLU output that are zero for every example.
+
+    One pass: a unit is dead when its maximum over the batch (and positions) is 0, since a ReLU's
+    output is >= 0. Units are dim 1 in PyTorch's channel-first layouts; for 3-D outputs (N, L, F) or
+    (N, C, L) the smaller of the two readings is kept, so an ambiguous layout never inflates the count.
+    """
+    if out.dim() < 2:
+        return float(out.max() <= 0)
+
+    def frac(dim: int) -> torch.Tensor:
+        others = tuple(d for d in range(out.dim()) if d != dim)
+        return (out.amax(dim=others) <= 0).float().mean()
+
+    if out.dim() == 3:
+        return float(torch.minimum(frac(1), frac(2)))
+    return float(frac(1))
+
+
+@dataclass(slots=True)
+class LayerSample:
+    """Summaries of one layer at one sampled step (a row of `Watch.layer_stats()`)."""
+
+    step: int
+    layer: str
+    type: str
+    act_mean: float = math.nan
+    act_std: float = math.nan
+    act_zero_frac: float = math.nan
+    dead_frac: float = math.nan
+    saturated_frac: float = math.nan
+    act_nonfinite: bool = False
+    grad_norm: float = math.nan
+    weight_norm: float = math.nan
+    update_norm: float = math.nan
+    update_ratio: float = math.nan
+    act_hist: tuple[float, float, list[int]] | None = None
+    grad_hist: tuple[float, float, list[int]] | None = None
+
+
+@dataclass(slots=True)
+class StepRecord:
+    """One optimizer step: the loss the backward passes since the previous step saw, and flags."""
+
+    step: int
+    loss: float = math.nan
+    grad_norm: float = math.nan
+    lr: float = math.nan
+    batch_size: int = 0
+    backwards: int = 0
+    eval_mode: bool = False
+    leaked: int = 0  # parameters whose gradient carried the previous step's gradient
+    time: float = 0.0
+
+
+@dataclass(slots=True)
+class _GradState:
+    """What we know about one parameter's .grad since the last optimizer step (no copies)."""
+
+    obj: Any = None  # the .grad tensor object last seen
+    ver: int = -1  # its version counter then
+    zeroed: bool = True  # a zero_grad happened since the last step
+    carried: bool = False  # a backward accumulated onto the last step's gradient
+
+
+@dataclass
+class StepMonitor:
+    """Hooks one optimizer (or, without one, each backward) and one model; collects summaries.
+
+    `every`: sample layer statistics on the first step and every `every` steps. `histograms`: also
+    keep activation and gradient histograms (`bins` bins) on sampled steps. `max_samples` bounds what
+    is kept: when exceeded, every other sample is dropped, so memory stays flat over any run length.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer | None = None
+    name: str = ""
+    every: int = 10
+    histograms: bool = True
+    bins: int = 30
+    max_samples: int = 400
+
+    steps: list[StepRecord] = field(default_factory=list)
+    samples: dict[int, list[LayerSample]] = field(default_factory=dict)
+    input_stats: list[tuple[int, float, float]] = field(default_factory=list)  # (step, mean, std)
+    nonfinite_events: list[dict[str, Any]] = field(default_factory=list)
+    never_grad: set[str] = field(default_factory=set)
+    leaked_params: dict[str, int] = field(default_factory=dict)
+    internal_errors: list[str] = field(default_factory=list)
+    layer_order: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._param_names = {p: n for n, p in self.model.named_parameters()}
+        owner = {}
+        for mname, m in self.model.named_modules():
+            for _, p in m.named_parameters(recurse=False):
+                owner[p] = mname or "<root>"
+        if self.optimizer is not None:
+            params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        else:
+            params = [p for p in self.model.parameters()]
+        self.params: list[nn.Parameter] = [p for p in params if p.requires_grad]
+        self._owner = owner
+        self._layer_params: dict[str, list[int]] = {}
+        for i, p in enumerate(self.params):
+            self._layer_params.setdefault(owner.get(p, self._param_names.get(p, f"param{i}")), []).append(i)
+        self._mode_modules = [m for m in self.model.modules() if isinstance(m, MODE_TYPES)]
+        self._leaves = {m: (n or "<root>") for n, m in self.model.named_modules() if not list(m.children())}
+        self._grad_state = [_GradState() for _ in self.params]
+        self._ever_grad = [False] * len(self.params)
+        self._pending_loss: torch.Tensor | None = None
+        self._backwards = 0
+        self._pending_acts: dict[str, LayerSample] = {}
+        self._snapshot: list[torch.Tensor] | None = None
+        self._sampled = False
+        self._grad_norms: list[float] | None = None
+        self._grad_hists: dict[str, tuple] = {}
+        self._last_input: tuple[tuple, dict] | None = None
+        self._batch_size = 0
+        self._in_step = False
+        self.sampling = True  # the next forward/step is sampled (the first step always is)
+        self.count = 0  # completed steps
+        self.on_step: list = []  # callables(monitor, record) run after each step
+        self._order_seen: set[str] = set()
+        self._pending_input: tuple[float, float] | None = None
+
+    # -- attaching -----------------------------------------------------------------------------------
+    def attach(self, hooks: HookSet) -> None:
+        for module in self._leaves:
+            hooks.forward(module, self._forward_hook)
+        hooks.forward_pre(self.model, self._root_pre_hook, with_kwargs=True)
+        if self.optimizer is not None:
+            hooks.add(self.optimizer.register_step_pre_hook(self._step_pre))
+            hooks.add(self.optimizer.register_step_post_hook(self._step_post))
+
+    def release(self) -> None:
+        """Drop every reference to a tensor of the current step (called on exit)."""
+        self._last_input = None
+        self._snapshot = None
+        self._pending_acts = {}
+        self._grad_hists = {}
+        for s in self._grad_state:
+            s.obj = None
+
+    # -- forward -------------------------------------------------------------------------------------
+    @safe
+    def _root_pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        if not torch.is_grad_enabled():
+            return None
+        self._last_input = (args, kwargs)
+        x = _first_tensor(args) if args else _first_tensor(kwargs)
+        if x is not None and x.dim() > 0:
+            self._batch_size = int(x.shape[0])
+            if self.sampling and _is_float(x) and x.numel() > 1:
+                xs = subsample(x)
+                self._pending_input = (float(xs.mean()), float(xs.std()))
+        return None
+
+    @safe
+    def _forward_hook(self, module: nn.Module, args: tuple, out: Any) -> None:
+        if not self.sampling or not torch.is_grad_enabled():
+            return
+        name = self._leaves[module]
+        if name not in self._order_seen:
+            self._order_seen.add(name)
+            self.layer_order.append(name)
+        y = _first_tensor(out)
+        if not _is_float(y) or y.numel() == 0:
+            return
+        y = y.detach()
+        s = LayerSample(step=self.count + 1, layer=name, type=type(module).__name__)
+        total = float(y.sum(dtype=torch.float32))  # one full pass: NaN/Inf anywhere shows here
+        s.act_nonfinite = not math.isfinite(total)
+        s.act_mean = total / y.numel()
+        sub = subsample(y)
+        s.act_std = float(sub.std()) if sub.numel() > 1 else 0.0
+        if isinstance(module, RELU_TYPES):
+            s.act_zero_frac = float((sub == 0).float().mean())
+            s.dead_frac = unit_dead_fraction(y)
+        if isinstance(module, SATURATING_TYPES):
+            x = _first_tensor(args)
+            if _is_float(x):
+                s.saturated_frac = float((subsample(x).abs() > SATURATION_LIMIT).float().mean())
+        if self.histograms:
+            s.act_hist = histogram(sub, self.bins)
+        self._pending_acts[name] = s
+
+    # -- backward (reported by _intercept) -----------------------------------------------------------
+    def on_backward(self, tensors: tuple[torch.Tensor, ...], phase: str) -> None:
+        if self._in_step:  # a closure's backward inside step() (LBFGS) belongs to that step
+            return
+        if phase == "start":
+            for t in tensors:
+                if t.numel() == 1 and t.is_floating_point():
+                    loss = t.detach().reshape(())
+                    self._pending_loss = loss if self._pending_loss is None else self._pending_loss + loss
+            self._check_zeroed_before_backward()
+            return
+        self._backwards += 1
+        self._mark_accumulated()
+        if self.optimizer is None:
+            self._step_pre(None, (), {})
+            self._step_post(None, (), {})
+
+    def _check_zeroed_before_backward(self) -> None:
+        for p, s in zip(self.params, self._grad_state):
+            g = p.grad
+            if g is None or g is not s.obj:
+                s.zeroed, s.carried, s.obj = True, False, g
+                s.ver = g._version if g is not None else -1
+            elif g._version != s.ver:
+                # modified in place since we last looked: zero_() (set_to_none=False) or a rescale
+                if not bool(g.any()):
+                    s.zeroed, s.carried = True, False
+                s.ver = g._version
+
+    def _mark_accumulated(self) -> None:
+        for p, s in zip(self.params, self._grad_state):
+            g = p.grad
+            if g is None:
+                continue
+            touched = g is not s.obj or g._version != s.ver
+            if touched and not s.zeroed:
+                s.carried = True
+            s.obj, s.ver = g, g._version
+
+    # -- optimizer step ------------------------------------------------------------------------------
+    def _step_pre(self, optimizer: Any, args: tuple, kwargs: dict) -> None:
+        try:
+            self._record_pre()
+        except Exception as e:  # never break the user's step
+            self.internal_errors.append(f"step_pre: {type(e).__name__}: {e}")
+        self._in_step = True
+
+    def _step_post(self, optimizer: Any, args: tuple, kwargs: dict) -> None:
+        self._in_step = False
+        try:
+            self._record_post()
+        except Exception as e:
+            self.internal_errors.append(f"step_post: {type(e).__name__}: {e}")
+
+    def _record_pre(self) -> None:
+        step = self.count + 1
+        rec = StepRecord(step=step, time=time.perf_counter())
+        rec.backwards = self._backwards
+        rec.batch_size = self._batch_size
+        rec.eval_mode = not self.model.training and bool(self._mode_modules)
+        if self.optimizer is not None:
+            rec.lr = float(self.optimizer.param_groups[0].get("lr", math.nan))
+        # gradients that carried the previous step's values into this one
+        leaked = [
+            i
+            for i, (p, s) in enumerate(zip(self.params, self._grad_state))
+            if s.carried and p.grad is s.obj and self.optimizer is not None
+        ]
+        rec.leaked = len(leaked)
+        for i in leaked:
+            n = self._param_names.get(self.params[i], f"param{i}")
+            self.leaked_params[n] = self.leaked_params.get(n, 0) + 1
+        # the loss first: a NaN loss makes every gradient NaN, the forward replay says where it began
+        if self._pending_loss is not None:
+            rec.loss = float(self._pending_loss)
+            if not math.isfinite(rec.loss) and not self.nonfinite_events:  # replay once, at the first
+                self._record_nonfinite_loss(step, rec.loss)
+        self._pending_loss = None
+        grads = [p.grad for p in self.params]
+        present = [i for i, g in enumerate(grads) if g is not None]
+        for i in present:
+            self._ever_grad[i] = True
+        if present:
+            norms = torch._foreach_norm([grads[i].detach() for i in present])
+            per = torch.stack([n.float() for n in norms])
+            total = float(per.norm())
+            rec.grad_norm = total
+            if not math.isfinite(total) or step == 1 or self.sampling:
+                full = [math.nan] * len(self.params)
+                for i, v in zip(present, per.tolist()):
+                    full[i] = v
+                self._grad_norms = full
+                if not math.isfinite(total) and not self.nonfinite_events:
+                    self._record_nonfinite_grads(step, full)
+        self._backwards = 0
+        if self.sampling:
+            if self.histograms:
+                self._grad_hists = {}
+                for layer, idx in self._layer_params.items():
+                    gs = [subsample(grads[i]) for i in idx if grads[i] is not None]
+                    if gs:
+                        self._grad_hists[layer] = histogram(torch.cat(gs), self.bins)
+            with torch.no_grad():  # without an optimizer there is no update to measure: norms only
+                self._snapshot = (
+                    [p.detach().clone() for p in self.params] if self.optimizer is not None else []
+                )
+            self._sampled = True
+        self.steps.append(rec)
+
+    def _record_post(self) -> None:
+        self.count += 1
+        rec = self.steps[-1]
+        for p, s in zip(self.params, self._grad_state):
+            g = p.grad
+            s.obj, s.ver, s.zeroed, s.carried = g, (g._version if g is not None else -1), False, False
+        if self._sampled:
+            self._sampled = False
+            self._finish_sample(rec.step)
+        self._last_input = None
+        self.never_grad = {
+            self._param_names.get(p, f"param{i}") for i, p in enumerate(self.params) if not self._ever_grad[i]
+        }
+        nxt = self.count + 1
+        self.sampling = nxt % self.every == 0
+        for fn in list(self.on_step):
+            fn(self, rec)
+
+    def _finish_sample(self, step: int) -> None:
+        snap, self._snapshot = self._snapshot, None
+        with torch.no_grad():
+            weights = torch._foreach_norm([p.detach() for p in self.params])
+            w2 = torch.stack([w.float() for w in weights]).tolist()
+            if snap:
+                diffs = torch._foreach_norm(torch._foreach_sub([p.detach() for p in self.params], snap))
+                d2 = torch.stack([d.float() for d in diffs]).tolist()
+            else:
+                d2 = [math.nan] * len(self.params)
+        grads = self._grad_norms or [math.nan] * len(self.params)
+        rows = dict(self._pending_acts)
+        self._pending_acts = {}
+        for layer, idx in self._layer_params.items():
+            s = rows.get(layer) or LayerSample(step=step, layer=layer, type=self._layer_type(layer))
+            s.step = step
+            s.weight_norm = math.sqrt(sum(w2[i] ** 2 for i in idx))
+            s.update_norm = math.sqrt(sum(d2[i] ** 2 for i in idx))
+            s.update_ratio = s.update_norm / s.weight_norm if s.weight_norm > 0 else math.nan
+            gn = [grads[i] for i in idx if not math.isnan(grads[i])]
+            s.grad_norm = math.sqrt(sum(g**2 for g in gn)) if gn else math.nan
+            s.grad_hist = self._grad_hists.get(layer)
+            rows[layer] = s
+        for s in rows.values():
+            s.step = step
+        order = {n: i for i, n in enumerate(self.layer_order)}
+        self.samples[step] = sorted(rows.values(), key=lambda s: order.get(s.layer, len(order)))
+        self._grad_norms = None
+        self._grad_hists = {}
+        if self._pending_input is not None:
+            self.input_stats.append((step, *self._pending_input))
+            self._pending_input = None
+        if len(self.samples) > self.max_samples:  # thin out: keep the first and every other one
+            keys = sorted(self.samples)
+            for k in keys[1:-1:2]:
+                del self.samples[k]
+
+    def _layer_type(self, layer: str) -> str:
+        modules = dict(self.model.named_modules())
+        m = modules.get("" if layer == "<root>" else layer)
+        return type(m).__name__ if m is not None else ""
+
+    # -- nonfinite -----------------------------------------------------------------------------------
+    def _record_nonfinite_loss(self, step: int, value: float) -> None:
+        where, phase = self.replay_first_nonfinite()
+        self.nonfinite_events.append(
+            {"step": step, "what": "loss", "value": value, "where": where, "phase": phase}
+        )
+
+    def _record_nonfinite_grads(self, step: int, norms: list[float]) -> None:
+        bad = {self._owner.get(self.params[i], "?") for i, v in enumerate(norms) if not math.isfinite(v)}
+        order = [n for n in self.layer_order if n in bad] or sorted(bad)
+        # backward runs from the output: the first non-finite gradient is in the last such layer
+        where = order[-1] if order else None
+        self.nonfinite_events.append(
+            {"step": step, "what": "gradient", "where": where, "phase": "backward", "layers": order}
+        )
+
+    def replay_first_nonfinite(self) -> tuple[str | None, str]:
+        """Re-run the step's forward (no grad, state and RNG restored) to name the first layer whose
+        output is not finite; ("input", ...) when the batch itself is, ("loss", ...) when none is."""
+        if self._last_input is None:
+            return None, "forward"
+        args, kwargs = self._last_input
+        x = _first_tensor(args) if args else _first_tensor(kwargs)
+        if _is_float(x) and not bool(torch.isfinite(x).all()):
+            return "input", "forward"
+        found: list[str] = []
+
+        def hook(module: nn.Module, a: tuple, out: Any) -> None:
+            y = _first_tensor(out)
+            if not found and _is_float(y) and not bool(torch.isfinite(y).all()):
+                found.append(self._leaves.get(module, type(module).__name__))
+
+        try:
+            with HookSet() as hooks, preserved(self.model), torch.no_grad():
+                for m in self._leaves:
+                    hooks.forward(m, hook)
+                self.model(*args, **kwargs)
+        except Exception as e:
+            self.internal_errors.append(f"replay: {type(e).__name__}: {e}")
+        return (found[0], "forward") if found else ("loss function", "loss")

@@ -1,0 +1,492 @@
+"""`nbdebug.watch`: per-step statistics of the user's own training loop, and what they diagnose.
+
+The user keeps their loop; `watch` sees it through hooks on the model (activations on sampled steps),
+on the optimizer (each `step()`), on backward (the loss, and whether gradients were zeroed) and on the
+loss functions and data-loader passes (targets, outputs, epochs, evaluation passes). It observes and
+never changes the training: same seed, same final weights with and without it (tested).
+
+Results: `Watch.findings` (catalogue codes with evidence and a fix), `Watch.history` (one row per
+step), `Watch.epochs` (one row per epoch: loss, wiggle next to batch size, train/val accuracy and loss),
+`Watch.layer_stats()` (one row per layer per sampled step). A live view subscribes with `on_update`.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._core.errors import NbdebugError, describe
+from .._core.findings import Finding, findings_html, findings_text
+from .._core.hooks import HookSet
+from .checks import BLOCK, LossCall, RunData, diagnose
+from .live import LiveResults
+from .stats import LayerSample, StepMonitor, StepRecord, safe
+
+CLASSIFICATION = ("cross_entropy", "nll_loss")
+BINARY = ("binary_cross_entropy", "binary_cross_entropy_with_logits")
+CUSTOM = "custom loss module"
+
+
+class _EpochAcc:
+    """Running sums for one epoch; tensors are summed without a device sync until read."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start  # steps completed when the epoch began
+        self.train_correct: Any = 0
+        self.train_seen = 0
+        self.val_loss: Any = 0.0
+        self.val_seen = 0
+        self.val_correct: Any = 0
+        self.val_acc_seen = 0
+        self.preds: torch.Tensor | None = None
+        self.labels: torch.Tensor | None = None
+
+
+class Watch(LiveResults):
+    """Context manager returned by `nbdebug.watch`; see the module docstring."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer | None = None,
+        loss_fn: Any = None,
+        *,
+        every: int = 10,
+        histograms: bool = True,
+        bins: int = 30,
+        on_update: Callable[[Watch], None] | None = None,
+        update_interval: float = 0.5,
+        max_samples: int = 400,
+    ) -> None:
+        _validate(model, optimizer, loss_fn, every, bins)
+        self.model = model
+        self.optimizer = optimizer
+        self.loss_fn = loss_fn
+        self.monitor = StepMonitor(
+            model, optimizer, every=every, histograms=histograms, bins=bins, max_samples=max_samples
+        )
+        self.monitor.on_step.append(self._after_step)
+        self.on_update = on_update
+        self.update_interval = update_interval
+        self.internal_errors = self.monitor.internal_errors
+        self.running = False
+        self.started = self.finished = math.nan
+        self._hooks: HookSet | None = None
+        self._listening: Any = None
+        self._findings: dict[tuple[str, str | None], Finding] = {}
+        self._found_at: dict[tuple[str, str | None], int] = {}
+        self._epochs: list[_EpochAcc] = [_EpochAcc(0)]
+        self._manual_epochs = False
+        self._train_loader: Any = None
+        self._current_loader: Any = None
+        self._loss_calls: dict[str, LossCall] = {}
+        self._loss_count = 0
+        self._losses_before = 0
+        self._target_counts: torch.Tensor | None = None
+        self._n_classes: int | None = None
+        self._last_update = -math.inf
+        self._update_cost = 0.0
+        self.updates = 0
+        self._last_diag = -math.inf
+        self._diag_cost = 0.0
+        self._leak_step: int | None = None
+        self._nonfinite_seen = False
+        self.exc_type: type | None = None
+
+    # -- context -------------------------------------------------------------------------------------
+    def __enter__(self) -> Watch:
+        self._start(self._attach, "nbdebug.watch(...)")
+        return self
+
+    def _attach(self, hooks: HookSet) -> None:
+        self.monitor.attach(hooks)
+        if isinstance(self.loss_fn, nn.Module):
+            hooks.forward_pre(self.loss_fn, self._loss_module_pre)
+            hooks.forward(self.loss_fn, self._loss_module_post)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self._stop(exc_type, self.monitor.release)
+        self._diagnose(final=True)
+        self._notify(force=True)
+
+    # -- events from _intercept ----------------------------------------------------------------------
+    def on_backward(self, tensors: tuple[torch.Tensor, ...], phase: str) -> None:
+        self.monitor.on_backward(tensors, phase)
+
+    def on_loader_iter(self, loader: Any) -> None:
+        if self._manual_epochs:
+            return
+        if self._train_loader is not None:
+            if self._train_loader() is loader and self.monitor.count > self._epochs[-1].start:
+                self._new_epoch()
+            return
+        # the training loader is the last one iterated with gradients on before the first step
+        # (model.training is not required: the eval-mode bug trains in eval mode)
+        if torch.is_grad_enabled():
+            self._current_loader = weakref.ref(loader)
+
+    @safe
+    def _loss_module_pre(self, module: nn.Module, args: tuple) -> None:
+        self._losses_before = self._loss_count
+
+    @safe
+    def _loss_module_post(self, module: nn.Module, args: tuple, out: Any) -> None:
+        """A custom loss module that calls no torch.nn.functional loss: read its (input, target)."""
+        if self._loss_count == self._losses_before and len(args) >= 1:
+            self.on_loss(CUSTOM, args[0], args[1] if len(args) > 1 else None, out, {})
+
+    def on_loss(self, name: str, input: Any, target: Any, output: Any, kwargs: dict) -> None:
+        self._loss_count += 1
+        if not isinstance(input, torch.Tensor) or not isinstance(output, torch.Tensor):
+            return
+        train = torch.is_grad_enabled() and input.requires_grad
+        acc = self._epochs[-1]
+        x = input.detach()
+        t = target.detach() if isinstance(target, torch.Tensor) else None
+        if train and name not in self._loss_calls and name != CUSTOM:
+            self._loss_calls[name] = _describe_call(name, x, t, input, output, kwargs, self.monitor.count + 1)
+        correct = n = None
+        classify = name in CLASSIFICATION or name == CUSTOM
+        if t is not None and classify and x.dim() >= 2 and not t.is_floating_point():
+            pred = x.argmax(1)
+            if pred.shape == t.shape:
+                correct, n = (pred == t).sum(), t.numel()
+                if train:
+                    c = x.shape[1]
+                    self._n_classes = c
+                    tt = t.reshape(-1)
+                    valid = tt[(tt >= 0) & (tt < c)]
+                    counts = torch.bincount(valid, minlength=c)
+                    self._target_counts = (
+                        counts if self._target_counts is None else self._target_counts + counts
+                    )
+                    pc = torch.bincount(pred.reshape(-1), minlength=c)
+                    acc.preds = pc if acc.preds is None else acc.preds + pc
+                    acc.labels = counts if acc.labels is None else acc.labels + counts
+        elif t is not None and name in BINARY and x.shape == t.shape:
+            threshold = 0.0 if name.endswith("logits") else 0.5
+            correct, n = ((x > threshold) == (t > 0.5)).sum(), t.numel()
+        if train:
+            if correct is not None:
+                acc.train_correct = acc.train_correct + correct
+                acc.train_seen += n
+        else:
+            b = int(x.shape[0]) if x.dim() else 1
+            if output.numel() == 1:
+                acc.val_loss = acc.val_loss + output.detach().float() * b
+                acc.val_seen += b
+            if correct is not None:
+                acc.val_correct = acc.val_correct + correct
+                acc.val_acc_seen += n
+
+    # -- epochs --------------------------------------------------------------------------------------
+    def epoch(self) -> None:
+        """Mark the end of an epoch, for loops that do not iterate a DataLoader once per epoch.
+
+        Calling it switches off the automatic detection of DataLoader passes for this watch.
+        """
+        if not self._manual_epochs:
+            self._manual_epochs = True
+        if self.monitor.count > self._epochs[-1].start:
+            self._new_epoch()
+
+    def _new_epoch(self) -> None:
+        self._epochs.append(_EpochAcc(self.monitor.count))
+        self._diagnose()
+        self._notify()
+
+    def _after_step(self, monitor: StepMonitor, rec: StepRecord) -> None:
+        if self._train_loader is None and self._current_loader is not None:
+            self._train_loader = self._current_loader
+        urgent = (
+            rec.step == 1
+            or (rec.leaked and rec.step == self._first_leak())
+            or (
+                not math.isfinite(rec.loss)
+                and len(monitor.nonfinite_events) == 1
+                and not self._nonfinite_seen
+            )
+        )
+        if urgent:
+            self._nonfinite_seen = bool(monitor.nonfinite_events)
+        # live diagnosis on sampled steps, but never for more than ~5% of the wall time (it reads the
+        # whole history, so it gets dearer as the run grows); bugs that matter at once go through now
+        due = rec.step in monitor.samples and time.perf_counter() - self._last_diag >= 20 * self._diag_cost
+        if urgent or due:
+            self._diagnose()
+        self._notify()  # (a no-op when a new finding just forced an update: the interval restarts)
+
+    def _first_leak(self) -> int | None:
+        if self._leak_step is None:
+            self._leak_step = next((r.step for r in self.monitor.steps if r.leaked), None)
+        return self._leak_step
+
+    # -- diagnosis -----------------------------------------------------------------------------------
+    def _run_data(self, final: bool = False) -> RunData:
+        periods, kind = self._periods()
+        preds = labels = None
+        complete = [e for e in self._epochs[:-1] if e.preds is not None]
+        if kind == "epoch" and complete:
+            preds, labels = complete[-1].preds.tolist(), complete[-1].labels.tolist()
+        return RunData.from_monitor(
+            self.monitor,
+            list(self._loss_calls.values()),
+            final,
+            periods=periods,
+            period_kind=kind,
+            target_counts=self._target_counts.tolist() if self._target_counts is not None else None,
+            pred_counts_last=preds,
+            label_counts_last=labels,
+        )
+
+    def _periods(self) -> tuple[list[tuple[int, int]], str]:
+        bounds = [e.start for e in self._epochs]
+        n = self.monitor.count
+        if len(bounds) >= 3:  # at least two complete epochs plus the current one
+            periods = [(a + 1, b) for a, b in zip(bounds, bounds[1:])]
+            if not self.running and n > bounds[-1]:
+                periods.append((bounds[-1] + 1, n))
+            return periods, "epoch"
+        return [(a + 1, a + BLOCK) for a in range(0, n - BLOCK + 1, BLOCK)], "block"
+
+    def _diagnose(self, final: bool = False) -> None:
+        self._run_checks(lambda: diagnose(self._run_data(final)), lambda: self.monitor.count)
+
+    @property
+    def steps(self) -> int:
+        return self.monitor.count
+
+    @property
+    def history(self):
+        """One row per optimizer step: step, epoch, loss, grad_norm, lr, batch_size, backwards, ..."""
+        import pandas as pd
+
+        cols = ["step", "epoch", "loss", "grad_norm", "lr", "batch_size", "backwards", "eval_mode", "leaked"]
+        rows = [asdict(r) for r in self.monitor.steps]
+        frame = pd.DataFrame(rows, columns=[*cols, "time"]).drop(columns="time")
+        if len(frame):
+            starts = [e.start for e in self._epochs]
+            # epoch i holds the steps after its start (steps completed when it began)
+            frame["epoch"] = np.searchsorted(np.asarray(starts[1:]), frame["step"].to_numpy(), side="left")
+        return frame[cols]
+
+    @property
+    def epochs(self):
+        """One row per epoch: loss (mean), loss_std (the wiggle) next to batch_size, train/val accuracy
+        and val loss with the gap. Loops without epochs get one row (call `w.epoch()` to mark them)."""
+        import pandas as pd
+
+        h = self.history
+        groups = dict(tuple(h.groupby("epoch"))) if len(h) else {}
+        rows = []
+        for i, e in enumerate(self._epochs):
+            part = groups.get(i, h.iloc[0:0])
+            if part.empty and e.val_seen == 0:
+                continue
+            train_acc = float(e.train_correct) / e.train_seen if e.train_seen else math.nan
+            val_acc = float(e.val_correct) / e.val_acc_seen if e.val_acc_seen else math.nan
+            rows.append(
+                {
+                    "epoch": i,
+                    "steps": len(part),
+                    "loss": part["loss"].mean() if len(part) else math.nan,
+                    "loss_std": part["loss"].std() if len(part) > 1 else math.nan,
+                    "batch_size": int(part["batch_size"].median()) if len(part) else 0,
+                    "train_acc": train_acc,
+                    "val_loss": float(e.val_loss) / e.val_seen if e.val_seen else math.nan,
+                    "val_acc": val_acc,
+                    "acc_gap": train_acc - val_acc,
+                }
+            )
+        cols = [
+            "epoch",
+            "steps",
+            "loss",
+            "loss_std",
+            "batch_size",
+            "train_acc",
+            "val_loss",
+            "val_acc",
+            "acc_gap",
+        ]
+        return pd.DataFrame(rows, columns=cols)
+
+    def layer_stats(self, last: bool = False):
+        """One row per layer per sampled step (activation mean/std/zero and dead fraction, saturation,
+        gradient norm, weight norm, update/weight ratio). `last=True`: only the latest sample."""
+        import pandas as pd
+
+        samples = self.monitor.samples
+        keys = sorted(samples)[-1:] if last else sorted(samples)
+        rows = []
+        for k in keys:
+            for s in samples[k]:
+                d = asdict(s)
+                d.pop("act_hist"), d.pop("grad_hist")
+                rows.append(d)
+        cols = [f for f in LayerSample.__dataclass_fields__ if f not in ("act_hist", "grad_hist")]
+        return pd.DataFrame(rows, columns=cols)
+
+    def histograms(self, layer: str, kind: str = "activation") -> list[tuple[int, float, float, list[int]]]:
+        """(step, low, high, counts) of `layer`'s activations or gradients at each sampled step."""
+        if kind not in ("activation", "gradient"):
+            raise NbdebugError(f"kind must be 'activation' or 'gradient', got {kind!r}")
+        attr = "act_hist" if kind == "activation" else "grad_hist"
+        out = []
+        for step in sorted(self.monitor.samples):
+            for s in self.monitor.samples[step]:
+                h = getattr(s, attr)
+                if s.layer == layer and h is not None:
+                    out.append((step, *h))
+        return out
+
+    def layers(self) -> list[str]:
+        """Layers with statistics, in forward order."""
+        seen: dict[str, None] = {}
+        for step in sorted(self.monitor.samples):
+            for s in self.monitor.samples[step]:
+                seen.setdefault(s.layer)
+        return list(seen)
+
+    # -- display -------------------------------------------------------------------------------------
+    def summary(self) -> str:
+        h = self.history
+        state = "running" if self.running else "finished"
+        if self.exc_type is not None:
+            state = f"stopped by {self.exc_type.__name__}"
+        loss = h["loss"].dropna()
+        last = f", loss {loss.iloc[0]:.4g} -> {loss.iloc[-1]:.4g}" if len(loss) else ""
+        n_ep = len(self.epochs)
+        return f"Watch ({state}): {self.steps} steps, {n_ep} epoch(s){last}"
+
+    def __repr__(self) -> str:
+        return f"{self.summary()}\n{findings_text(self.findings)}"
+
+    def _repr_html_(self) -> str:
+        from .._core.plot import figure_png, png_html
+        from .plot import loss_figure
+
+        img = ""
+        if self.steps:
+            fig = loss_figure(self)
+            img = png_html(figure_png(fig), alt="loss curve")
+        ep = self.epochs
+        table = ep.to_html(index=False, float_format=lambda v: f"{v:.4g}") if len(ep) else ""
+        return (
+            f'<div class="nbdebug-watch"><b>{html.escape(self.summary())}</b>'
+            f"{findings_html(self.findings, empty='No findings: the run looks healthy.')}{img}{table}</div>"
+        )
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/plain": repr(self), "text/html": self._repr_html_()}
+
+
+def _describe_call(
+    name: str,
+    x: torch.Tensor,
+    t: torch.Tensor | None,
+    input: torch.Tensor,
+    output: torch.Tensor,
+    kwargs: dict,
+    step: int,
+) -> LossCall:
+    xf = x.float()
+    rows = False
+    if x.dim() >= 2 and x.shape[1] > 1:
+        rows = bool(((xf.sum(1) - 1).abs() < 1e-3).all())
+    grad_fn = type(input.grad_fn).__name__ if input.grad_fn is not None else ""
+    value = float(output.detach()) if output.numel() == 1 else math.nan
+    return LossCall(
+        name=name,
+        step=step,
+        value=value,
+        input_shape=tuple(x.shape),
+        target_shape=tuple(t.shape) if t is not None else None,
+        input_min=float(xf.min()) if x.numel() else math.nan,
+        input_max=float(xf.max()) if x.numel() else math.nan,
+        rows_sum_to_one=rows,
+        grad_fn=grad_fn,
+        reduction=str(kwargs.get("reduction", "mean")),
+        weighted=kwargs.get("weight") is not None
+        or kwargs.get("pos_weight") is not None
+        or bool(kwargs.get("label_smoothing", 0.0)),
+        n_classes=int(x.shape[1]) if name in CLASSIFICATION and x.dim() >= 2 else None,
+        baseline=loss_baseline(name, x, t),
+    )
+
+
+def loss_baseline(name: str, x: torch.Tensor, t: torch.Tensor | None) -> float | None:
+    """The loss of a predictor that ignores its input: uniform over C classes (ln C), a coin (ln 2),
+    or the targets' mean (their variance, for MSE). None for other losses."""
+    if name in CLASSIFICATION and x.dim() >= 2 and x.shape[1] > 1:
+        return math.log(x.shape[1])
+    if name in BINARY:
+        return math.log(2)
+    if name == "mse_loss" and t is not None and t.is_floating_point() and t.numel() > 1:
+        return float(t.float().var())
+    return None
+
+
+def _validate(model: Any, optimizer: Any, loss_fn: Any, every: int, bins: int) -> None:
+    if not isinstance(model, nn.Module):
+        raise NbdebugError(f"watch() needs an nn.Module as model, got {describe(model)}")
+    if optimizer is not None:
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise NbdebugError(f"optimizer must be a torch.optim.Optimizer, got {describe(optimizer)}")
+        mine = {id(p) for p in model.parameters()}
+        theirs = [p for g in optimizer.param_groups for p in g["params"]]
+        if theirs and not any(id(p) in mine for p in theirs):
+            raise NbdebugError(
+                f"the optimizer's {len(theirs)} parameters are not parameters of the model "
+                f"({type(model).__name__}): was it built for another model, or before the model was re-created?"
+            )
+    if loss_fn is not None and not callable(loss_fn):
+        raise NbdebugError(f"loss_fn must be an nn.Module or a function, got {describe(loss_fn)}")
+    if not isinstance(every, int) or every < 1:
+        raise NbdebugError(f"every must be a positive number of steps, got {every!r}")
+    if not isinstance(bins, int) or bins < 2:
+        raise NbdebugError(f"bins must be an integer >= 2, got {bins!r}")
+
+
+def watch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    loss_fn: Any = None,
+    *,
+    every: int = 10,
+    histograms: bool = True,
+    bins: int = 30,
+    on_update: Callable[[Watch], None] | None = None,
+    update_interval: float = 0.5,
+    max_samples: int = 400,
+) -> Watch:
+    """Watch a training loop you write yourself: `with nbdebug.watch(model, opt) as w: ...`.
+
+    `every`: layer statistics (activations, gradients, update/weight ratios) on the first step and
+    every `every`-th step; the loss, gradient norm and zero_grad check run on every step.
+    `histograms`: keep activation/gradient histograms (`bins` bins) on sampled steps.
+    `loss_fn`: the loss module or function; optional, since losses are seen through
+    `torch.nn.functional` whichever way they are called. `on_update(watch)`: called during the run
+    at most every `update_interval` seconds (the live panel uses it).
+    Without an optimizer, every backward pass counts as a step (no update ratio, no zero_grad check).
+    """
+    return Watch(
+        model,
+        optimizer,
+        loss_fn,
+        every=every,
+        histograms=histograms,
+        bins=bins,
+        on_update=on_update,
+        update_interval=update_interval,
+        max_samples=max_samples,
+    )
