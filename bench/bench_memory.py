@@ -33,7 +33,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import interleaved, machine
-from nbdebug.memory.report import fmt_bytes, memory
+from nbdebug._core.units import fmt_bytes
+from nbdebug.memory.api import memory
 from nbdebug.memory.step import step
 
 

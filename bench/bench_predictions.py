@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import nbdebug
 from bench._common import interleaved, machine
 from nbdebug._core.plot import figure_png
-from nbdebug.predictions.filters_plot import plot_filters
+from nbdebug.predictions.filters_plot import filters_figure
 
 
 def side_by_side(base: Callable[[], object], ours: Callable[[], object], runs: int) -> tuple[float, float]:
@@ -94,7 +94,7 @@ def main() -> int:
     b, o = side_by_side(hooked_forward, lambda: nbdebug.filters(net, data=img), runs * 5)
     rows.append(("filters(data=) feature maps, Conv2d(3, 64, 7)", "forward + hook", b, o))
     view = nbdebug.filters(nn.Sequential(big))
-    b, o = side_by_side(lambda: view.images(), lambda: figure_png(plot_filters(view)), runs)
+    b, o = side_by_side(lambda: view.images(), lambda: figure_png(filters_figure(view)), runs)
     rows.append(("filter grid PNG, 64 RGB filters", "images() arrays", b, o))
 
     logits = torch.randn(4096, 100, requires_grad=True)

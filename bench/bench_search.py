@@ -28,7 +28,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import nbdebug
 from bench._common import interleaved, machine
-from nbdebug.search.run import draw
+from nbdebug.search.space import draw
 
 
 def digits_train_fn():

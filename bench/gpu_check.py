@@ -70,7 +70,7 @@ def no_init_on_read() -> None:
 
 @guarded
 def inventory_on_cuda() -> None:
-    from nbdebug.memory.report import memory
+    from nbdebug.memory.api import memory
 
     warm = nn.Linear(8, 8).cuda()  # cuBLAS keeps its workspace in the allocator: create it before measuring
     warm(torch.ones(2, 8, device="cuda")).sum().backward()
@@ -153,7 +153,7 @@ def allocator_figures() -> None:
 def fragmentation() -> None:
     import os
 
-    from nbdebug.memory.report import memory
+    from nbdebug.memory.api import memory
 
     conf = os.environ.get("PYTORCH_CUDA_ALLOC_CONF", "")
     if "expandable_segments:True" in conf:
@@ -288,7 +288,7 @@ def watch_on_cuda() -> None:
 
 @guarded
 def unreachable_on_cuda() -> None:
-    from nbdebug.memory.report import memory
+    from nbdebug.memory.api import memory
 
     def make():
         hidden = torch.zeros(4 * MiB, device="cuda")

@@ -1,7 +1,7 @@
 """nbdebug: Jupyter-native debugging tools for PyTorch.
 
 `%load_ext nbdebug` registers the `%nn_*` magics. Every panel has a plain API underneath that returns
-data (see DESIGN.md). Core modules are imported here and their public names bound over the submodule
+data (docs/ARCHITECTURE.md). Core modules are imported here and their public names bound over the submodule
 attributes (`nbdebug.trace` is the function even though `nbdebug/trace.py` is a module); panels are
 imported lazily so that a script that only traces shapes never imports ipywidgets.
 """
@@ -25,9 +25,10 @@ _LAZY = {
     "Step": "shapes.trace",
     "TraceError": "shapes.trace",
     "shapes": "shapes.panel",
-    "memory": "memory.report",
+    "memory": "memory.api",
     "MemoryReport": "memory.report",
     "check": "sanity.check",
+    "CheckReport": "sanity.check",
     "Report": "sanity.check",
     "gradcheck": "sanity.gradcheck",
     "GradcheckResult": "sanity.gradcheck",
@@ -35,21 +36,21 @@ _LAZY = {
     "OverfitResult": "sanity.overfit",
     "watch": "monitor.watch",
     "Watch": "monitor.watch",
-    "watch_gan": "monitor.gan",
+    "watch_gan": "monitor.watch_gan",
     "GanWatch": "monitor.gan",
-    "predictions": "predictions.report",
+    "predictions": "predictions.compute",
     "PredictionReport": "predictions.report",
-    "TopkTracker": "predictions.report",
-    "binary_logits": "predictions.report",
+    "TopkTracker": "predictions.topk",
+    "binary_logits": "predictions.compute",
     "filters": "predictions.filters",
     "FilterView": "predictions.filters",
     "FocalLoss": "predictions.focal",
     "search": "search.run",
-    "SearchResult": "search.run",
-    "loguniform": "search.run",
-    "uniform": "search.run",
-    "choice": "search.run",
-    "intlog": "search.run",
+    "SearchResult": "search.result",
+    "loguniform": "search.space",
+    "uniform": "search.space",
+    "choice": "search.space",
+    "intlog": "search.space",
 }
 
 # each feature's magics (a `MAGICS` class in its `magic` module); imported only by `%load_ext nbdebug`

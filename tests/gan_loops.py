@@ -107,7 +107,7 @@ def train(
 ) -> None:
     """One D step (real + detached fake) then one G step per batch, like the PyTorch DCGAN example.
 
-    Bugs: `zero_g=False` never zeroes G's optimizer (the practitioner's notes); `noise_once` feeds G
+    Bugs: `zero_g=False` never zeroes G's optimizer (the classic missing optG.zero_grad()); `noise_once` feeds G
     the same noise vector for the whole batch; `saturating` trains G to maximise D's loss on fakes
     (log(1 - D(G(z))), which vanishes when D wins); `probabilities`: D ends in a Sigmoid and the loss
     is BCELoss. `soft_labels`: real targets in [0.7, 1.2], fake in [0, 0.3] (ganhacks).

@@ -11,7 +11,7 @@ from torch import nn
 
 import nbdebug
 from nbdebug import NbdebugError
-from nbdebug.monitor import gan as gan_module
+from nbdebug.monitor import gan_checks as gan_module
 from tests import gan_loops as L
 
 
@@ -74,7 +74,7 @@ def test_healthy_dcgan_on_digits_yields_no_warning():
     assert g.history["diversity"].dropna().min() > 0.5
 
 
-# -- the practitioner's bug ----------------------------------------------------------------------------
+# -- the missing optG.zero_grad() bug ----------------------------------------------------------------------------
 def test_missing_generator_zero_grad_is_named_within_a_few_steps():
     D, G, od, og = mixture_gan()
     g = watched(D, G, od, og, L.mixture(), steps=20, zero_g=False)

@@ -41,8 +41,8 @@ def test_nn_shapes_usage_errors(ip):
     ip.user_ns.update(model=DenoisingAutoencoder(), x=torch.randn(2, 1, 28, 28))
     with pytest.raises(UsageError, match="model 'nope' is not defined"):
         ip.run_line_magic("nn_shapes", "nope x")
-    with pytest.raises(UsageError, match="input 'y' is not defined"):
-        ip.run_line_magic("nn_shapes", "model y")
+    with pytest.raises(UsageError, match="input 'no_such_input' is not defined"):
+        ip.run_line_magic("nn_shapes", "model no_such_input")
     with pytest.raises(UsageError, match="needs an nn.Module.*got Tensor"):
         ip.run_line_magic("nn_shapes", "x x")
     with pytest.raises(UsageError):

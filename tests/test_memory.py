@@ -14,8 +14,10 @@ from torch import nn
 
 import nbdebug
 from nbdebug import NbdebugError
+from nbdebug._core.units import parse_bytes
+from nbdebug.memory.api import memory
 from nbdebug.memory.cuda import DeviceMemory, SegmentStats, analyse_segments, cuda_memory, cuda_note
-from nbdebug.memory.report import _Scanner, memory, parse_bytes
+from nbdebug.memory.scan import _Scanner
 
 
 def _storage_key(t: torch.Tensor):
@@ -248,7 +250,7 @@ def test_report_reprs_render_without_a_kernel():
     assert "no CUDA device" in bundle["text/plain"]
     top = report.top(3)
     assert list(top["storage_bytes"]) == sorted(top["storage_bytes"], reverse=True)
-    assert report.summary().loc["parameter", "cpu"] == report.by_role()["parameter"]
+    assert report.by_role_and_device().loc["parameter", "cpu"] == report.by_role()["parameter"]
 
 
 def test_report_holds_no_tensor_reference():
@@ -481,7 +483,7 @@ def test_scan_leaves_tensor_free_objects_untouched_and_walks_only_chunks_with_te
                      "keyed['k640'].emb"]  # fmt: skip
     after = {id(o) for o in objects if _has_dict(o)}
     assert after - before <= holders and len(before) < 10  # 1994 tensor-free objects keep inline attributes
-    monkeypatch.setattr(sys.modules["nbdebug.memory.report"], "_holding_chunks", lambda items: [(0, items)])
+    monkeypatch.setattr(sys.modules["nbdebug.memory.scan"], "_holding_chunks", lambda items: [(0, items)])
     assert memory(namespace=ns, gpu=False).records == report.records  # walking every item finds the same
 
 

@@ -8,10 +8,11 @@ import pytest
 import torch
 from IPython.core.error import UsageError
 
+from nbdebug.memory.api import memory
 from nbdebug.memory.live import MemoryWatch
 from nbdebug.memory.panel import MemoryPanel, WatchPanel
-from nbdebug.memory.report import MemoryReport, memory
-from nbdebug.memory.step import StepMemory
+from nbdebug.memory.report import MemoryReport
+from nbdebug.memory.step_result import StepMemory
 
 SETUP = """
 import torch

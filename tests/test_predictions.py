@@ -12,13 +12,9 @@ from torch import nn
 import nbdebug
 from nbdebug import NbdebugError
 from nbdebug._core.hooks import hook_counts
-from nbdebug.predictions.report import (
-    PredictionReport,
-    TopkTracker,
-    balanced_weights,
-    binary_logits,
-    snapshot,
-)
+from nbdebug.predictions.compute import binary_logits
+from nbdebug.predictions.report import PredictionReport, balanced_weights
+from nbdebug.predictions.topk import TopkTracker, snapshot
 
 
 def blobs(n=300, c=4, d=8, seed=0, weights=None):
@@ -186,7 +182,7 @@ def test_thousand_classes_stay_readable():
     top = r.top_classes()
     assert len(top) == 21 and top["class"].iloc[-1].startswith("other (980)")
     assert top["label_freq"].sum() == pytest.approx(1.0)
-    assert "report.class_weights" not in r._text()  # no giant literal anywhere in the text
+    assert "report.class_weights" not in r.to_text()  # no giant literal anywhere in the text
     r._repr_mimebundle_()
 
 
@@ -286,7 +282,7 @@ def test_model_state_is_restored_on_success_exception_and_interrupt(fail_at, exc
 
 
 def test_name_stays_callable_after_the_submodule_is_imported():
-    module = importlib.import_module("nbdebug.predictions.report")
+    module = importlib.import_module("nbdebug.predictions.compute")
 
     assert isinstance(module.predictions(nn.Linear(8, 4), blobs(n=8)), PredictionReport)
     assert isinstance(nbdebug.predictions(nn.Linear(8, 4), blobs(n=8)), PredictionReport)
@@ -319,9 +315,9 @@ def test_tracker_matches_the_report_and_records_drift():
     assert list(h["epoch"]) == [0, 1, 2, 3, 4]
     assert h["true_prob"].is_monotonic_increasing
     assert snapshot(model(x).detach(), y)["accuracy"] > 0.5
-    from nbdebug.predictions.plot import plot_drift
+    from nbdebug.predictions.plot import drift_figure
 
-    assert plot_drift(h).axes
+    assert drift_figure(h).axes
 
 
 def test_predicts_mode_says_when_outputs_are_nearly_uniform():

@@ -11,7 +11,8 @@ from torch import nn
 import nbdebug
 from nbdebug.predictions.filters import FilterView
 from nbdebug.predictions.panel import FiltersPanel, PredictionsPanel
-from nbdebug.predictions.report import PredictionReport, TopkTracker
+from nbdebug.predictions.report import PredictionReport
+from nbdebug.predictions.topk import TopkTracker
 
 
 def small_cnn():

@@ -13,7 +13,10 @@ from torch import nn
 
 import nbdebug
 from nbdebug import NbdebugError
-from nbdebug.search.run import SearchResult, draw, param_effects, search, trial_seed
+from nbdebug.search.effects import param_effects
+from nbdebug.search.result import SearchResult
+from nbdebug.search.run import search
+from nbdebug.search.space import draw, trial_seed
 
 OPT_LR = 3e-3
 

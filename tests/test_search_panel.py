@@ -12,7 +12,8 @@ from IPython.core.error import UsageError
 
 import nbdebug
 from nbdebug.search.panel import SearchPanel, live_search
-from nbdebug.search.run import SearchResult, search
+from nbdebug.search.result import SearchResult
+from nbdebug.search.run import search
 
 SPACE = {"lr": nbdebug.loguniform(1e-5, 1e-1), "wd": nbdebug.loguniform(1e-6, 1e-2)}
 

@@ -1,8 +1,6 @@
-"""Findings: a named bug with evidence and a fix, never just a number.
+"""Findings: a named bug with evidence and a fix, never just a number; their text and HTML rendering.
 
-`CATALOGUE` is the one list of codes (DESIGN.md). Each entry documents its threshold and where that
-threshold comes from, so that a user reading a finding can judge it, and a developer adding a check
-does not invent a second code for the same bug.
+Every code comes from `CATALOGUE` (catalogue.py), which documents its threshold and source.
 """
 
 from __future__ import annotations
@@ -12,240 +10,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .catalogue import CATALOGUE
+
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[str, ...] = ("error", "warning", "info")
-
-
-@dataclass(frozen=True)
-class CodeInfo:
-    """Catalogue entry: what the code means, its threshold, and the source of that threshold."""
-
-    code: str
-    title: str
-    threshold: str
-    source: str
-
-
-def _c(code: str, title: str, threshold: str, source: str) -> tuple[str, CodeInfo]:
-    return code, CodeInfo(code, title, threshold, source)
-
-
-CATALOGUE: dict[str, CodeInfo] = dict(
-    [
-        _c(
-            "initial-loss",
-            "first loss far from chance level",
-            "|loss - expected| > 0.5 * expected + 0.1, expected = ln(C) for C-class cross-entropy, ln 2 for BCE",
-            "CS231n 'Loss sanity checking': -ln(0.1) = 2.302 for 10 classes",
-        ),
-        _c(
-            "cannot-overfit",
-            "a tiny subset is not fit to near-zero loss",
-            "loss above the target (default 0.05, or 5% of the initial loss) when the budget runs out",
-            "CS231n 'Overfit a tiny subset of data' (20 examples, zero cost)",
-        ),
-        _c(
-            "grad-not-zeroed",
-            "gradients carried over from one optimizer step into the next",
-            ".grad at a backward's start equals the .grad the previous optimizer.step() used",
-            "practitioner's notes: a missing zero_grad() on the generator collapsed a GAN",
-        ),
-        _c(
-            "softmax-before-ce",
-            "CrossEntropyLoss given probabilities instead of logits",
-            "loss input rows are non-negative and sum to 1 within 1e-3",
-            "torch.nn.CrossEntropyLoss expects unnormalized logits",
-        ),
-        _c(
-            "sigmoid-before-bce-logits",
-            "BCEWithLogitsLoss given values already squashed to (0, 1)",
-            "every input value lies in [0, 1] and the model ends in a Sigmoid",
-            "torch.nn.BCEWithLogitsLoss applies the sigmoid itself",
-        ),
-        _c(
-            "sigmoid-bceloss",
-            "Sigmoid + BCELoss instead of BCEWithLogitsLoss",
-            "BCELoss fed by a Sigmoid output (severity info: correct but less stable)",
-            "torch docs: BCEWithLogitsLoss is more numerically stable (log-sum-exp)",
-        ),
-        _c(
-            "target-broadcast",
-            "loss input and target shapes differ and broadcast silently",
-            "input.shape != target.shape for an element-wise loss and the shapes broadcast",
-            "torch warns once for MSELoss; the (N,1) vs (N,) case silently builds an (N,N) loss",
-        ),
-        _c(
-            "lr-too-high",
-            "updates too large for the weights",
-            "median update/weight ratio above 1e-2 (10x the 1e-3 reference) on 3 samples in a row, with the loss stalled above 30% of its start (healthy Adam/SGD runs on digits sit at 1-4e-2 while converging)",
-            "CS231n 'Ratio of weights:updates' ~1e-3",
-        ),
-        _c(
-            "lr-too-low",
-            "updates too small to learn",
-            "median update/weight ratio below 1e-5 (100x under the 1e-3 reference)",
-            "CS231n 'Ratio of weights:updates' ~1e-3",
-        ),
-        _c(
-            "dead-relu",
-            "a large fraction of ReLU units never activate",
-            ">= 70% of a ReLU layer's units output zero on the whole batch",
-            "published dead-unit detectors use >= 70% of outputs <= 0",
-        ),
-        _c(
-            "saturated-activation",
-            "tanh/sigmoid outputs pinned near their limits",
-            "> 50% of pre-activations beyond +-5 (tanh/sigmoid gradient < 1e-4 there)",
-            "CS231n 'Activation / Gradient distributions per layer'",
-        ),
-        _c(
-            "exploding-gradients",
-            "gradient norms grow without bound",
-            "total gradient norm above 1e3, or x100 over its first value",
-            "Pascanu et al. 2013, gradient clipping",
-        ),
-        _c(
-            "vanishing-gradients",
-            "gradients vanish in early layers",
-            "first layer's gradient norm below 1e-7, or 1e-4 x the last layer's",
-            "Glorot & Bengio 2010",
-        ),
-        _c(
-            "nonfinite",
-            "NaN or Inf in loss, activations or gradients",
-            "any non-finite value; the first layer that produced one is named",
-            "always a bug",
-        ),
-        _c(
-            "no-grad",
-            "trainable parameters that never receive a gradient",
-            "requires_grad=True and .grad is None after backward",
-            "detached graph, unused layer, or a frozen layer by accident",
-        ),
-        _c(
-            "loss-not-decreasing",
-            "the loss curve is flat",
-            "last-epoch loss > 95% of the first-epoch loss after >= 3 epochs",
-            "CS231n 'Babysitting the learning process'",
-        ),
-        _c(
-            "loss-diverging",
-            "the loss grows",
-            "loss > 3x its minimum so far, or non-finite",
-            "CS231n loss curve shapes: learning rate too high",
-        ),
-        _c(
-            "loss-oscillating",
-            "the loss wiggles far more than the batch size explains",
-            "within-epoch std / mean above 0.5 while the epoch mean does not fall",
-            "CS231n: wiggle relates to batch size; large wiggle with large batches means lr too high",
-        ),
-        _c(
-            "predicts-mode",
-            "predictions collapse onto one class",
-            "one class receives >= 80% of argmax predictions and >= 1.5x its label frequency",
-            "practitioner's notes: check the network at least finds the mode",
-        ),
-        _c(
-            "class-imbalance",
-            "label frequencies are skewed",
-            "largest/smallest class count ratio >= 5",
-            "practitioner's notes: weight the loss or use focal loss",
-        ),
-        _c(
-            "unnormalized-input",
-            "input scale far from zero-mean / unit-variance",
-            "|mean| > 3 or std > 10 or std < 0.01 on a float input",
-            "CS231n 'Data preprocessing'",
-        ),
-        _c(
-            "eval-mode",
-            "optimizer steps taken while the model is in eval mode",
-            "optimizer.step() with a Dropout/BatchNorm layer in eval mode",
-            "model.eval() left on after validation",
-        ),
-        _c(
-            "reg-not-increasing-loss",
-            "raising regularization strength did not raise the loss",
-            "loss at a larger regularization strength <= loss at the smaller one",
-            "CS231n: increasing the regularization strength should increase the loss",
-        ),
-        _c(
-            "gradcheck-failed",
-            "analytic and numeric gradients disagree",
-            "max relative error > 1e-2 (1e-4 suspicious, 1e-7 good)",
-            "CS231n 'Gradient checks'",
-        ),
-        _c(
-            "gpu-fragmentation",
-            "reserved GPU memory is free only in pieces too small for the next tensor",
-            "reserved-but-unallocated >= 20% of reserved and >= 64 MiB, and the largest free block < half of it",
-            "practitioner's notes (batch of 8 failing on a 12 GB P5000); PyTorch CUDA memory management docs",
-        ),
-        _c(
-            "unreachable-tensors",
-            "tensors alive that no notebook name reaches",
-            "any tensor found by gc but not by name (warning from 1 MiB in total, else info)",
-            "pytorch_memlab MemReporter lists gc-only tensors; notebook leaks via closures, hooks, tracebacks",
-        ),
-        _c(
-            "graph-retained",
-            "a tensor kept in a variable still holds its autograd graph",
-            "a non-leaf tensor (grad_fn set) stored in a user variable or container",
-            "PyTorch FAQ 'My model reports cuda runtime error(2): out of memory' (total_loss += loss)",
-        ),
-        _c(
-            "gan-d-collapse",
-            "the discriminator wins outright",
-            "D(x) > 0.95 and D(G(z)) < 0.05 (as probabilities) for 5 G steps in a row; D's loss is shown, "
-            "not required: soft labels keep it above 0 while D separates perfectly",
-            "practitioner's notes; ganhacks",
-        ),
-        _c(
-            "gan-mode-collapse",
-            "generator samples lose diversity",
-            "mean pairwise distance within G's batch < 10% of the real batch's on 2 measurements, and fallen "
-            "to < 1/2 of its best or < 1/4 of G's samples from independent noise (an untrained G starts narrow)",
-            "ganhacks; 'How to Identify and Diagnose GAN Failure Modes'",
-        ),
-        _c(
-            "gan-g-vanishing",
-            "the generator's gradients vanish while D wins",
-            "gradient of G's loss at D's logits < 1% of its first-5-steps level while D(G(z)) < 0.05, "
-            "3 G steps in a row",
-            "Goodfellow et al. 2014 (saturating generator loss)",
-        ),
-        _c(
-            "search-edge-of-range",
-            "the best hyperparameter value sits at the edge of its search range",
-            "best trial's value in the outer 10% of the range on the search scale (log10 for loguniform/"
-            "intlog), >= 5 completed trials, the parameter is not flat, and (with >= 10 trials) the "
-            "fitted trend of the score also peaks in that outer 10%",
-            "CS231n 'Hyperparameter optimization': careful with best values on the border (seed notes)",
-        ),
-        _c(
-            "search-flat-parameter",
-            "the score does not depend on a searched parameter",
-            "the parameter's fitted effect (10th-90th percentile over the trials) is under the "
-            "trial-to-trial noise (additive least-squares fit: a cubic per numeric parameter on its search "
-            "scale, dummies for choices; noise = residual std), >= 10 completed trials; severity info",
-            "Bergstra & Bengio 2012: few hyperparameters matter (low effective dimensionality)",
-        ),
-        _c(
-            "search-too-few-trials",
-            "too few trials for the number of searched parameters",
-            "fewer than 10 completed trials per searched parameter; P(a top-5% trial) = 1 - 0.95^n",
-            "Bergstra & Bengio 2012: 60 random trials find a top-5% point with 95% probability",
-        ),
-        _c(
-            "search-trials-failed",
-            "trials raised or returned NaN/Inf",
-            "any failed trial (warning), every trial failed (error); failures clustered at one end of a "
-            "numeric range are named",
-            "a diverging trial is data about the range, not a reason to lose the search",
-        ),
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -261,7 +29,9 @@ class Finding:
 
     def __post_init__(self) -> None:
         if self.code not in CATALOGUE:
-            raise ValueError(f"unknown finding code {self.code!r}; add it to nbdebug.findings.CATALOGUE")
+            raise ValueError(
+                f"unknown finding code {self.code!r}; add it to the catalogue in nbdebug/_core/catalogue.py"
+            )
         if self.severity not in SEVERITIES:
             raise ValueError(f"severity must be one of {SEVERITIES}, got {self.severity!r}")
 

@@ -50,6 +50,9 @@ class Result(abc.ABC):
         self.__dict__["_nbdebug_html"] = (key, out)
         return out
 
+    def __str__(self) -> str:
+        return self.to_text()
+
     def __repr__(self) -> str:
         findings = getattr(self, "findings", None)
         n = f"; {len(findings)} finding{'s' if len(findings) != 1 else ''}" if findings is not None else ""

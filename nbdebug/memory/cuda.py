@@ -4,7 +4,7 @@ GPU-ONLY CODE PATH: `cuda_memory()` reads `torch.cuda` and runs only where CUDA 
 arithmetic (`analyse_segments`, `DeviceMemory.findings`) is pure and takes the allocator's snapshot
 format, so it is unit-tested on CPU with synthetic snapshots; `bench/gpu_check.py` runs the real thing.
 
-Why fragmentation matters (the practitioner's notes: a batch of 8 would not fit on a 12 GB GPU): the
+Why fragmentation matters (a batch that does not fit although nvidia-smi shows free memory): the
 allocator reserves memory in segments and splits them into blocks. Memory reserved but not allocated is
 free only in pieces; a tensor larger than the largest free piece needs a new segment from the driver,
 and when the driver has nothing left the allocation fails although `nvidia-smi` shows "free" memory.
@@ -19,17 +19,12 @@ from typing import Any
 import torch
 
 from .._core.findings import Finding
+from .._core.units import fmt_bytes as _fmt
 
 # Fragmentation is reported when at least this share of reserved memory is free-but-split and the
 # largest free block is under half of that free memory (so one big tensor cannot use it).
 FRAG_SHARE = 0.2
 FRAG_MIN_BYTES = 64 << 20
-
-
-def _fmt(n: float) -> str:
-    from .report import fmt_bytes
-
-    return fmt_bytes(n)
 
 
 @dataclass(frozen=True)

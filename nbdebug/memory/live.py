@@ -7,15 +7,18 @@ samples the process's resident memory, so the same view works on a laptop.
 
 from __future__ import annotations
 
+import html
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import torch
 
 from .._core.errors import NbdebugError
+from .._core.result import Result
+from .._core.units import fmt_bytes
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ def sampler(device: str | None = None) -> tuple[str, Callable[[], tuple[int, int
     raise NbdebugError(f"cannot watch device {device!r}: use 'cpu' or 'cuda[:N]'")
 
 
-class MemoryWatch:
+class MemoryWatch(Result):
     """Samples memory in a background thread; `stop()` or the time limit ends it."""
 
     def __init__(self, interval: float = 0.1, seconds: float = 60.0, device: str | None = None) -> None:
@@ -66,6 +69,7 @@ class MemoryWatch:
         self.source, self._read = sampler(device)
         self.samples: list[Sample] = []
         self.listeners: list[Callable[[MemoryWatch], None]] = []
+        self.internal_errors: list[str] = []  # a listener (a live view) that raised, once each
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._t0 = 0.0
@@ -94,25 +98,47 @@ class MemoryWatch:
             now = time.monotonic()
             allocated, reserved = self._read()
             self.samples.append(Sample(now - self._t0, allocated, reserved))
-            for listener in list(self.listeners):
-                try:
-                    listener(self)
-                except Exception:  # a broken view must not kill the sampler
-                    self.listeners.remove(listener)
+            self._notify()
             if now >= deadline:
                 break
             self._stop.wait(self.interval)
         self._stop.set()
-        for listener in list(self.listeners):  # one last notification: the watch has ended
+        self._notify()  # one last notification: the watch has ended
+
+    def _notify(self) -> None:
+        for listener in list(self.listeners):
             try:
                 listener(self)
-            except Exception:
-                pass
+            except Exception as e:  # a broken view must not kill the sampler: drop it, say so once
+                self.listeners.remove(listener)
+                self.internal_errors.append(
+                    f"{getattr(listener, '__qualname__', listener)}: {type(e).__name__}: {e}"
+                )
 
     def to_frame(self):
         import pandas as pd
 
         return pd.DataFrame([vars(s) for s in self.samples], columns=["t", "allocated", "reserved"])
+
+    def summary(self) -> str:
+        state = "running" if self.running else "stopped"
+        last = self.samples[-1] if self.samples else None
+        now = f", allocated {fmt_bytes(last.allocated)}, reserved {fmt_bytes(last.reserved)}" if last else ""
+        return f"memory watch ({state}): {self.source}, {len(self.samples)} samples{now}"
+
+    def to_text(self) -> str:
+        errors = "".join(f"\ninternal error (please report it): {e}" for e in self.internal_errors)
+        return self.summary() + errors
+
+    def _html_key(self) -> Hashable:
+        return (self.running, len(self.samples))
+
+    def _html(self) -> str:
+        from .._core.plot import figure_png, png_html
+        from .plot import watch_figure
+
+        img = png_html(figure_png(watch_figure(self)), alt="memory over time") if self.samples else ""
+        return f'<div class="nbdebug-memory-watch"><b>{html.escape(self.summary())}</b>{img}</div>'
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"

@@ -44,8 +44,8 @@ class MemoryMagics(Magics):
         """
         args = parse(self.nn_mem, line)
         args.names = [unquote(n) for n in args.names]
+        from .inventory import inventory as memory
         from .live import watch as start_watch
-        from .report import memory
         from .step import step
 
         if args.top < 1:

@@ -15,10 +15,12 @@ from typing import Any
 import ipywidgets as w
 
 from .._core.findings import findings_html
-from .._core.plot import figure_png
+from .._core.panel import Panel
+from .._core.throttle import Throttle
+from .._core.units import fmt_bytes
 from .live import MemoryWatch
-from .plot import plot_by_role, plot_watch
-from .report import ROLES, UNREACHABLE, MemoryReport, fmt_bytes, gpu_html
+from .plot import by_role_figure, watch_figure
+from .report import ROLES, UNREACHABLE, MemoryReport, gpu_html
 
 SORTABLE = ("name", "role", "shape", "dtype", "device", "bytes", "storage_bytes")
 _NUMERIC = {"bytes", "storage_bytes", "nelement", "element_size"}
@@ -41,7 +43,7 @@ def _totals_html(report: MemoryReport) -> str:
     )
 
 
-class MemoryPanel(w.VBox):
+class MemoryPanel(Panel):
     """Interactive view of a `MemoryReport`."""
 
     def __init__(
@@ -59,8 +61,7 @@ class MemoryPanel(w.VBox):
         self.watch: MemoryWatch | None = None
         self._watch_seconds = watch_seconds
         self._watch_interval = watch_interval
-        self._last_draw = 0.0
-        self._draw_lock = threading.Lock()
+        self.live_panel: WatchPanel | None = None
 
         self.headline = w.HTML()
         self.refresh_button = w.Button(description="Refresh", icon="refresh", disabled=refresh is None)
@@ -78,22 +79,19 @@ class MemoryPanel(w.VBox):
         self.table = w.HTML()
         self.gpu = w.HTML()
         self.findings = w.HTML()
-        self.live = w.Image(format="png", layout=w.Layout(display="none"))
-        self.live_status = w.HTML()
+        self.live_box = w.VBox([])
 
-        self.add_class("nbdebug-memory-panel")
-        for widget, cls in [
+        self.tag(
+            (self, "nbdebug-memory-panel"),
             (self.headline, "nbdebug-memory-headline"),
             (self.refresh_button, "nbdebug-memory-refresh"),
             (self.watch_toggle, "nbdebug-memory-watch"),
             (self.table, "nbdebug-memory-table"),
             (self.totals, "nbdebug-memory-totals-box"),
             (self.gpu, "nbdebug-memory-gpu-box"),
-            (self.live_status, "nbdebug-memory-live-status"),
             (self.top_n, "nbdebug-memory-topn"),
             (self.role, "nbdebug-memory-role"),
-        ]:
-            widget.add_class(cls)
+        )
         for col, button in self.sort_buttons.items():
             button.add_class("nbdebug-memory-sort")
             button.add_class(f"nbdebug-memory-sort-{col.replace('_', '-')}")
@@ -107,15 +105,15 @@ class MemoryPanel(w.VBox):
         sort_row = w.HBox([w.HTML("sort:"), *self.sort_buttons.values()])
         super().__init__(
             [self.headline, controls, self.chart, self.totals, sort_row, self.table, self.gpu, self.findings,
-             self.live_status, self.live]
+             self.live_box]
         )  # fmt: skip
         self.show(report)
 
     # ------------------------------------------------------------------ report
     def show(self, report: MemoryReport) -> None:
         self.report = report
-        self.headline.value = f"<b>Memory</b>: {html.escape(report.headline())}"
-        self.chart.value = figure_png(plot_by_role(report))
+        self.headline.value = f"<b>Memory</b>: {html.escape(report.summary())}"
+        self.chart.value = self.png(by_role_figure(report), dpi=100)
         self.totals.value = _totals_html(report)
         self.gpu.value = gpu_html(report.gpu, report.gpu_note) + "".join(
             f"<p>{html.escape(d.explain())}</p>" for d in report.gpu
@@ -185,80 +183,82 @@ class MemoryPanel(w.VBox):
             self.watch.stop(wait=False)
 
     def start_watch(self) -> MemoryWatch:
+        """Start a `MemoryWatch` shown live under the table; the Watch toggle goes off when it ends."""
         if self.watch is not None and self.watch.running:
             return self.watch
         self.watch = MemoryWatch(interval=self._watch_interval, seconds=self._watch_seconds)
-        self.watch.listeners.append(self._on_sample)
-        self.live.layout.display = None
+        self.live_panel = WatchPanel(self.watch, on_end=self._watch_ended)
+        self.live_box.children = [self.live_panel]
         self.watch.start()
         return self.watch
 
-    def _on_sample(self, watch: MemoryWatch) -> None:
-        """Runs in the sampler thread: redraw at most twice a second, and once when the watch ends."""
-        ended = not watch.running or watch._stop.is_set()
-        now = time.monotonic()
-        if not ended and now - self._last_draw < 0.5:
-            return
-        if not self._draw_lock.acquire(blocking=ended):
-            return
-        try:
-            self._last_draw = now
-            if watch.samples:
-                self.live.value = figure_png(plot_watch(watch))
-                last = watch.samples[-1]
-                state = "stopped" if ended else "watching"
-                self.live_status.value = (
-                    f"<span data-samples='{len(watch.samples)}'>{state}: {html.escape(watch.source)}, "
-                    f"{len(watch.samples)} samples, allocated {fmt_bytes(last.allocated)}, "
-                    f"reserved {fmt_bytes(last.reserved)}</span>"
-                )
-            if ended and self.watch_toggle.value:
-                self.watch_toggle.value = False
-        finally:
-            self._draw_lock.release()
+    def _watch_ended(self) -> None:
+        if self.watch_toggle.value:
+            self.watch_toggle.value = False
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        bundle = dict(super()._repr_mimebundle_(**kwargs) or {})
-        bundle["text/plain"] = self.report._text()
-        bundle["text/html"] = self.report.to_html()
-        return bundle
+    @property
+    def live_status(self) -> w.HTML | None:
+        """The live watch's status line (None before the first watch)."""
+        return self.live_panel.status if self.live_panel is not None else None
+
+    @property
+    def live(self) -> w.Image | None:
+        """The live watch's plot (None before the first watch)."""
+        return self.live_panel.image if self.live_panel is not None else None
+
+    def static(self) -> MemoryReport:
+        return self.report
 
 
-class WatchPanel(w.VBox):
-    """Live plot of a running `MemoryWatch` (what `%nn_mem --watch` shows)."""
+class WatchPanel(Panel):
+    """Live plot of a running `MemoryWatch` (what `%nn_mem --watch` shows), redrawn at most twice a second
+    from the sampler thread and once when the watch ends."""
 
-    def __init__(self, watch: MemoryWatch) -> None:
+    def __init__(self, watch: MemoryWatch, on_end: Callable[[], None] | None = None) -> None:
         self.watch = watch
+        self.on_end = on_end
         self.image = w.Image(format="png")
         self.status = w.HTML()
         self.stop_button = w.Button(description="Stop", icon="stop")
-        self.stop_button.add_class("nbdebug-memory-watch-stop")
-        self.status.add_class("nbdebug-memory-live-status")
         self.stop_button.on_click(lambda _: self.watch.stop(wait=False))
-        self._last = 0.0
+        self.throttle = Throttle(0.5)
         self._lock = threading.Lock()
         super().__init__([w.HBox([self.stop_button, self.status]), self.image])
+        self.tag(
+            (self, "nbdebug-memory-live"),
+            (self.stop_button, "nbdebug-memory-watch-stop"),
+            (self.status, "nbdebug-memory-live-status"),
+        )
         watch.listeners.append(self._on_sample)
         self._on_sample(watch, force=True)
 
     def _on_sample(self, watch: MemoryWatch, force: bool = False) -> None:
         ended = watch._stop.is_set()
-        now = time.monotonic()
-        if not (force or ended) and now - self._last < 0.5:
+        if not (force or ended or self.throttle.due()):
             return
-        with self._lock:
-            self._last = now
+        if not self._lock.acquire(blocking=force or ended):
+            return
+        try:
+            start = time.perf_counter()
             n = len(watch.samples)
             if n:
-                self.image.value = figure_png(plot_watch(watch))
+                self.image.value = self.png(watch_figure(watch), dpi=100)
             state = "stopped" if ended else "watching"
+            last = watch.samples[-1] if n else None
+            now = (
+                f", allocated {fmt_bytes(last.allocated)}, reserved {fmt_bytes(last.reserved)}"
+                if last
+                else ""
+            )
             self.status.value = (
-                f"<span data-samples='{n}'>{state}: {html.escape(watch.source)}, {n} samples</span>"
+                f"<span data-samples='{n}'>{state}: {html.escape(watch.source)}, {n} samples{now}</span>"
             )
             self.stop_button.disabled = ended
+            self.throttle.done(start)
+        finally:
+            self._lock.release()
+        if ended and self.on_end is not None:
+            self.on_end()
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        bundle = dict(super()._repr_mimebundle_(**kwargs) or {})
-        bundle["text/plain"] = repr(self.watch)
-        bundle["text/html"] = f"<p>{html.escape(repr(self.watch))}</p>"
-        return bundle
+    def static(self) -> MemoryWatch:
+        return self.watch

@@ -11,7 +11,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from .._core.plot import new_figure
+from .._core.plot import axes
+from .._core.units import fmt_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
     from .live import MemoryWatch
@@ -30,23 +31,14 @@ _ROLE_COLOURS = {
 }
 
 
-def _axes(ax: Axes | None, width: float = 6.0, height: float = 3.2) -> tuple[Figure, Axes]:
-    if ax is not None:
-        return ax.figure, ax
-    fig = new_figure(width, height)
-    return fig, fig.add_subplot()
-
-
 def _bytes_axis(axis: Any) -> None:
-    from .report import fmt_bytes
-
     axis.set_major_formatter(FuncFormatter(lambda v, _: fmt_bytes(v)))
 
 
-def plot_by_role(report: MemoryReport, ax: Axes | None = None) -> Figure:
+def by_role_figure(report: MemoryReport, ax: Axes | None = None) -> Figure:
     """Horizontal stacked bars: deduplicated bytes per role, one segment per device."""
-    fig, ax = _axes(ax)
-    table = report.summary()
+    fig, ax = axes(ax)
+    table = report.by_role_and_device()
     if table.empty:
         ax.text(0.5, 0.5, "no tensors found", ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
@@ -68,9 +60,9 @@ def plot_by_role(report: MemoryReport, ax: Axes | None = None) -> Figure:
     return fig
 
 
-def plot_top(report: MemoryReport, n: int = 10, ax: Axes | None = None) -> Figure:
+def top_figure(report: MemoryReport, n: int = 10, ax: Axes | None = None) -> Figure:
     """The `n` largest tensors by storage bytes, coloured by role."""
-    fig, ax = _axes(ax, 6.0, 0.3 * n + 1.0)
+    fig, ax = axes(ax, 6.0, 0.3 * n + 1.0)
     top = report.top(n)
     ax.barh(top["name"], top["storage_bytes"], color=[_ROLE_COLOURS.get(r, "#757575") for r in top["role"]])
     ax.invert_yaxis()
@@ -79,9 +71,9 @@ def plot_top(report: MemoryReport, n: int = 10, ax: Axes | None = None) -> Figur
     return fig
 
 
-def plot_step(result: StepMemory, ax: Axes | None = None) -> Figure:
+def step_figure(result: StepMemory, ax: Axes | None = None) -> Figure:
     """Bytes saved for backward per layer (bars) and bytes alive after each layer (line)."""
-    fig, ax = _axes(ax, 7.0, 3.4)
+    fig, ax = axes(ax, 7.0, 3.4)
     frame = result.to_frame()
     frame = frame[frame["saved_bytes"].gt(0) | frame["type"].ne("")]
     x = list(range(len(frame)))
@@ -95,9 +87,9 @@ def plot_step(result: StepMemory, ax: Axes | None = None) -> Figure:
     return fig
 
 
-def plot_forecast(result: StepMemory, ax: Axes | None = None, upto: int | None = None) -> Figure:
+def forecast_figure(result: StepMemory, ax: Axes | None = None, upto: int | None = None) -> Figure:
     """Forecast peak vs batch size, the fitted points, the measured check and the budget line."""
-    fig, ax = _axes(ax, 6.0, 3.2)
+    fig, ax = axes(ax, 6.0, 3.2)
     f = result.forecast
     if f is None:
         ax.text(0.5, 0.5, "no forecast", ha="center", va="center", transform=ax.transAxes)
@@ -122,9 +114,9 @@ def plot_forecast(result: StepMemory, ax: Axes | None = None, upto: int | None =
     return fig
 
 
-def plot_watch(watch: MemoryWatch, ax: Axes | None = None) -> Figure:
+def watch_figure(watch: MemoryWatch, ax: Axes | None = None) -> Figure:
     """Allocated and reserved bytes over time."""
-    fig, ax = _axes(ax, 6.0, 2.8)
+    fig, ax = axes(ax, 6.0, 2.8)
     frame = watch.to_frame()
     ax.plot(frame["t"], frame["allocated"], color="#1565c0", label="allocated")
     if (frame["reserved"] != frame["allocated"]).any():

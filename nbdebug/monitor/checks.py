@@ -10,95 +10,30 @@ and once more when the watch closes.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from statistics import median
 from typing import Any
 
 from .._core.findings import Finding
+from .loss_checks import check_labels, check_loss_calls, check_loss_curve
+from .rundata import (
+    BLOCK,
+    DEAD_FRAC,
+    GRAD_GROWTH,
+    GRAD_HUGE,
+    LOSS_WINDOW,
+    PERSIST,
+    RATIO_HIGH,
+    RATIO_LOW,
+    SATURATED_FRAC,
+    VANISH_ABS,
+    VANISH_REL,
+    RunData,
+    _f,
+    _start_loss,
+)
 
-RATIO_REF = 1e-3
-RATIO_HIGH = 1e-2  # catalogue lr-too-high
-RATIO_LOW = 1e-5  # catalogue lr-too-low
-PERSIST = 3  # samples a statistical condition must hold for in a row
-DEAD_FRAC = 0.7
-SATURATED_FRAC = 0.5
-GRAD_HUGE = 1e3
-GRAD_GROWTH = 100.0
-VANISH_ABS = 1e-7
-VANISH_REL = 1e-4
-LOSS_WINDOW = 30  # steps compared when asking whether the loss still falls
-MIN_PERIOD = 5  # steps an epoch needs to count for the loss-curve checks
-BLOCK = 25  # steps per pseudo-epoch when the loop has no epochs we can see
-ELEMENTWISE = ("mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss")
-
-
-@dataclass
-class LossCall:
-    """What the first training call of one loss function received (kept as numbers, not tensors)."""
-
-    name: str
-    step: int
-    value: float
-    input_shape: tuple[int, ...]
-    target_shape: tuple[int, ...] | None
-    input_min: float
-    input_max: float
-    rows_sum_to_one: bool
-    grad_fn: str
-    reduction: str
-    weighted: bool
-    n_classes: int | None
-    baseline: float | None = None  # loss of a predictor that ignores the input (see `loss_baseline`)
-
-
-@dataclass
-class RunData:
-    """Everything the checks read; `Watch` and `GanWatch` fill it from their StepMonitors."""
-
-    steps: Sequence[Any]  # StepRecord
-    samples: dict[int, list[Any]]  # step -> [LayerSample]
-    layer_order: list[str]
-    input_stats: list[tuple[int, float, float]]
-    nonfinite_events: list[dict[str, Any]]
-    leaked_params: dict[str, int]
-    never_grad: set[str]
-    n_params: int
-    loss_calls: list[LossCall]
-    periods: list[tuple[int, int]] = field(default_factory=list)  # (first, last step) of complete periods
-    period_kind: str = "block"  # "epoch" or "block"
-    target_counts: list[int] | None = None
-    pred_counts_last: list[int] | None = None  # predictions of the last complete period
-    label_counts_last: list[int] | None = None
-    final: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_monitor(cls, monitor: Any, loss_calls: list[LossCall], final: bool, **periods: Any) -> RunData:
-        """What one `StepMonitor` recorded; `periods` adds epochs and class counts where the caller has them."""
-        return cls(
-            steps=monitor.steps,
-            samples=monitor.samples,
-            layer_order=monitor.layer_order,
-            input_stats=monitor.input_stats,
-            nonfinite_events=monitor.nonfinite_events,
-            leaked_params=monitor.leaked_params,
-            never_grad=monitor.never_grad,
-            n_params=len(monitor.params),
-            loss_calls=loss_calls,
-            final=final,
-            **periods,
-        )
-
-
-def _f(
-    code: str, severity: str, message: str, hint: str, where: str | None = None, **evidence: Any
-) -> Finding:
-    return Finding(code, severity, message, hint, where, evidence)  # type: ignore[arg-type]
-
-
-def _losses(run: RunData) -> list[float]:
-    return [r.loss for r in run.steps]
+__all__ = ["BLOCK", "GRAD_HUGE", "PERSIST", "RunData", "diagnose"]
 
 
 def check_grad_not_zeroed(run: RunData) -> Iterator[Finding]:
@@ -181,12 +116,6 @@ def _ratio_series(run: RunData) -> list[tuple[int, float]]:
         if rs and step > 1:  # the first step of a momentum/Adam optimizer is not representative
             out.append((step, median(rs)))
     return out
-
-
-def _start_loss(run: RunData) -> float | None:
-    """Mean loss of the first 5 steps: the untrained level that 'converged' is measured against."""
-    first = [r.loss for r in run.steps[:5] if math.isfinite(r.loss)]
-    return sum(first) / len(first) if first else None
 
 
 def _loss_stalled(run: RunData, window: int) -> bool | None:
@@ -366,76 +295,6 @@ def check_eval_mode(run: RunData) -> Iterator[Finding]:
         )
 
 
-def check_loss_calls(run: RunData) -> Iterator[Finding]:
-    """The loss pitfalls of `nbdebug.check`, read from what the loss functions really received."""
-    for c in run.loss_calls:
-        if c.name in ("cross_entropy", "nll_loss") and c.rows_sum_to_one and c.input_min >= 0:
-            fn = "CrossEntropyLoss" if c.name == "cross_entropy" else "NLLLoss"
-            want = "raw logits" if c.name == "cross_entropy" else "log-probabilities (log_softmax)"
-            yield _f(
-                "softmax-before-ce",
-                "error",
-                f"{fn} received probabilities (non-negative rows summing to 1, made by {c.grad_fn or 'the model'}) "
-                f"instead of {want}: gradients are squashed and the loss cannot go below ~ln(C)",
-                "remove the final softmax and pass the logits"
-                if c.name == "cross_entropy"
-                else "use log_softmax",
-                c.name,
-            )
-        if (
-            c.name == "binary_cross_entropy_with_logits"
-            and c.input_min >= 0
-            and c.input_max <= 1
-            and "Sigmoid" in c.grad_fn
-        ):
-            yield _f(
-                "sigmoid-before-bce-logits",
-                "error",
-                "BCEWithLogitsLoss received values already squashed by a Sigmoid (all in [0, 1]): the sigmoid is "
-                "applied twice and the loss cannot go below ~0.31",
-                "drop the model's final Sigmoid (BCEWithLogitsLoss applies it) and apply torch.sigmoid only for predictions",
-                c.name,
-            )
-        if c.name == "binary_cross_entropy" and "Sigmoid" in c.grad_fn:
-            yield _f(
-                "sigmoid-bceloss",
-                "info",
-                "Sigmoid followed by BCELoss: correct, but BCEWithLogitsLoss on the logits is the numerically stable form",
-                "drop the final Sigmoid and use nn.BCEWithLogitsLoss",
-                c.name,
-            )
-        if c.name in ELEMENTWISE and c.target_shape is not None and c.input_shape != c.target_shape:
-            yield _f(
-                "target-broadcast",
-                "error",
-                f"{c.name} got input {c.input_shape} and target {c.target_shape}: they broadcast to a "
-                "different shape, so every prediction is compared with every target",
-                "make the shapes equal: output.squeeze(-1) or target.unsqueeze(-1)/.view_as(output)",
-                c.name,
-                input_shape=c.input_shape,
-                target_shape=c.target_shape,
-            )
-        expected = None
-        if c.step == 1 and c.reduction == "mean" and not c.weighted:
-            if c.name == "cross_entropy" and c.n_classes and c.n_classes > 1:
-                expected = math.log(c.n_classes)
-            elif c.name == "binary_cross_entropy_with_logits":
-                expected = math.log(2)
-        if expected is not None and math.isfinite(c.value) and c.value - expected > 0.5 * expected + 0.1:
-            yield _f(
-                "initial-loss",
-                "warning",
-                f"first loss is {c.value:.3f}, expected about {expected:.3f} "
-                f"({f'-ln(1/{c.n_classes})' if c.name == 'cross_entropy' else 'ln 2'}) for an untrained model: "
-                "the initial predictions are confidently wrong",
-                "scale down the last layer's init (e.g. multiply its weight by 0.01, zero its bias) and check "
-                "the input normalization",
-                c.name,
-                value=c.value,
-                expected=expected,
-            )
-
-
 def check_inputs(run: RunData) -> Iterator[Finding]:
     """unnormalized-input: the first training batch's |mean| > 3, std > 10 or std < 0.01 (float only)."""
     if not run.input_stats:
@@ -451,112 +310,6 @@ def check_inputs(run: RunData) -> Iterator[Finding]:
             "input",
             mean=mean,
             std=std,
-        )
-
-
-def check_labels(run: RunData) -> Iterator[Finding]:
-    """class-imbalance: label counts max/min >= 5 once >= 20 labels per class were seen.
-    predicts-mode: in the last complete period one class takes >= 80% of the predictions and >= 1.5x
-    its label frequency."""
-    counts = run.target_counts
-    if counts and len(counts) > 1 and sum(counts) >= 20 * len(counts):
-        hi, lo = max(counts), min(counts)
-        if lo == 0 or hi / lo >= 5:
-            yield _f(
-                "class-imbalance",
-                "warning",
-                f"label counts range from {lo} to {hi} over {sum(counts)} training labels "
-                f"(class {counts.index(hi)} most, class {counts.index(lo)} least): a model can score well by "
-                "predicting the frequent classes",
-                "weight the loss (CrossEntropyLoss(weight=1/frequency)), resample (WeightedRandomSampler) or use "
-                "focal loss (nbdebug.FocalLoss)",
-                "targets",
-                counts=counts,
-            )
-    preds, labels = run.pred_counts_last, run.label_counts_last
-    if preds and labels and sum(preds) >= 10 * len(preds):
-        n = sum(preds)
-        top = max(range(len(preds)), key=preds.__getitem__)
-        share = preds[top] / n
-        label_share = labels[top] / max(sum(labels), 1)
-        if share >= 0.8 and share >= 1.5 * label_share:
-            yield _f(
-                "predicts-mode",
-                "warning",
-                f"{share:.0%} of the predictions in the last {run.period_kind} are class {top}, whose label "
-                f"frequency is {label_share:.0%}: the network predicts one class whatever the input",
-                "check the learning rate and that inputs reach the output (no detach, normalized inputs); with "
-                "imbalanced labels weight the loss",
-                "predictions",
-                share=share,
-                label_share=label_share,
-            )
-
-
-def _period_means(run: RunData) -> list[tuple[float, float, int]]:
-    losses = {r.step: r.loss for r in run.steps}
-    out = []
-    for a, b in run.periods:
-        vals = [losses[s] for s in range(a, b + 1) if s in losses and math.isfinite(losses[s])]
-        if len(vals) >= MIN_PERIOD:
-            m = sum(vals) / len(vals)
-            sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
-            out.append((m, sd, len(vals)))
-    return out
-
-
-def check_loss_curve(run: RunData) -> Iterator[Finding]:
-    """Loss shape over periods (epochs when >= 3 are seen, else blocks of 25 steps):
-    diverging: latest period mean > 3x the lowest so far, and above it by > 10% of the first period;
-    not decreasing: after >= 3 periods the last mean is > 95% of the first, unless it is already below
-    half the loss of a predictor that ignores the input (ln C for C-class cross-entropy, ln 2 for BCE,
-    the targets' variance for MSE): a resumed or converged run is flat without being broken;
-    oscillating: the last period's std/mean > 0.5 while its mean did not fall (>= 95% of the previous)
-    and is still > 30% of the start level (the first 5 steps; a converged loss wiggles relative to a
-    tiny mean)."""
-    p = _period_means(run)
-    if len(p) < 2:
-        return
-    kind = run.period_kind
-    first, last = p[0][0], p[-1][0]
-    lowest = min(m for m, _, _ in p[:-1])
-    if last > 3 * lowest and last - lowest > 0.1 * first:
-        yield _f(
-            "loss-diverging",
-            "error",
-            f"the mean loss of the last {kind} is {last:.3g}, {last / lowest:.1f}x the lowest so far ({lowest:.3g})",
-            "lower the learning rate (try /10), clip gradients, check for a learning-rate schedule that grows",
-            "loss",
-            last=last,
-            lowest=lowest,
-        )
-        return
-    baselines = [c.baseline for c in run.loss_calls if c.baseline]
-    learned = len(baselines) == 1 and last < 0.5 * baselines[0]  # e.g. a resumed run at its noise floor
-    if len(p) >= 3 and sum(n for _, _, n in p) >= 30 and last > 0.95 * first and not learned:
-        yield _f(
-            "loss-not-decreasing",
-            "warning",
-            f"after {len(p)} {kind}s the mean loss is {last:.3g} against {first:.3g} in the first: it is not "
-            "going down",
-            "overfit a tiny subset first (nbdebug.overfit); check the learning rate (update/weight ratio), that "
-            "zero_grad/backward/step are all called, and that the targets match the outputs",
-            "loss",
-            first=first,
-            last=last,
-        )
-    m, sd, n = p[-1]
-    prev = p[-2][0]
-    start = _start_loss(run) or first
-    if m > 0 and sd / m > 0.5 and m >= 0.95 * prev and m > 0.3 * start:
-        yield _f(
-            "loss-oscillating",
-            "warning",
-            f"within the last {kind} the loss wiggles with std/mean {sd / m:.2f} (std {sd:.3g}, mean {m:.3g}, "
-            f"{n} steps) and its mean did not fall (previous {prev:.3g})",
-            "lower the learning rate, or raise the batch size (the wiggle shrinks with larger batches)",
-            "loss",
-            wiggle=sd / m,
         )
 
 

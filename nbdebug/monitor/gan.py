@@ -27,7 +27,6 @@ import collections
 import dataclasses
 import html
 import math
-import time
 from collections.abc import Callable
 from statistics import median
 from typing import Any
@@ -35,12 +34,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._core.errors import NbdebugError, describe
-from .._core.findings import Finding, findings_html, findings_text
-from .._core.hooks import HookSet, preserved
+from .._core.errors import NbdebugError
+from .._core.findings import Finding, findings_html
+from .._core.hooks import HookSet
+from .._core.tensors import first_tensor, storage_key
 from .checks import (
     GRAD_HUGE,
-    PERSIST,
     RunData,
     check_eval_mode,
     check_grad_not_zeroed,
@@ -50,38 +49,18 @@ from .checks import (
     check_no_grad,
     check_nonfinite,
 )
+from .gan_args import validate_gan_args
+from .gan_checks import (
+    _for_network,
+    _soft_labels,
+    check_d_collapse,
+    check_g_vanishing,
+    check_mode_collapse,
+)
+from .gan_samples import Frame, GanSamples, mean_pairwise_distance
 from .live import LiveResults
-from .stats import StepMonitor, StepRecord, _first_tensor
-from .watch import Watch, _describe_call
-
-# Thresholds (catalogue entries gan-*; each documented where it is applied)
-COLLAPSE_HIGH = 0.95  # D(x) above this ...
-COLLAPSE_LOW = 0.05  # ... and D(G(z)) below this: D separates perfectly
-COLLAPSE_STEPS = 5  # consecutive D steps the separation must last
-VANISH_REL = 1e-2  # gradient at D's output in G's backward below 1% of its early level (first 5 G steps)
-DIVERSITY_LOW = 0.1  # G's batch diversity below 10% of the real batch's
-DIVERSITY_POINTS = 2  # consecutive measurements it must stay there
-LR_RATIO = 5.0  # D's lr this many times G's is named as a cause of D winning
-
-
-class _NetView:
-    """One network's side of a GanWatch, read through `Watch`'s own table builders (same columns)."""
-
-    layer_stats = Watch.layer_stats
-    histograms = Watch.histograms
-    layers = Watch.layers
-
-    def __init__(self, monitor: StepMonitor) -> None:
-        self.monitor = monitor
-
-
-@dataclasses.dataclass
-class Frame:
-    """G's output on the fixed noise batch after G step `step` (CPU float tensor)."""
-
-    step: int
-    samples: torch.Tensor
-    diversity: float  # their mean pairwise distance / the real data's
+from .losscalls import describe_call
+from .stats import StepMonitor, StepRecord
 
 
 @dataclasses.dataclass
@@ -99,22 +78,7 @@ def _mean(values: list[torch.Tensor]) -> float:
     return float(torch.stack(values).mean()) if values else math.nan
 
 
-def _storage(t: torch.Tensor) -> int:
-    try:
-        return t.untyped_storage().data_ptr()
-    except Exception:  # tensors without storage (meta, some subclasses)
-        return -1
-
-
-def mean_pairwise_distance(x: torch.Tensor, max_n: int = 128) -> float:
-    """Mean Euclidean distance between the (flattened) rows of `x`: the spread of a batch."""
-    flat = x.detach().reshape(x.shape[0], -1).float()[:max_n]
-    if flat.shape[0] < 2:
-        return math.nan
-    return float(torch.pdist(flat).mean())
-
-
-class GanWatch(LiveResults):
+class GanWatch(LiveResults, GanSamples):
     """Context manager returned by `nbdebug.watch_gan`; see the module docstring."""
 
     def __init__(
@@ -135,7 +99,7 @@ class GanWatch(LiveResults):
         max_frames: int = 40,
         names: tuple[str, str, str, str] = ("D", "G", "d_optimizer", "g_optimizer"),
     ) -> None:
-        _validate(
+        validate_gan_args(
             discriminator, generator, d_optimizer, g_optimizer, every, samples_every, noise, n_samples, real
         )
         self.discriminator, self.generator = discriminator, generator
@@ -147,10 +111,7 @@ class GanWatch(LiveResults):
         self.g_monitor.on_step.append(self._after_g_step)
         self.every, self.samples_every, self.n_samples, self.seed = every, samples_every, n_samples, seed
         self.noise_arg, self.real_arg, self.max_frames = noise, real, max_frames
-        self.on_update, self.update_interval = on_update, update_interval
-        self.internal_errors: list[str] = []
-        self.running = False
-        self.exc_type: type | None = None
+        self._init_live(on_update, update_interval)
         self.frames: list[Frame] = []
         self.d_outputs: str | None = None  # "probability" or "logit", seen on D's first training forward
         self.fixed_noise: Any = noise if isinstance(noise, (torch.Tensor, tuple)) else None
@@ -175,17 +136,7 @@ class GanWatch(LiveResults):
         self._last_real: torch.Tensor | None = None
         self._loss_calls: dict[str, Any] = {}
         self._n_loss_calls = 0
-        self._findings: dict[tuple[str, str | None], Finding] = {}
-        self._found_at: dict[tuple[str, str | None], int] = {}
-        self._hooks: HookSet | None = None
-        self._listening: Any = None
-        self._last_update = -math.inf
-        self._update_cost = 0.0
         self._new_frame = False
-        self._last_diag = -math.inf
-        self._diag_cost = 0.0
-        self.updates = 0
-        self.started = self.finished = math.nan
 
     # -- context -------------------------------------------------------------------------------------
     def __enter__(self) -> GanWatch:
@@ -234,7 +185,7 @@ class GanWatch(LiveResults):
         if name not in self._loss_calls:
             t = target.detach() if isinstance(target, torch.Tensor) else None
             step = self.d_monitor.count + self.g_monitor.count + 1
-            self._loss_calls[name] = _describe_call(name, input.detach(), t, input, output, kwargs, step)
+            self._loss_calls[name] = describe_call(name, input.detach(), t, input, output, kwargs, step)
         # soft/noisy labels (a hint of gan-d-collapse): read on the first 50 loss calls and every 10th after
         self._n_loss_calls += 1
         n = self._n_loss_calls
@@ -254,25 +205,25 @@ class GanWatch(LiveResults):
     def _g_forward_pre(self, module: nn.Module, args: tuple) -> None:
         if self._own_call or self._noise_spec is not None or self.noise_arg is not None:
             return
-        z = _first_tensor(args)
+        z = first_tensor(args)
         if isinstance(z, torch.Tensor) and z.dim() >= 1 and z.is_floating_point():
             self._noise_spec = (tuple(z.shape), z.dtype, z.device)
 
     def _g_forward(self, module: nn.Module, args: tuple, out: Any) -> None:
         if self._own_call:
             return
-        y = _first_tensor(out)
+        y = first_tensor(out)
         if isinstance(y, torch.Tensor):
             self._fakes.append(y.detach())
             if self._capture and torch.is_grad_enabled() or self._capture and self._last_fake is None:
                 self._last_fake = y.detach()
 
     def _d_forward_pre(self, module: nn.Module, args: tuple) -> None:
-        x = _first_tensor(args)
+        x = first_tensor(args)
         if self._own_call or not torch.is_grad_enabled() or not isinstance(x, torch.Tensor):
             self._kind.append("skip")
             return
-        if x.grad_fn is not None or _storage(x) in {_storage(f) for f in self._fakes}:
+        if x.grad_fn is not None or storage_key(x) in {storage_key(f) for f in self._fakes}:
             kind = "fake"
         elif x.requires_grad:  # a leaf that wants a gradient: gradient-penalty interpolates, not data
             kind = "skip"
@@ -284,7 +235,7 @@ class GanWatch(LiveResults):
 
     def _d_forward(self, module: nn.Module, args: tuple, out: Any) -> None:
         kind = self._kind.pop() if self._kind else "skip"
-        y = _first_tensor(out)
+        y = first_tensor(out)
         if kind == "skip" or not isinstance(y, torch.Tensor) or not y.is_floating_point() or y.numel() == 0:
             return
         if self.d_outputs is None:
@@ -399,68 +350,6 @@ class GanWatch(LiveResults):
         rs = [s.update_ratio for s in monitor.samples.get(step, []) if math.isfinite(s.update_ratio)]
         return median(rs) if rs else math.nan
 
-    # -- samples and diversity -----------------------------------------------------------------------
-    def _measure(self, row: dict[str, Any], step: int) -> None:
-        if self._last_real is not None and self.real_arg is None:
-            d = mean_pairwise_distance(self._last_real)
-            if math.isfinite(d):
-                self._real_divs.append(d)
-                self.real_diversity = median(self._real_divs[-20:])
-                if self.real_samples is None:
-                    self.real_samples = self._last_real[:256].cpu().float()
-        ref = self.real_diversity
-        if self._last_fake is not None and math.isfinite(ref) and ref > 0:
-            row["diversity"] = mean_pairwise_distance(self._last_fake) / ref
-        self._last_fake = self._last_real = None
-        samples = self.sample()
-        if samples is None:
-            return
-        div = mean_pairwise_distance(samples) / ref if math.isfinite(ref) and ref > 0 else math.nan
-        row["sample_diversity"] = div
-        self.frames.append(Frame(step, samples, div))
-        self._new_frame = True
-        if len(self.frames) > self.max_frames:  # keep the first and the latest, thin the middle
-            del self.frames[1:-1:2]
-
-    def _noise(self) -> Any:
-        if self.fixed_noise is not None:
-            return self.fixed_noise
-        if callable(self.noise_arg):
-            self.fixed_noise = self.noise_arg(self.n_samples)
-            return self.fixed_noise
-        if self._noise_spec is None:
-            return None
-        shape, dtype, device = self._noise_spec
-        gen = torch.Generator(device=device).manual_seed(self.seed)  # private: the user's RNG is untouched
-        self.fixed_noise = torch.randn(
-            (self.n_samples, *shape[1:]), generator=gen, dtype=dtype, device=device
-        )
-        return self.fixed_noise
-
-    def sample(self) -> torch.Tensor | None:
-        """G's output on the fixed noise batch, now (CPU float). G's mode, BatchNorm buffers and the RNG
-        are restored afterwards, so sampling never changes the training; None before G's first call."""
-        if self.sampling_error is not None:
-            return None
-        z = self._noise()
-        if z is None:
-            return None
-        self._own_call = True
-        try:
-            with preserved(self.generator), torch.no_grad():
-                out = self.generator(*z) if isinstance(z, tuple) else self.generator(z)
-        except Exception as e:  # e.g. a conditional G that also needs labels: say so once, keep training
-            shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
-            self.sampling_error = (
-                f"G(fixed noise {shape}) failed with {type(e).__name__}: {e}; pass noise= (a tensor, a tuple of "
-                "G's arguments, or a function n -> noise) to watch_gan / --noise to %%nn_gan"
-            )
-            return None
-        finally:
-            self._own_call = False
-        y = _first_tensor(out)
-        return y.detach().float().cpu() if isinstance(y, torch.Tensor) else None
-
     # -- diagnosis -----------------------------------------------------------------------------------
     def _net_run(self, monitor: StepMonitor, final: bool, loss_calls: list | None = None) -> RunData:
         return RunData.from_monitor(monitor, loss_calls or [], final)
@@ -468,7 +357,7 @@ class GanWatch(LiveResults):
     def _diagnose(self, final: bool = False, urgent: bool = False) -> None:
         """Run the checks; a routine (not final, not urgent) run is skipped while the checks would take
         more than ~5% of the wall time (they read the whole history: long runs make them slower)."""
-        if not (final or urgent) and time.perf_counter() - self._last_diag < 20 * self._diag_cost:
+        if not (final or urgent or self._diagnosis_due()):
             return
         self._run_checks(lambda: self._diagnosis(final), lambda: self.g_monitor.count)
 
@@ -553,12 +442,13 @@ class GanWatch(LiveResults):
         """Per-layer statistics of one network (`"D"` or `"G"`), as `Watch.layer_stats()` gives them."""
         return self.net(net).layer_stats(last=last)
 
-    def net(self, net: str) -> _NetView:
+    def net(self, net: str) -> StepMonitor:
+        """The `StepMonitor` of one network: `"D"`/`"discriminator"` or `"G"`/`"generator"` (or its name)."""
         key = str(net).lower()
         if key in ("d", "discriminator", self.names[0].lower()):
-            return _NetView(self.d_monitor)
+            return self.d_monitor
         if key in ("g", "generator", self.names[1].lower()):
-            return _NetView(self.g_monitor)
+            return self.g_monitor
         raise NbdebugError(f"net must be 'D' (discriminator) or 'G' (generator), got {net!r}")
 
     # -- display -------------------------------------------------------------------------------------
@@ -582,11 +472,13 @@ class GanWatch(LiveResults):
             )
         return f"GanWatch ({state}): {self.d_steps} D steps, {self.steps} G steps{last}"
 
-    def __repr__(self) -> str:
-        note = f"\nno sample grid: {self.sampling_error}" if self.sampling_error else ""
-        return f"{self.summary()}\n{findings_text(self.findings, empty='No findings: the GAN trains healthily.')}{note}"
+    no_findings = "No findings: the GAN trains healthily."
 
-    def _repr_html_(self) -> str:
+    def to_text(self) -> str:
+        note = f"\nno sample grid: {self.sampling_error}" if self.sampling_error else ""
+        return super().to_text() + note
+
+    def _html(self) -> str:
         from .._core.plot import figure_png, png_html
         from .gan_plot import dashboard_figure, samples_figure
 
@@ -599,308 +491,5 @@ class GanWatch(LiveResults):
             imgs += f"<div><i>no sample grid: {html.escape(self.sampling_error)}</i></div>"
         return (
             f'<div class="nbdebug-gan"><b>{html.escape(self.summary())}</b>'
-            f"{findings_html(self.findings, empty='No findings: the GAN trains healthily.')}{imgs}</div>"
+            f"{findings_html(self.findings, empty=self.no_findings)}{imgs}</div>"
         )
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/plain": repr(self), "text/html": self._repr_html_()}
-
-
-# -- GAN checks: pure functions of the history rows ---------------------------------------------------
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v)
-
-
-def _soft_labels(targets: list[tuple[float, float]]) -> bool:
-    """Targets that are neither exactly 0 nor exactly 1 somewhere: soft or noisy labels."""
-    return any(not (lo in (0.0, 1.0) and hi in (0.0, 1.0)) for lo, hi in targets)
-
-
-def _for_network(f: Finding, role: str, model_name: str, opt_name: str) -> Finding:
-    """A generic training finding re-addressed to one network of the GAN and its optimizer."""
-    if f.where == "optimizer":
-        where = opt_name
-    elif f.where in (None, "model", "input"):
-        where = model_name
-    else:
-        where = f"{model_name}.{f.where}"
-    hint = f.hint.replace("optimizer.zero_grad()", f"{opt_name}.zero_grad()").replace(
-        "optimizer.step()", f"{opt_name}.step()"
-    )
-    message = f"{role} ({model_name}, optimizer {opt_name}): {f.message}"
-    return dataclasses.replace(
-        f, message=message, hint=hint, where=where, evidence={**f.evidence, "network": role}
-    )
-
-
-def _collapse_run(rows: list[dict[str, Any]]) -> tuple[int, int] | None:
-    """(first index, length) of the first run of >= COLLAPSE_STEPS rows where D separates outright."""
-    start, n = None, 0
-    for i, r in enumerate(rows):
-        ok = (
-            _finite(r["d_real"])
-            and _finite(r["d_fake"])
-            and r["d_real"] > COLLAPSE_HIGH
-            and r["d_fake"] < COLLAPSE_LOW
-        )
-        if ok:
-            start, n = (i, 1) if start is None or n == 0 else (start, n + 1)
-        elif n >= COLLAPSE_STEPS:
-            return start, n
-        else:
-            start, n = None, 0
-    return (start, n) if start is not None and n >= COLLAPSE_STEPS else None
-
-
-def check_d_collapse(
-    rows: list[dict[str, Any]], gw: GanWatch, found: set[tuple[str, str | None]]
-) -> Finding | None:
-    """gan-d-collapse: D(x) > 0.95 and D(G(z)) < 0.05 (probabilities, before D's update) for 5 G steps
-    in a row. D's loss is evidence, not a condition: soft labels keep it above 0 while D separates
-    perfectly (the practitioner's notes). Hints are ranked by what else was observed."""
-    run = _collapse_run(rows)
-    if run is None:
-        return None
-    i, n = run
-    first, last = rows[i], rows[i + n - 1]
-    still = i + n == len(rows)
-    d_name, g_name, d_opt, g_opt = gw.names
-    hints = []
-    if ("grad-not-zeroed", g_opt) in found:
-        hints.append(
-            f"the generator's optimizer is never zeroed (see grad-not-zeroed): every G update is the running "
-            f"sum of all past gradients, G overshoots and D wins; call {g_opt}.zero_grad() before the G loss's "
-            "backward() - this is the cause, the hints below only treat the symptom"
-        )
-    if ("grad-not-zeroed", d_opt) in found:
-        hints.append(f"call {d_opt}.zero_grad() before D's backward passes (see grad-not-zeroed)")
-    g_ratios = [r["g_ratio"] for r in rows if _finite(r["g_ratio"])]
-    if gw.steps == 0:
-        hints.append(f"G is never updated: {g_opt}.step() was not called")
-    elif g_ratios and median(g_ratios[-PERSIST:]) < 1e-5:
-        hints.append(
-            f"G barely moves (update/weight ratio {median(g_ratios[-PERSIST:]):.1e}): check that {g_opt} holds G's parameters and its learning rate"
-        )
-    d_lr, g_lr = last["d_lr"], last["g_lr"]
-    if _finite(d_lr) and _finite(g_lr) and g_lr > 0 and d_lr >= LR_RATIO * g_lr:
-        hints.append(
-            f"D's learning rate is {d_lr / g_lr:.0f}x G's ({d_lr:g} vs {g_lr:g}): lower it (DCGAN uses 2e-4 for both)"
-        )
-    k = median([r["d_steps"] for r in rows[i : i + n]])
-    if k > 1:
-        hints.append(f"fewer D steps per G step (now {k:g})")
-    if any(r["soft_labels"] for r in rows):
-        hints.append(
-            "soft/noisy labels are already in use: they keep D's loss above 0 but D still separates "
-            "perfectly, so they hide the collapse rather than fix it"
-        )
-    else:
-        hints.append(
-            "one-sided label smoothing (real targets 0.9) or soft, noisy labels (real 0.7-1.2, fake 0-0.3)"
-        )
-    hints.append(
-        "instance noise: add Gaussian noise to D's real and fake inputs, annealed to 0 (inference.vc)"
-    )
-    ranked = "; ".join(f"{j}) {h}" for j, h in enumerate(hints, 1))
-    span = "and is still collapsed" if still else f"for {n} G steps"
-    return Finding(
-        "gan-d-collapse",
-        "error" if still else "warning",
-        f"the discriminator wins outright from G step {first['step']} {span}: D(x) = {last['d_real']:.3f}, "
-        f"D(G(z)) = {last['d_fake']:.3g}, D loss = {last['d_loss']:.3g} (D separates real from fake "
-        f"perfectly, so G gets no useful signal)",
-        ranked,
-        d_name,
-        {
-            "first_step": first["step"],
-            "steps": n,
-            "d_real": last["d_real"],
-            "d_fake": last["d_fake"],
-            "hints": hints,
-        },
-    )
-
-
-def check_g_vanishing(rows: list[dict[str, Any]], gw: GanWatch) -> Finding | None:
-    """gan-g-vanishing: on PERSIST G steps in a row D(G(z)) < 0.05 while the gradient G's loss puts on D's
-    logits (`g_signal`, summed over the fakes) is below 1% of its early level (median of the first 5 G
-    steps). The saturating loss log(1 - D(G(z))) has gradient D(G(z)) there, so it vanishes once D
-    rejects every fake (Goodfellow et al. 2014, section 3); the non-saturating loss has 1 - D(G(z)).
-    Read at D's output, the rule does not depend on the scale of G's weights; G's own gradient norm is
-    reported as evidence."""
-    sig = [r["g_signal"] for r in rows if _finite(r["g_signal"])]
-    if len(sig) < 5 + PERSIST:
-        return None
-    early = median(sig[:5])
-    last = rows[-PERSIST:]
-    for r in last:
-        if not (_finite(r["d_fake_g"]) and r["d_fake_g"] < COLLAPSE_LOW and _finite(r["g_signal"])):
-            return None
-        if not r["g_signal"] < VANISH_REL * early:
-            return None
-    r = last[-1]
-    norms = [x["g_grad_norm"] for x in rows[:5] if _finite(x["g_grad_norm"])]
-    g_early = median(norms) if norms else math.nan
-    return Finding(
-        "gan-g-vanishing",
-        "error",
-        f"G's loss puts a gradient of {r['g_signal']:.2g} on D's output at G step {r['step']}, "
-        f"{r['g_signal'] / early:.1e} of its early level ({early:.2g}), while D(G(z)) = {r['d_fake_g']:.2g}: D "
-        f"rejects every fake and G's loss saturates ({PERSIST} G steps in a row; G's gradient norm "
-        f"{g_early:.2g} -> {r['g_grad_norm']:.2g})",
-        "use the non-saturating generator loss: BCE(D(G(z)), ones), i.e. maximise log D(G(z)), instead of "
-        "minimising log(1 - D(G(z))); and weaken D (see gan-d-collapse)",
-        gw.names[1],
-        {"signal": r["g_signal"], "early": early, "d_fake_g": r["d_fake_g"], "grad_norm": r["g_grad_norm"]},
-    )
-
-
-def check_mode_collapse(rows: list[dict[str, Any]], gw: GanWatch) -> Finding | None:
-    """gan-mode-collapse: the spread (mean pairwise distance) of G's training batch below 10% of the real
-    batch's on the last 2 measurements, and either (a) fallen to under half the highest spread seen
-    before (G had found diversity and lost it), or (b) under a quarter of the spread of G's samples
-    from the fixed, independent noise batch (the batch's examples share their noise). An untrained G
-    often starts narrow (5% of the real spread on the ring of Gaussians, measured): without (a) or
-    (b) that is not collapse. When G's training batch was not seen, the fixed-noise samples stand in."""
-    points = []
-    for r in rows:
-        batch = r["diversity"] if _finite(r["diversity"]) else r["sample_diversity"]
-        if _finite(batch):
-            points.append((r["step"], batch, r["sample_diversity"]))
-    if len(points) < DIVERSITY_POINTS:
-        return None
-    last = points[-DIVERSITY_POINTS:]
-    if not all(v < DIVERSITY_LOW for _, v, _ in last):
-        return None
-    before = [v for _, v, _ in points[:-DIVERSITY_POINTS]]
-    best = max(before, default=0.0)
-    declined = all(v < 0.5 * best for _, v, _ in last)
-    shared = all(_finite(s) and v < 0.25 * s for _, v, s in last)
-    if not (declined or shared):
-        return None
-    step, v, s = last[-1]
-    if shared and not declined:
-        msg = (
-            f"G's training batch has {v:.1%} of the real data's spread (mean pairwise distance) at G step {step}, "
-            f"while G's samples from independent noise have {s:.0%}: the examples of each batch get the same "
-            "noise vector, so G learns one output"
-        )
-        hint = "draw fresh noise per example inside the loop: z = torch.randn(batch_size, nz) (not randn(1, nz).expand)"
-    else:
-        msg = (
-            f"G's samples lost their diversity: their mean pairwise distance fell from {best:.0%} to {v:.1%} of "
-            f"the real data's by G step {step} (below {DIVERSITY_LOW:.0%} on the last {DIVERSITY_POINTS} "
-            "measurements): G maps every noise vector to a few outputs"
-        )
-        hint = (
-            "see the sample grid; lower G's learning rate or balance D and G (see the other findings), add "
-            "minibatch discrimination / minibatch-stddev to D, or use a Wasserstein loss with gradient penalty "
-            "(ganhacks)"
-        )
-    return Finding(
-        "gan-mode-collapse",
-        "warning",
-        msg,
-        hint,
-        gw.names[1],
-        {
-            "diversity": v,
-            "highest": best,
-            "sample_diversity": s,
-            "step": step,
-            "shared_noise": shared and not declined,
-        },
-    )
-
-
-def _validate(
-    D: Any,
-    G: Any,
-    opt_d: Any,
-    opt_g: Any,
-    every: int,
-    samples_every: int,
-    noise: Any,
-    n_samples: int,
-    real: Any,
-) -> None:
-    for what, m in (("discriminator", D), ("generator", G)):
-        if not isinstance(m, nn.Module):
-            raise NbdebugError(f"watch_gan() needs an nn.Module as {what}, got {describe(m)}")
-    if D is G:
-        raise NbdebugError("discriminator and generator are the same module; pass D first, then G")
-    for what, opt, model, other in (("d_optimizer", opt_d, D, G), ("g_optimizer", opt_g, G, D)):
-        if not isinstance(opt, torch.optim.Optimizer):
-            raise NbdebugError(f"{what} must be a torch.optim.Optimizer, got {describe(opt)}")
-        mine = {id(p) for p in model.parameters()}
-        theirs = {id(p) for p in (other.parameters())}
-        params = [p for g in opt.param_groups for p in g["params"]]
-        own = sum(id(p) in mine for p in params)
-        if params and own == 0:
-            hint = " (D and G's optimizers swapped?)" if any(id(p) in theirs for p in params) else ""
-            net = "discriminator" if what == "d_optimizer" else "generator"
-            raise NbdebugError(
-                f"{what} holds {len(params)} parameters, none of them the {net}'s ({type(model).__name__}){hint}"
-            )
-    if opt_d is opt_g:
-        raise NbdebugError("d_optimizer and g_optimizer are the same optimizer; a GAN needs one per network")
-    for what, v in (("every", every), ("samples_every", samples_every), ("n_samples", n_samples)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise NbdebugError(f"{what} must be a positive integer, got {v!r}")
-    if noise is not None and not (isinstance(noise, (torch.Tensor, tuple)) or callable(noise)):
-        raise NbdebugError(
-            f"noise must be a tensor (the fixed noise batch), a tuple of G's arguments or a function n -> noise, "
-            f"got {describe(noise)}"
-        )
-    if isinstance(noise, torch.Tensor) and (noise.dim() < 1 or noise.shape[0] < 1):
-        raise NbdebugError(
-            f"noise must be a batch with the examples along dim 0, got shape {tuple(noise.shape)}"
-        )
-    if real is not None and (not isinstance(real, torch.Tensor) or real.dim() < 1 or real.shape[0] < 2):
-        raise NbdebugError(f"real must be a tensor of at least 2 real examples (dim 0), got {describe(real)}")
-
-
-def watch_gan(
-    discriminator: nn.Module,
-    generator: nn.Module,
-    d_optimizer: torch.optim.Optimizer,
-    g_optimizer: torch.optim.Optimizer,
-    *,
-    every: int = 10,
-    samples_every: int = 25,
-    noise: torch.Tensor | Callable[[int], Any] | None = None,
-    n_samples: int = 64,
-    real: torch.Tensor | None = None,
-    seed: int = 0,
-    on_update: Callable[[GanWatch], None] | None = None,
-    update_interval: float = 0.5,
-    max_frames: int = 40,
-    names: tuple[str, str, str, str] = ("D", "G", "d_optimizer", "g_optimizer"),
-) -> GanWatch:
-    """Watch a GAN loop you write yourself: `with nbdebug.watch_gan(D, G, opt_d, opt_g) as g: ...`.
-
-    `every`: per-layer statistics (update/weight ratios) of each network on its first step and every
-    `every`-th step. `samples_every`: every that many G steps, G's output on a fixed noise batch (kept
-    in `frames`, the sample grid) and the diversity of G's training batch against the real batch's.
-    `noise`: the fixed noise batch (a tensor, or a function n -> noise); by default `n_samples` draws
-    shaped like G's first input, from a private generator seeded with `seed` (the user's RNG is not
-    consumed). `real`: real examples for the diversity reference (default: the real batches D sees).
-    `on_update(gan_watch)`: called during the run at most every `update_interval` s (the live panel).
-    `names`: how findings name D, G and their optimizers (the magic passes the notebook's names).
-    """
-    return GanWatch(
-        discriminator,
-        generator,
-        d_optimizer,
-        g_optimizer,
-        every=every,
-        samples_every=samples_every,
-        noise=noise,
-        n_samples=n_samples,
-        real=real,
-        seed=seed,
-        on_update=on_update,
-        update_interval=update_interval,
-        max_frames=max_frames,
-        names=names,
-    )

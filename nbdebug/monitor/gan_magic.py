@@ -67,7 +67,7 @@ class GanMagics(Magics):
         opt_g = evaluate(self.shell, args.g_optimizer, "g_optimizer")
         noise = evaluate(self.shell, args.noise, "noise") if args.noise else None
         real = evaluate(self.shell, args.real, "real") if args.real else None
-        from .gan import watch_gan
+        from .watch_gan import watch_gan
 
         with usage_errors():
             g = watch_gan(

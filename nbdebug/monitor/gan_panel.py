@@ -9,20 +9,20 @@ reuses the training monitor's per-layer figure for each network. Nothing here co
 from __future__ import annotations
 
 import html
-import math
 import time
 from typing import Any
 
 import ipywidgets as w
 
 from .._core.findings import findings_html
-from .._core.plot import figure_png
+from .._core.panel import Panel
+from .._core.throttle import Throttle
 from .gan_plot import curves_figure, layer_ratios_figure, ratios_figure, samples_figure
 
 TABS = ("Curves", "Update ratios")
 
 
-class GanPanel(w.VBox):
+class GanPanel(Panel):
     """Status, findings as found, the sample grid (with a frame slider) and the curves."""
 
     def __init__(self, gan: Any) -> None:
@@ -39,7 +39,7 @@ class GanPanel(w.VBox):
             self.tabs.set_title(i, title)
         left = w.VBox([self.samples_label, self.samples_img, self.frame])
         super().__init__([self.status, self.findings, w.HBox([left, self.tabs])])
-        for widget, cls in (
+        self.tag(
             (self, "nbdebug-gan-panel"),
             (self.status, "nbdebug-gan-status"),
             (self.findings, "nbdebug-gan-findings"),
@@ -49,13 +49,14 @@ class GanPanel(w.VBox):
             (self.curves_img, "nbdebug-gan-curves"),
             (self.ratios_img, "nbdebug-gan-ratios"),
             (self.tabs, "nbdebug-gan-tabs"),
-        ):
-            widget.add_class(cls)
+        )
         self.frame.observe(lambda _: self._draw_samples(), names="value")
         self.tabs.observe(lambda _: self._draw_tab(), names="selected_index")
         self._shown_frames = 0
-        self._last_fig = self._last_grid = -math.inf
-        self._fig_cost = self._grid_cost = 0.0
+        self.grid = Throttle(
+            0.0
+        )  # a new frame is drawn at once, unless drawing would take > ~10% of the time
+        self.curves = Throttle(gan.update_interval)
         self.redraws = 0
         self.refresh()
         self._draw_samples()
@@ -70,9 +71,9 @@ class GanPanel(w.VBox):
         long as the last one took), so the dashboard does not slow the training it watches.
         """
         self.findings.value = findings_html(self.gan.findings, empty="No findings so far.")
-        now = time.perf_counter()
         n = len(self.gan.frames)
-        if n != self._shown_frames and now - self._last_grid >= 10 * self._grid_cost:
+        if n != self._shown_frames and self.grid.due():
+            start = time.perf_counter()
             follow = self.frame.value >= self.frame.max  # the user is not browsing an earlier frame
             self._shown_frames = n
             self.frame.max = max(n - 1, 0)
@@ -80,24 +81,25 @@ class GanPanel(w.VBox):
                 self.frame.value = self.frame.max  # redraws through the observer
             else:
                 self._draw_samples()
-            self._last_grid = time.perf_counter()
-            self._grid_cost = self._last_grid - now
-        now = time.perf_counter()
-        if len(self.gan._rows) and now - self._last_fig >= max(self.gan.update_interval, 10 * self._fig_cost):
+            self.grid.done(start)
+        if len(self.gan._rows) and self.curves.due():
+            start = time.perf_counter()
             self._draw_tab()
-            self._last_fig = time.perf_counter()
-            self._fig_cost = self._last_fig - now
+            self.curves.done(start)
         # status last: when it says "finished", the grid and curves it sits above are final too
         self.status.value = self._status_html()
         self.redraws += 1
 
     def redraw(self, curves: bool = True) -> None:
         """Status, findings, sample grid (and curves) now, whatever the throttling says."""
-        self._last_grid = -math.inf
-        self._last_fig = -math.inf if curves else math.inf
+        self.grid.reset()
+        if curves:
+            self.curves.reset()
+            self.refresh()
+            return
+        self.curves.last = float("inf")  # not due during this refresh, due at the next one
         self.refresh()
-        if not curves:
-            self._last_fig = -math.inf
+        self.curves.reset()
 
     def finish(self) -> None:
         """Final rendering of everything, once the run is over."""
@@ -119,9 +121,6 @@ class GanPanel(w.VBox):
             f"G step {g.steps} &middot; D step {g.d_steps}{last}</div>"
         )
 
-    def _png(self, fig: Any) -> bytes:
-        return figure_png(fig, dpi=80)
-
     def _draw_samples(self) -> None:
         frames = self.gan.frames
         if not frames:
@@ -133,13 +132,13 @@ class GanPanel(w.VBox):
             f'<span data-step="{f.step}">samples from the fixed noise batch after G step <b>{f.step}</b>'
             f" (frame {i + 1} of {len(frames)})</span>"
         )
-        self.samples_img.value = self._png(samples_figure(self.gan, index=i))
+        self.samples_img.value = self.png(samples_figure(self.gan, index=i), dpi=80)
 
     def _draw_tab(self) -> None:
         if self.tabs.selected_index == 1:
             self._draw_ratios()
         else:
-            self.curves_img.value = self._png(curves_figure(self.gan))
+            self.curves_img.value = self.png(curves_figure(self.gan), dpi=80)
 
     def _draw_ratios(self) -> None:
         from .._core.plot import new_figure
@@ -149,13 +148,10 @@ class GanPanel(w.VBox):
         ratios_figure(self.gan, ax=axes[0])
         layer_ratios_figure(self.gan, "D", ax=axes[1])
         layer_ratios_figure(self.gan, "G", ax=axes[2])
-        self.ratios_img.value = self._png(fig)
+        self.ratios_img.value = self.png(fig, dpi=80)
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        bundle = dict(super()._repr_mimebundle_(**kwargs) or {})
-        bundle["text/plain"] = repr(self.gan)
-        bundle["text/html"] = self.gan._repr_html_()
-        return bundle
+    def static(self) -> Any:
+        return self.gan
 
 
 def gan_panel(gan: Any) -> GanPanel:

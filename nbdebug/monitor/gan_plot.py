@@ -15,17 +15,10 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .._core.plot import new_figure
+from .._core.plot import axes, new_figure
 from .plot import RATIO_REF, ratio_figure
 
 D_COLOUR, G_COLOUR = "#1565c0", "#c62828"
-
-
-def _ax(ax: Axes | None, width: float = 5.0, height: float = 3.0) -> tuple[Figure, Axes]:
-    if ax is not None:
-        return ax.figure, ax
-    fig = new_figure(width, height)
-    return fig, fig.add_subplot()
 
 
 def _plot(ax: Axes, h: Any, col: str, **kw: Any) -> None:
@@ -36,7 +29,7 @@ def _plot(ax: Axes, h: Any, col: str, **kw: Any) -> None:
 
 def losses_figure(g: Any, ax: Axes | None = None) -> Figure:
     """D loss and G loss per G step."""
-    fig, ax = _ax(ax)
+    fig, ax = axes(ax, 5.0, 3.0)
     h = g.history
     _plot(ax, h, "d_loss", color=D_COLOUR, lw=1, label="D loss")
     _plot(ax, h, "g_loss", color=G_COLOUR, lw=1, label="G loss")
@@ -49,7 +42,7 @@ def losses_figure(g: Any, ax: Axes | None = None) -> Figure:
 
 def probabilities_figure(g: Any, ax: Axes | None = None) -> Figure:
     """D(x) and D(G(z)) as probabilities, with the 0.05/0.95 band where D has won outright."""
-    fig, ax = _ax(ax)
+    fig, ax = axes(ax, 5.0, 3.0)
     h = g.history
     _plot(ax, h, "d_real", color=D_COLOUR, lw=1, label="D(x) real")
     _plot(ax, h, "d_fake", color=G_COLOUR, lw=1, label="D(G(z)) in D step")
@@ -67,7 +60,7 @@ def probabilities_figure(g: Any, ax: Axes | None = None) -> Figure:
 
 def gradients_figure(g: Any, ax: Axes | None = None) -> Figure:
     """Total gradient norm of D and of G at each of their steps (log scale)."""
-    fig, ax = _ax(ax)
+    fig, ax = axes(ax, 5.0, 3.0)
     h = g.history
     _plot(ax, h, "d_grad_norm", color=D_COLOUR, lw=1, label="D")
     _plot(ax, h, "g_grad_norm", color=G_COLOUR, lw=1, label="G")
@@ -82,7 +75,7 @@ def gradients_figure(g: Any, ax: Axes | None = None) -> Figure:
 
 def ratios_figure(g: Any, ax: Axes | None = None) -> Figure:
     """Median update/weight ratio over layers of D and of G on sampled steps, against 1e-3."""
-    fig, ax = _ax(ax)
+    fig, ax = axes(ax, 5.0, 3.0)
     h = g.history
     _plot(ax, h, "d_ratio", color=D_COLOUR, marker=".", lw=1, label="D")
     _plot(ax, h, "g_ratio", color=G_COLOUR, marker=".", lw=1, label="G")
@@ -105,7 +98,7 @@ def layer_ratios_figure(g: Any, net: str = "D", ax: Axes | None = None) -> Figur
 
 def diversity_figure(g: Any, ax: Axes | None = None, threshold: float = 0.1) -> Figure:
     """Spread of G's training batch and of its fixed-noise samples, relative to the real data's."""
-    fig, ax = _ax(ax)
+    fig, ax = axes(ax, 5.0, 3.0)
     h = g.history
     _plot(ax, h, "diversity", color=G_COLOUR, marker="o", ms=3, lw=1, label="G's training batch")
     _plot(
@@ -161,7 +154,7 @@ def samples_figure(
 ) -> Figure:
     """G's output on the fixed noise batch at frame `index` (latest by default): an image grid, or a
     scatter over the real data for 2-D samples."""
-    fig, ax = _ax(ax, 4.0, 4.0)
+    fig, ax = axes(ax, 4.0, 4.0)
     if not g.frames:
         ax.set_title("no samples yet")
         ax.axis("off")

@@ -1,39 +1,57 @@
 """What the live monitors (`Watch`, `GanWatch`) share: the run's lifecycle (hooks and the backward/loss
-interception attached on entry, removed on exit whatever happened), findings kept as they are found,
-and a throttled call to the live view, so that drawing never takes more than ~10% of training time."""
+interception attached on entry, removed on exit whatever happened), findings kept as they are found, and
+throttled calls to the live view and to the diagnosis, so that neither takes more than a few percent of
+the training time."""
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from .._core import intercept as _intercept
 from .._core.errors import NbdebugError
 from .._core.findings import SEVERITIES, Finding
 from .._core.hooks import HookSet
+from .._core.result import Result
+from .._core.throttle import Throttle
 
 
-class LiveResults:
-    """Mixin; the subclass sets `on_update`, `update_interval`, `_last_update`, `_update_cost`, `updates`,
-    `internal_errors`, `_findings` ({(code, where): Finding}) and `_found_at` ({(code, where): step})."""
+class LiveResults(Result):
+    """Base of a live monitor. The subclass calls `_init_live(on_update, update_interval)` in its
+    `__init__`, implements `summary()` / `_html()`, and runs its checks through `_run_checks`."""
 
     on_update: Callable[[Any], None] | None
-    update_interval: float
-    _last_update: float
-    _update_cost: float
-    updates: int
     internal_errors: list[str]
-    _findings: dict[tuple[str, Any], Finding]
-    _found_at: dict[tuple[str, Any], int]
-    _last_diag: float  # when the checks last ran, and how long they took
-    _diag_cost: float
-    _hooks: HookSet | None
-    _listening: Any
-    running: bool
-    started: float
-    finished: float
-    exc_type: type | None
+
+    def _init_live(self, on_update: Callable[[Any], None] | None, update_interval: float) -> None:
+        self.on_update = on_update
+        self.internal_errors = []
+        self.running = False
+        self.started = self.finished = math.nan
+        self.exc_type: type | None = None
+        self._hooks: HookSet | None = None
+        self._listening: Any = None
+        self._findings: dict[tuple[str, Any], Finding] = {}
+        self._found_at: dict[tuple[str, Any], int] = {}
+        # the live view: at most every `update_interval` s and never for more than ~10% of the wall time
+        self._view = Throttle(update_interval, share_inverse=10)
+        # routine diagnosis (it reads the whole history): never for more than ~5% of the wall time
+        self._diag = Throttle(0.0, share_inverse=20)
+
+    @property
+    def update_interval(self) -> float:
+        return self._view.interval
+
+    @update_interval.setter
+    def update_interval(self, value: float) -> None:
+        self._view.interval = value
+
+    @property
+    def updates(self) -> int:
+        """How many times the live view was called."""
+        return self._view.count
 
     def _start(self, attach: Callable[[HookSet], None], factory: str) -> None:
         """Attach this run's hooks (via `attach`) and start intercepting backward and loss calls; if any
@@ -70,33 +88,31 @@ class LiveResults:
             self.exc_type = exc_type
 
     def _notify(self, force: bool = False) -> None:
-        """Call the live view at most every `update_interval` s, and never for more than ~10% of the
-        wall time: the next update waits at least 10x as long as the last one took."""
-        if self.on_update is None:
+        """Call the live view, throttled (see `_view`); `force` for a new finding or the final state."""
+        if self.on_update is None or not (force or self._view.due()):
             return
-        now = time.perf_counter()
-        if not force and now - self._last_update < max(self.update_interval, 10 * self._update_cost):
-            return
+        start = time.perf_counter()
         try:
             self.on_update(self)
         except Exception as e:  # a broken view must never break the user's training loop
             self.internal_errors.append(f"on_update: {type(e).__name__}: {e}")
-        self._last_update = time.perf_counter()
-        self._update_cost = self._last_update - now
-        self.updates += 1
+        self._view.done(start)
+
+    def _diagnosis_due(self) -> bool:
+        """Whether a routine (not final, not urgent) diagnosis may run now."""
+        return self._diag.due()
 
     def _run_checks(self, checks: Callable[[], list[Finding]], step: Callable[[], int]) -> None:
-        """Run the checks, timed (callers skip routine runs while they would cost over ~5% of the wall time),
-        never letting a diagnosis bug stop the user's training; record what they found at `step()`."""
-        t0 = time.perf_counter()
+        """Run the checks, timed, never letting a diagnosis bug stop the user's training; record what they
+        found at `step()`."""
+        start = time.perf_counter()
         try:
             found = checks()
         except Exception as e:
             self.internal_errors.append(f"diagnose: {type(e).__name__}: {e}")
             return
         finally:
-            self._last_diag = time.perf_counter()
-            self._diag_cost = self._last_diag - t0
+            self._diag.done(start)
         self._record(found, step(), self.running)
 
     def _record(self, found: list[Finding], step: int, running: bool) -> None:
@@ -122,3 +138,9 @@ class LiveResults:
         """The step count (G steps for a GAN) at which `code` was first raised (None if never)."""
         steps = [s for (c, _), s in self._found_at.items() if c == code]
         return min(steps) if steps else None
+
+    def __repr__(self) -> str:  # a live monitor inspected in a REPL shows its findings
+        return self.to_text()
+
+    def _html_key(self) -> Hashable:
+        return (self.running, self.steps, self.exc_type, tuple(self._findings))

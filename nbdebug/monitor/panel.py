@@ -10,20 +10,20 @@ tabs are drawn when opened. The panel computes nothing: it renders the Watch's f
 from __future__ import annotations
 
 import html
-import math
 import time
 from typing import Any
 
 import ipywidgets as w
 
 from .._core.findings import findings_html
-from .._core.plot import figure_png
+from .._core.panel import Panel
+from .._core.throttle import Throttle
 from .plot import curves_figure, histogram_figure, loss_figure, ratio_figure
 
 TABS = ("Loss", "Update ratios", "Distributions", "Train / val")
 
 
-class WatchPanel(w.VBox):
+class WatchPanel(Panel):
     """Status, findings (as soon as they are found) and tabs: loss, update ratios, per-layer
     histograms with a layer selector and a step slider, train/validation curves."""
 
@@ -50,7 +50,7 @@ class WatchPanel(w.VBox):
         for i, title in enumerate(TABS):
             self.tabs.set_title(i, title)
         super().__init__([self.status, self.findings, self.tabs])
-        for widget, cls in (
+        self.tag(
             (self, "nbdebug-watch-panel"),
             (self.status, "nbdebug-watch-status"),
             (self.findings, "nbdebug-watch-findings"),
@@ -63,15 +63,12 @@ class WatchPanel(w.VBox):
             (self.hist_img, "nbdebug-watch-hist"),
             (self.curves_img, "nbdebug-watch-curves"),
             (self.tabs, "nbdebug-watch-tabs"),
-        ):
-            widget.add_class(cls)
+        )
         self.scale.observe(lambda _: self._draw_loss(), names="value")
         self.tabs.observe(lambda _: self._draw_tab(), names="selected_index")
         for control in (self.layer, self.kind, self.step):
             control.observe(lambda _: self._draw_hist(), names="value")
-        self.redraws = 0
-        self._last_fig = -math.inf
-        self._fig_cost = 0.0
+        self.figures = Throttle(watch.update_interval)
         self.refresh()
 
     # -- drawing -------------------------------------------------------------------------------------
@@ -84,17 +81,15 @@ class WatchPanel(w.VBox):
         """
         self.status.value = self._status_html()
         self.findings.value = findings_html(self.watch.findings, empty="No findings so far.")
-        now = time.perf_counter()
-        if now - self._last_fig >= max(self.watch.update_interval, 10 * self._fig_cost):
+        if self.figures.due():
+            start = time.perf_counter()
             self._draw_loss()
             self._draw_tab()
-            self._last_fig = time.perf_counter()
-            self._fig_cost = self._last_fig - now
-            self.redraws += 1
+            self.figures.done(start)
 
     def finish(self) -> None:
         """Final rendering of every tab, once the run is over."""
-        self._last_fig = -math.inf
+        self.figures.reset()
         self.refresh()
         self._draw_ratios()
         self._draw_hist()
@@ -118,12 +113,14 @@ class WatchPanel(w.VBox):
             f"step {wt.steps} &middot; epoch {max(len(ep) - 1, 0)}{last}{wiggle}</div>"
         )
 
-    def _png(self, fig: Any) -> bytes:
-        return figure_png(fig, dpi=80)
+    @property
+    def redraws(self) -> int:
+        """How many times the figures were redrawn."""
+        return self.figures.count
 
     def _draw_loss(self) -> None:
         if self.watch.steps:
-            self.loss_img.value = self._png(loss_figure(self.watch, log=self.scale.value == "log"))
+            self.loss_img.value = self.png(loss_figure(self.watch, log=self.scale.value == "log"), dpi=80)
 
     def _draw_tab(self) -> None:
         index = self.tabs.selected_index
@@ -136,11 +133,11 @@ class WatchPanel(w.VBox):
 
     def _draw_ratios(self) -> None:
         if self.watch.monitor.samples:
-            self.ratio_img.value = self._png(ratio_figure(self.watch))
+            self.ratio_img.value = self.png(ratio_figure(self.watch), dpi=80)
 
     def _draw_curves(self) -> None:
         if len(self.watch.epochs):
-            self.curves_img.value = self._png(curves_figure(self.watch))
+            self.curves_img.value = self.png(curves_figure(self.watch), dpi=80)
 
     def _draw_hist(self) -> None:
         layers = self.watch.layers()
@@ -158,13 +155,12 @@ class WatchPanel(w.VBox):
             if at_end:
                 self.step.value = steps[-1]
         step = self.step.value if steps else None
-        self.hist_img.value = self._png(histogram_figure(self.watch, self.layer.value, self.kind.value, step))
+        self.hist_img.value = self.png(
+            histogram_figure(self.watch, self.layer.value, self.kind.value, step), dpi=80
+        )
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        bundle = dict(super()._repr_mimebundle_(**kwargs) or {})
-        bundle["text/plain"] = repr(self.watch)
-        bundle["text/html"] = self.watch._repr_html_()
-        return bundle
+    def static(self) -> Any:
+        return self.watch
 
 
 def watch_panel(watch: Any) -> WatchPanel:

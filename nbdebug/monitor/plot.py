@@ -12,21 +12,14 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .._core.plot import new_figure
+from .._core.plot import axes, new_figure
 
 RATIO_REF = 1e-3
 
 
-def _ax(ax: Axes | None, width: float = 6.0, height: float = 3.2) -> tuple[Figure, Axes]:
-    if ax is not None:
-        return ax.figure, ax
-    fig = new_figure(width, height)
-    return fig, fig.add_subplot()
-
-
 def loss_figure(w: Any, log: bool = False, ax: Axes | None = None) -> Figure:
     """Loss per step (thin) and smoothed per epoch (markers at each epoch's end), linear or log."""
-    fig, ax = _ax(ax)
+    fig, ax = axes(ax)
     h = w.history
     h = h[np.isfinite(h["loss"])]
     if len(h):
@@ -51,7 +44,7 @@ def loss_figure(w: Any, log: bool = False, ax: Axes | None = None) -> Figure:
 
 def ratio_figure(w: Any, ax: Axes | None = None) -> Figure:
     """Update/weight ratio per layer over sampled steps (log scale), with the 1e-3 reference."""
-    fig, ax = _ax(ax)
+    fig, ax = axes(ax)
     stats = w.layer_stats()
     stats = stats[np.isfinite(stats["update_ratio"]) & (stats["update_ratio"] > 0)]
     for layer, part in stats.groupby("layer", sort=False):
@@ -71,7 +64,7 @@ def histogram_figure(
     w: Any, layer: str, kind: str = "activation", step: int | None = None, ax: Axes | None = None
 ) -> Figure:
     """Histogram of `layer`'s activations or gradients at a sampled `step` (latest by default)."""
-    fig, ax = _ax(ax, 5.0, 3.0)
+    fig, ax = axes(ax, 5.0, 3.0)
     hists = w.histograms(layer, kind)
     if hists:
         chosen = hists[-1] if step is None else min(hists, key=lambda h: abs(h[0] - step))
@@ -88,7 +81,7 @@ def histogram_figure(
 
 def curves_figure(w: Any, ax: Axes | None = None) -> Figure:
     """Train and validation accuracy per epoch with the gap shaded, and both losses (dashed)."""
-    fig, ax = _ax(ax)
+    fig, ax = axes(ax)
     ep = w.epochs
     if len(ep):
         if ep["train_acc"].notna().any():

@@ -7,7 +7,7 @@ small histograms, never a tensor from a step beyond that step.
 
 Reuse for two networks (`watch_gan`): run one `StepMonitor` per (network, optimizer) and route every
 backward event to both. The zero_grad check is per parameter and confirmed only at that optimizer's own
-`step()`, so G's backward filling D's `.grad` is reported only if D's step then consumes it (issue 7's
+`step()`, so G's backward filling D's `.grad` is reported only if D's step then consumes it (the GAN
 trap). `StepRecord.loss` sums the scalar losses backward'd since that optimizer's last step, so a GAN
 watcher should attribute D and G losses itself.
 
@@ -25,13 +25,16 @@ import functools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from .._core.errors import NbdebugError
 from .._core.hooks import HookSet, preserved
+from .._core.tensors import first_tensor, is_float
+from .summaries import histogram, subsample, unit_dead_fraction
 
 RELU_TYPES = (nn.ReLU, nn.ReLU6)
 SATURATING_TYPES = (nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Softsign)
@@ -52,69 +55,6 @@ def safe(method: Callable) -> Callable:
         return None
 
     return wrapper
-
-
-def _is_float(t: Any) -> bool:
-    return isinstance(t, torch.Tensor) and t.is_floating_point()
-
-
-def _first_tensor(obj: Any) -> torch.Tensor | None:
-    if isinstance(obj, torch.Tensor):
-        return obj
-    if isinstance(obj, (tuple, list)):
-        for o in obj:
-            t = _first_tensor(o)
-            if t is not None:
-                return t
-    if isinstance(obj, dict):
-        for o in obj.values():
-            t = _first_tensor(o)
-            if t is not None:
-                return t
-    return None
-
-
-SUBSAMPLE = 16384  # elements kept (by a fixed stride, no RNG) for histograms, std and fractions
-
-
-def subsample(t: torch.Tensor, n: int = SUBSAMPLE) -> torch.Tensor:
-    """A deterministic strided view of at most ~n elements: distribution summaries (histograms, std,
-    fractions) of a 1M-element activation are the same to a few tenths of a percent, 50x cheaper."""
-    flat = t.detach().reshape(-1)
-    step = max(flat.numel() // n, 1)
-    return flat[::step].float()
-
-
-def histogram(t: torch.Tensor, bins: int) -> tuple[float, float, list[int]]:
-    """(low, high, counts) of the finite values of a (subsampled) tensor: small enough to keep."""
-    flat = t.detach().reshape(-1).float()
-    finite = flat[torch.isfinite(flat)]
-    if finite.numel() == 0:
-        return 0.0, 0.0, [0] * bins
-    lo, hi = (float(v) for v in torch.aminmax(finite))
-    if hi <= lo:
-        hi = lo + 1e-12
-    counts = torch.histc(finite, bins=bins, min=lo, max=hi)
-    return lo, hi, [int(c) for c in counts.tolist()]
-
-
-def unit_dead_fraction(out: torch.Tensor) -> float:
-    """Fraction of units (channels / features) of a ReLU output that are zero for every example.
-
-    One pass: a unit is dead when its maximum over the batch (and positions) is 0, since a ReLU's
-    output is >= 0. Units are dim 1 in PyTorch's channel-first layouts; for 3-D outputs (N, L, F) or
-    (N, C, L) the smaller of the two readings is kept, so an ambiguous layout never inflates the count.
-    """
-    if out.dim() < 2:
-        return float(out.max() <= 0)
-
-    def frac(dim: int) -> torch.Tensor:
-        others = tuple(d for d in range(out.dim()) if d != dim)
-        return (out.amax(dim=others) <= 0).float().mean()
-
-    if out.dim() == 3:
-        return float(torch.minimum(frac(1), frac(2)))
-    return float(frac(1))
 
 
 @dataclass(slots=True)
@@ -248,10 +188,10 @@ class StepMonitor:
         if not torch.is_grad_enabled():
             return None
         self._last_input = (args, kwargs)
-        x = _first_tensor(args) if args else _first_tensor(kwargs)
+        x = first_tensor(args) if args else first_tensor(kwargs)
         if x is not None and x.dim() > 0:
             self._batch_size = int(x.shape[0])
-            if self.sampling and _is_float(x) and x.numel() > 1:
+            if self.sampling and is_float(x) and x.numel() > 1:
                 xs = subsample(x)
                 self._pending_input = (float(xs.mean()), float(xs.std()))
         return None
@@ -264,8 +204,8 @@ class StepMonitor:
         if name not in self._order_seen:
             self._order_seen.add(name)
             self.layer_order.append(name)
-        y = _first_tensor(out)
-        if not _is_float(y) or y.numel() == 0:
+        y = first_tensor(out)
+        if not is_float(y) or y.numel() == 0:
             return
         y = y.detach()
         s = LayerSample(step=self.count + 1, layer=name, type=type(module).__name__)
@@ -278,8 +218,8 @@ class StepMonitor:
             s.act_zero_frac = float((sub == 0).float().mean())
             s.dead_frac = unit_dead_fraction(y)
         if isinstance(module, SATURATING_TYPES):
-            x = _first_tensor(args)
-            if _is_float(x):
+            x = first_tensor(args)
+            if is_float(x):
                 s.saturated_frac = float((subsample(x).abs() > SATURATION_LIMIT).float().mean())
         if self.histograms:
             s.act_hist = histogram(sub, self.bins)
@@ -454,6 +394,46 @@ class StepMonitor:
         m = modules.get("" if layer == "<root>" else layer)
         return type(m).__name__ if m is not None else ""
 
+    # -- tables ------------------------------------------------------------------------------------------
+    def layer_stats(self, last: bool = False):
+        """One row per layer per sampled step (activation mean/std/zero and dead fraction, saturation,
+        gradient norm, weight norm, update/weight ratio). `last=True`: only the latest sample."""
+        import pandas as pd
+
+        samples = self.samples
+        keys = sorted(samples)[-1:] if last else sorted(samples)
+        rows = []
+        for k in keys:
+            for s in samples[k]:
+                d = asdict(s)
+                d.pop("act_hist"), d.pop("grad_hist")
+                rows.append(d)
+        cols = [f for f in LayerSample.__dataclass_fields__ if f not in ("act_hist", "grad_hist")]
+        return pd.DataFrame(rows, columns=cols)
+
+    def histogram_series(
+        self, layer: str, kind: str = "activation"
+    ) -> list[tuple[int, float, float, list[int]]]:
+        """(step, low, high, counts) of `layer`'s activations or gradients at each sampled step."""
+        if kind not in ("activation", "gradient"):
+            raise NbdebugError(f"kind must be 'activation' or 'gradient', got {kind!r}")
+        attr = "act_hist" if kind == "activation" else "grad_hist"
+        out = []
+        for step in sorted(self.samples):
+            for s in self.samples[step]:
+                h = getattr(s, attr)
+                if s.layer == layer and h is not None:
+                    out.append((step, *h))
+        return out
+
+    def layers(self) -> list[str]:
+        """Layers with statistics, in forward order."""
+        seen: dict[str, None] = {}
+        for step in sorted(self.samples):
+            for s in self.samples[step]:
+                seen.setdefault(s.layer)
+        return list(seen)
+
     # -- nonfinite -----------------------------------------------------------------------------------
     def _record_nonfinite_loss(self, step: int, value: float) -> None:
         where, phase = self.replay_first_nonfinite()
@@ -476,14 +456,14 @@ class StepMonitor:
         if self._last_input is None:
             return None, "forward"
         args, kwargs = self._last_input
-        x = _first_tensor(args) if args else _first_tensor(kwargs)
-        if _is_float(x) and not bool(torch.isfinite(x).all()):
+        x = first_tensor(args) if args else first_tensor(kwargs)
+        if is_float(x) and not bool(torch.isfinite(x).all()):
             return "input", "forward"
         found: list[str] = []
 
         def hook(module: nn.Module, a: tuple, out: Any) -> None:
-            y = _first_tensor(out)
-            if not found and _is_float(y) and not bool(torch.isfinite(y).all()):
+            y = first_tensor(out)
+            if not found and is_float(y) and not bool(torch.isfinite(y).all()):
                 found.append(self._leaves.get(module, type(module).__name__))
 
         try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import html
 import math
-import time
 import weakref
 from collections.abc import Callable
 from dataclasses import asdict
@@ -25,15 +24,12 @@ import torch
 from torch import nn
 
 from .._core.errors import NbdebugError, describe
-from .._core.findings import Finding, findings_html, findings_text
+from .._core.findings import findings_html
 from .._core.hooks import HookSet
-from .checks import BLOCK, LossCall, RunData, diagnose
+from .checks import BLOCK, RunData, diagnose
 from .live import LiveResults
-from .stats import LayerSample, StepMonitor, StepRecord, safe
-
-CLASSIFICATION = ("cross_entropy", "nll_loss")
-BINARY = ("binary_cross_entropy", "binary_cross_entropy_with_logits")
-CUSTOM = "custom loss module"
+from .losscalls import BINARY, CLASSIFICATION, CUSTOM, LossCall, describe_call
+from .stats import StepMonitor, StepRecord, safe
 
 
 class _EpochAcc:
@@ -75,15 +71,8 @@ class Watch(LiveResults):
             model, optimizer, every=every, histograms=histograms, bins=bins, max_samples=max_samples
         )
         self.monitor.on_step.append(self._after_step)
-        self.on_update = on_update
-        self.update_interval = update_interval
+        self._init_live(on_update, update_interval)
         self.internal_errors = self.monitor.internal_errors
-        self.running = False
-        self.started = self.finished = math.nan
-        self._hooks: HookSet | None = None
-        self._listening: Any = None
-        self._findings: dict[tuple[str, str | None], Finding] = {}
-        self._found_at: dict[tuple[str, str | None], int] = {}
         self._epochs: list[_EpochAcc] = [_EpochAcc(0)]
         self._manual_epochs = False
         self._train_loader: Any = None
@@ -93,14 +82,8 @@ class Watch(LiveResults):
         self._losses_before = 0
         self._target_counts: torch.Tensor | None = None
         self._n_classes: int | None = None
-        self._last_update = -math.inf
-        self._update_cost = 0.0
-        self.updates = 0
-        self._last_diag = -math.inf
-        self._diag_cost = 0.0
         self._leak_step: int | None = None
         self._nonfinite_seen = False
-        self.exc_type: type | None = None
 
     # -- context -------------------------------------------------------------------------------------
     def __enter__(self) -> Watch:
@@ -153,7 +136,7 @@ class Watch(LiveResults):
         x = input.detach()
         t = target.detach() if isinstance(target, torch.Tensor) else None
         if train and name not in self._loss_calls and name != CUSTOM:
-            self._loss_calls[name] = _describe_call(name, x, t, input, output, kwargs, self.monitor.count + 1)
+            self._loss_calls[name] = describe_call(name, x, t, input, output, kwargs, self.monitor.count + 1)
         correct = n = None
         classify = name in CLASSIFICATION or name == CUSTOM
         if t is not None and classify and x.dim() >= 2 and not t.is_floating_point():
@@ -220,7 +203,7 @@ class Watch(LiveResults):
             self._nonfinite_seen = bool(monitor.nonfinite_events)
         # live diagnosis on sampled steps, but never for more than ~5% of the wall time (it reads the
         # whole history, so it gets dearer as the run grows); bugs that matter at once go through now
-        due = rec.step in monitor.samples and time.perf_counter() - self._last_diag >= 20 * self._diag_cost
+        due = rec.step in monitor.samples and self._diagnosis_due()
         if urgent or due:
             self._diagnose()
         self._notify()  # (a no-op when a new finding just forced an update: the interval restarts)
@@ -323,39 +306,15 @@ class Watch(LiveResults):
     def layer_stats(self, last: bool = False):
         """One row per layer per sampled step (activation mean/std/zero and dead fraction, saturation,
         gradient norm, weight norm, update/weight ratio). `last=True`: only the latest sample."""
-        import pandas as pd
-
-        samples = self.monitor.samples
-        keys = sorted(samples)[-1:] if last else sorted(samples)
-        rows = []
-        for k in keys:
-            for s in samples[k]:
-                d = asdict(s)
-                d.pop("act_hist"), d.pop("grad_hist")
-                rows.append(d)
-        cols = [f for f in LayerSample.__dataclass_fields__ if f not in ("act_hist", "grad_hist")]
-        return pd.DataFrame(rows, columns=cols)
+        return self.monitor.layer_stats(last=last)
 
     def histograms(self, layer: str, kind: str = "activation") -> list[tuple[int, float, float, list[int]]]:
         """(step, low, high, counts) of `layer`'s activations or gradients at each sampled step."""
-        if kind not in ("activation", "gradient"):
-            raise NbdebugError(f"kind must be 'activation' or 'gradient', got {kind!r}")
-        attr = "act_hist" if kind == "activation" else "grad_hist"
-        out = []
-        for step in sorted(self.monitor.samples):
-            for s in self.monitor.samples[step]:
-                h = getattr(s, attr)
-                if s.layer == layer and h is not None:
-                    out.append((step, *h))
-        return out
+        return self.monitor.histogram_series(layer, kind)
 
     def layers(self) -> list[str]:
         """Layers with statistics, in forward order."""
-        seen: dict[str, None] = {}
-        for step in sorted(self.monitor.samples):
-            for s in self.monitor.samples[step]:
-                seen.setdefault(s.layer)
-        return list(seen)
+        return self.monitor.layers()
 
     # -- display -------------------------------------------------------------------------------------
     def summary(self) -> str:
@@ -368,10 +327,7 @@ class Watch(LiveResults):
         n_ep = len(self.epochs)
         return f"Watch ({state}): {self.steps} steps, {n_ep} epoch(s){last}"
 
-    def __repr__(self) -> str:
-        return f"{self.summary()}\n{findings_text(self.findings)}"
-
-    def _repr_html_(self) -> str:
+    def _html(self) -> str:
         from .._core.plot import figure_png, png_html
         from .plot import loss_figure
 
@@ -385,55 +341,6 @@ class Watch(LiveResults):
             f'<div class="nbdebug-watch"><b>{html.escape(self.summary())}</b>'
             f"{findings_html(self.findings, empty='No findings: the run looks healthy.')}{img}{table}</div>"
         )
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/plain": repr(self), "text/html": self._repr_html_()}
-
-
-def _describe_call(
-    name: str,
-    x: torch.Tensor,
-    t: torch.Tensor | None,
-    input: torch.Tensor,
-    output: torch.Tensor,
-    kwargs: dict,
-    step: int,
-) -> LossCall:
-    xf = x.float()
-    rows = False
-    if x.dim() >= 2 and x.shape[1] > 1:
-        rows = bool(((xf.sum(1) - 1).abs() < 1e-3).all())
-    grad_fn = type(input.grad_fn).__name__ if input.grad_fn is not None else ""
-    value = float(output.detach()) if output.numel() == 1 else math.nan
-    return LossCall(
-        name=name,
-        step=step,
-        value=value,
-        input_shape=tuple(x.shape),
-        target_shape=tuple(t.shape) if t is not None else None,
-        input_min=float(xf.min()) if x.numel() else math.nan,
-        input_max=float(xf.max()) if x.numel() else math.nan,
-        rows_sum_to_one=rows,
-        grad_fn=grad_fn,
-        reduction=str(kwargs.get("reduction", "mean")),
-        weighted=kwargs.get("weight") is not None
-        or kwargs.get("pos_weight") is not None
-        or bool(kwargs.get("label_smoothing", 0.0)),
-        n_classes=int(x.shape[1]) if name in CLASSIFICATION and x.dim() >= 2 else None,
-        baseline=loss_baseline(name, x, t),
-    )
-
-
-def loss_baseline(name: str, x: torch.Tensor, t: torch.Tensor | None) -> float | None:
-    """The loss of a predictor that ignores its input: uniform over C classes (ln C), a coin (ln 2),
-    or the targets' mean (their variance, for MSE). None for other losses."""
-    if name in CLASSIFICATION and x.dim() >= 2 and x.shape[1] > 1:
-        return math.log(x.shape[1])
-    if name in BINARY:
-        return math.log(2)
-    if name == "mse_loss" and t is not None and t.is_floating_point() and t.numel() > 1:
-        return float(t.float().var())
-    return None
 
 
 def _validate(model: Any, optimizer: Any, loss_fn: Any, every: int, bins: int) -> None:

@@ -1,6 +1,6 @@
 """Filter images and feature maps of convolution layers.
 
-From the practitioner's notes (CS231n "Layer visualization"): plot the first layer's filters; trained
+From CS231n ("Visualizing what ConvNets learn", "Layer visualization"): plot the first layer's filters; trained
 filters are smooth and structured, noisy ones point to a net that has not converged, too little
 regularization, or a learning rate that is too high. `filters(model)` copies a conv layer's weights into
 a `FilterView` (filters x channels x kernel), renders them as an image grid, and measures what the eye
@@ -28,6 +28,7 @@ from torch import nn
 from .._core.data import collect, model_device, to_device
 from .._core.errors import NbdebugError, describe
 from .._core.hooks import HookSet, preserved
+from .._core.result import Result
 
 NORMALIZATIONS = ("filter", "global")
 
@@ -118,8 +119,8 @@ def smoothness(weight: torch.Tensor) -> np.ndarray:
     return r.numpy()
 
 
-@dataclass(eq=False)
-class FilterView:
+@dataclass(eq=False, repr=False)
+class FilterView(Result):
     """A conv layer's filters (and, when data was given, its feature maps for one example).
 
     Attributes:
@@ -246,21 +247,22 @@ class FilterView:
             f"mean smoothness {smooth:.2f} (~0 random, -> 1 smooth)"
         )
 
-    def __repr__(self) -> str:
-        return f"FilterView({self.summary()})"
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        from .._core.plot import figure_png, png_html
-        from .filters_plot import plot_feature_maps, plot_filters
-
-        parts = [f'<div class="nbdebug-filters"><p>{html.escape(self.summary())}</p>']
-        parts.append(png_html(figure_png(plot_filters(self)), alt=f"filters of {self.layer}"))
+    def to_text(self) -> str:
         text = self.summary()
         if self.feature_maps is not None:
-            parts.append(png_html(figure_png(plot_feature_maps(self)), alt=f"feature maps of {self.layer}"))
             text += f"\nfeature maps for example {self.example}: {tuple(self.feature_maps.shape)}"
+        return text
+
+    def _html(self) -> str:
+        from .._core.plot import figure_png, png_html
+        from .filters_plot import feature_maps_figure, filters_figure
+
+        parts = [f'<div class="nbdebug-filters"><p>{html.escape(self.summary())}</p>']
+        parts.append(png_html(figure_png(filters_figure(self)), alt=f"filters of {self.layer}"))
+        if self.feature_maps is not None:
+            parts.append(png_html(figure_png(feature_maps_figure(self)), alt=f"feature maps of {self.layer}"))
         parts.append("</div>")
-        return {"text/plain": text, "text/html": "".join(parts)}
+        return "".join(parts)
 
     def panel(self, model: nn.Module | None = None, data: Any = None) -> Any:
         """The interactive panel; with `model` the layer dropdown can switch layers."""

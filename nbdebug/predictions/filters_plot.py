@@ -37,7 +37,7 @@ def mosaic(imgs: np.ndarray, cols: int | None = None, pad: int = 1) -> np.ndarra
     return out
 
 
-def plot_filters(
+def filters_figure(
     view: FilterView,
     channel: int | None = None,
     normalize: str | None = None,
@@ -76,7 +76,7 @@ def _map_images(maps: torch.Tensor) -> np.ndarray:
     return maps.numpy()
 
 
-def plot_feature_maps(view: FilterView, max_maps: int = 64, cell: float = 0.8) -> Figure:
+def feature_maps_figure(view: FilterView, max_maps: int = 64, cell: float = 0.8) -> Figure:
     """The example's input beside the layer's output channels, tiled, each channel on its own scale."""
     if view.feature_maps is None:
         raise ValueError("this FilterView has no feature maps: pass data= to nbdebug.filters")

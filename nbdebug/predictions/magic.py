@@ -47,7 +47,7 @@ class MAGICS(Magics):
         Example: %nn_preds model (x_test,y_test) -k 3 --classes names
         """
         args = parse(self.nn_preds, line)
-        from .report import predictions
+        from .compute import predictions
 
         shell = self.shell
         model = evaluate(shell, args.model, "model")

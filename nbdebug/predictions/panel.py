@@ -15,11 +15,11 @@ from typing import Any
 import ipywidgets as w
 
 from .._core.findings import findings_html
-from .._core.plot import figure_png
+from .._core.panel import Panel
 from .filters import FilterView
 from .filters import filters as load_filters
-from .filters_plot import plot_feature_maps, plot_filters
-from .plot import plot_drift, plot_example, plot_overview
+from .filters_plot import feature_maps_figure, filters_figure
+from .plot import drift_figure, example_figure, overview_figure
 from .report import PredictionReport
 
 SORTS = {
@@ -30,34 +30,18 @@ SORTS = {
 }
 
 
-def _png(fig: Any) -> bytes:
-    return figure_png(fig)
+class PredictionsPanel(Panel):
+    def static(self) -> PredictionReport:
+        return self.report
 
-
-class _StaticFallback:
-    """Adds the result's static HTML next to the widget mimetype, for renderers without a kernel."""
-
-    _static: Any
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = super()._repr_mimebundle_(**kwargs)  # type: ignore[misc]
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        if data is not None:
-            static = self._static._repr_mimebundle_()
-            data["text/html"] = static["text/html"]
-            data["text/plain"] = static["text/plain"]
-        return bundle
-
-
-class PredictionsPanel(_StaticFallback, w.VBox):
     """Aggregate view, findings, and an example browser over a `PredictionReport`."""
 
     def __init__(self, report: PredictionReport, history: Any = None) -> None:
-        self.report = self._static = report
+        self.report = report
         labelled = report.labels is not None
         header = w.HTML(f"<b>{html.escape(report.summary())}</b>" + findings_html(report.findings))
         header.add_class("nbdebug-preds-findings")
-        overview = w.Image(value=_png(plot_overview(report)), format="png")
+        overview = w.Image(value=self.png(overview_figure(report)), format="png")
         overview.add_class("nbdebug-preds-overview")
         self.show = w.Dropdown(options=["all examples", "mistakes only"], description="show")
         self.true_class = w.Dropdown(
@@ -80,7 +64,7 @@ class PredictionsPanel(_StaticFallback, w.VBox):
         self.rows: list[int] = []
         children: list[w.Widget] = [header, overview]
         if history is not None and len(history):
-            drift = w.Image(value=_png(plot_drift(history)), format="png")
+            drift = w.Image(value=self.png(drift_figure(history)), format="png")
             drift.add_class("nbdebug-preds-drift")
             children.append(drift)
         children += [w.HBox([self.show, self.true_class, self.sort]), self.slider, self.caption, self.example]
@@ -121,14 +105,17 @@ class PredictionsPanel(_StaticFallback, w.VBox):
         else:
             parts.append(f"predicted <b>{html.escape(str(t['pred']))}</b> (p={t['confidence']:.2f})")
         self.caption.value = ", ".join(parts)
-        self.example.value = _png(plot_example(self.report, row))
+        self.example.value = self.png(example_figure(self.report, row))
 
 
-class FiltersPanel(_StaticFallback, w.VBox):
+class FiltersPanel(Panel):
+    def static(self) -> FilterView:
+        return self.view
+
     """Filter grid with layer / channel / normalization controls, and feature maps when data is given."""
 
     def __init__(self, view: FilterView, model: Any = None, data: Any = None) -> None:
-        self.view = self._static = view
+        self.view = view
         self.model, self.data = model, data
         self.layer = w.Dropdown(
             options=[(info.label, info.name) for info in view.layers] or [(view.layer, view.layer)],
@@ -184,7 +171,7 @@ class FiltersPanel(_StaticFallback, w.VBox):
         from .._core.errors import NbdebugError
 
         try:
-            self.view = self._static = load_filters(
+            self.view = load_filters(
                 self.model, self.layer.value, data=self.data, example=self.example.value,
                 normalize=self.normalize.value,
             )  # fmt: skip
@@ -198,6 +185,6 @@ class FiltersPanel(_StaticFallback, w.VBox):
     def _render(self, *_: Any) -> None:
         view = self.view.with_options(channel=self.channel.value, normalize=self.normalize.value)
         self.summary.value = html.escape(view.summary())
-        self.grid.value = _png(plot_filters(view))
+        self.grid.value = self.png(filters_figure(view))
         if view.feature_maps is not None:
-            self.maps.value = _png(plot_feature_maps(view))
+            self.maps.value = self.png(feature_maps_figure(view))

@@ -10,7 +10,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from .._core.plot import new_figure
+from .._core.plot import axes, new_figure
 
 if TYPE_CHECKING:
     from .report import PredictionReport
@@ -18,18 +18,11 @@ if TYPE_CHECKING:
 LABEL_COLOUR, PRED_COLOUR, PROB_COLOUR = "#607d8b", "#ef6c00", "#1565c0"
 
 
-def _axes(ax: Axes | None, width: float, height: float) -> tuple[Figure, Axes]:
-    if ax is not None:
-        return ax.figure, ax
-    fig = new_figure(width, height)
-    return fig, fig.add_subplot()
-
-
-def plot_frequencies(report: PredictionReport, ax: Axes | None = None, top: int = 20) -> Figure:
+def frequencies_figure(report: PredictionReport, ax: Axes | None = None, top: int = 20) -> Figure:
     """Label frequency vs argmax-prediction frequency per class, with the mean predicted probability
     (the soft distribution) as dots; more than `top` classes collapse into an "other" bar."""
     f = report.top_classes(top)
-    fig, ax = _axes(ax, max(4.0, 0.45 * len(f) + 1.5), 3.0)
+    fig, ax = axes(ax, max(4.0, 0.45 * len(f) + 1.5), 3.0)
     x = np.arange(len(f))
     if f["label_freq"].notna().any():
         ax.bar(x - 0.2, f["label_freq"], 0.4, label="labels", color=LABEL_COLOUR)
@@ -44,13 +37,13 @@ def plot_frequencies(report: PredictionReport, ax: Axes | None = None, top: int 
     return fig
 
 
-def plot_confusion(report: PredictionReport, ax: Axes | None = None, top: int = 20) -> Figure:
+def confusion_figure(report: PredictionReport, ax: Axes | None = None, top: int = 20) -> Figure:
     """Row-normalized confusion matrix (true classes as rows), counts written in small matrices."""
     cm = report.confusion
     if len(cm) > top:  # keep the most frequent true classes readable
         keep = cm.sum(axis=1).sort_values(ascending=False, kind="stable").index[:top]
         cm = cm.loc[keep, keep]
-    fig, ax = _axes(ax, 3.6, 3.2)
+    fig, ax = axes(ax, 3.6, 3.2)
     m = cm.to_numpy().astype(float)
     rows = np.maximum(m.sum(1, keepdims=True), 1)
     ax.imshow(m / rows, cmap="Blues", vmin=0, vmax=1)
@@ -69,21 +62,21 @@ def plot_confusion(report: PredictionReport, ax: Axes | None = None, top: int = 
     return fig
 
 
-def plot_overview(report: PredictionReport) -> Figure:
+def overview_figure(report: PredictionReport) -> Figure:
     """Frequencies beside the confusion matrix (frequencies alone when there are no labels)."""
     if report.labels is None:
-        return plot_frequencies(report)
+        return frequencies_figure(report)
     n = len(report.top_classes())
     fig = new_figure(max(4.0, 0.45 * n + 1.5) + 3.6, 3.2)
     left, right = fig.subplots(1, 2, width_ratios=[max(4.0, 0.45 * n + 1.5), 3.6])
-    plot_frequencies(report, ax=left)
-    plot_confusion(report, ax=right)
+    frequencies_figure(report, ax=left)
+    confusion_figure(report, ax=right)
     return fig
 
 
-def plot_topk(report: PredictionReport, row: int, ax: Axes | None = None) -> Figure:
+def topk_figure(report: PredictionReport, row: int, ax: Axes | None = None) -> Figure:
     """One example's top-k probabilities as horizontal bars; the true class is marked."""
-    fig, ax = _axes(ax, 3.2, 2.4)
+    fig, ax = axes(ax, 3.2, 2.4)
     probs = report.probs[row]
     top = probs.topk(report.k)
     names = [report.classes[i] for i in top.indices.tolist()]
@@ -104,20 +97,20 @@ def plot_topk(report: PredictionReport, row: int, ax: Axes | None = None) -> Fig
     return fig
 
 
-def plot_example(report: PredictionReport, row: int, ax: Axes | None = None) -> Figure:
+def example_figure(report: PredictionReport, row: int, ax: Axes | None = None) -> Figure:
     """The example's input as an image (when image-like), beside its top-k bars."""
     img = report.image(row)
     if ax is not None or img is None:
         if img is None:
-            return plot_topk(report, row, ax=ax)
-        fig, ax = _axes(ax, 2.4, 2.4)
+            return topk_figure(report, row, ax=ax)
+        fig, ax = axes(ax, 2.4, 2.4)
         _show_image(ax, img)
         return fig
     fig = new_figure(5.6, 2.4)
     left, right = fig.subplots(1, 2, width_ratios=[2.4, 3.2])
     _show_image(left, img)
     left.set_title(f"example {int(report.index[row])}", fontsize=9)
-    plot_topk(report, row, ax=right)
+    topk_figure(report, row, ax=right)
     return fig
 
 
@@ -131,10 +124,10 @@ def _show_image(ax: Axes, img: np.ndarray) -> None:
     ax.set_yticks([])
 
 
-def plot_drift(history: pd.DataFrame, ax: Axes | None = None) -> Figure:
+def drift_figure(history: pd.DataFrame, ax: Axes | None = None) -> Figure:
     """Per epoch: argmax accuracy, mean true-class probability and the mean top-k probabilities; the
     distribution can sharpen towards the right class while accuracy stays flat."""
-    fig, ax = _axes(ax, 5.0, 3.0)
+    fig, ax = axes(ax, 5.0, 3.0)
     x = history["epoch"]
     ps = [c for c in history.columns if c.startswith("p") and c[1:].isdigit()]
     for j, c in enumerate(ps):

@@ -19,25 +19,27 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .._core.data import iter_batches, model_device, split_batch, to_device
-from .._core.errors import NbdebugError, describe
-from .._core.findings import Finding, findings_html, findings_text, worst
+from .._core.data import model_device, split_batch, to_device
+from .._core.errors import NbdebugError
+from .._core.findings import Finding, findings_html, worst
 from .._core.hooks import HookSet, preserved
+from .._core.result import Result
 from . import loss_kinds as L
-from .gradcheck import GradcheckResult, gradcheck
+from .forward import (
+    Activations,
+    first_batch,
+    input_findings,
+    regularization_off,
+    require_real_weights,
+    run_forward,
+)
 
-__all__ = ["GradcheckResult", "Report", "check", "gradcheck", "regularization_off", "run_forward"]
 
-DEAD_RELU_FRACTION = 0.7  # CATALOGUE["dead-relu"]
-SATURATION_LIMIT = 5.0  # CATALOGUE["saturated-activation"]: |pre-activation| beyond 5
-SATURATED_FRACTION = 0.5
-_RELUS = (nn.ReLU, nn.ReLU6)
-_SQUASH = (nn.Tanh, nn.Sigmoid)
-
-
-@dataclass
-class Report:
+@dataclass(repr=False)
+class CheckReport(Result):
     """What `check` found on one batch; `findings` is the verdict, the frames are the evidence."""
+
+    no_findings = "No findings: ready to train."
 
     loss: float
     expected_loss: float | None
@@ -66,16 +68,10 @@ class Report:
         off = f"; turned off: {', '.join(self.turned_off)}" if self.turned_off else ""
         return f"{kind} at initialization: {self.loss:.4g}{exp}{off}"
 
-    def __repr__(self) -> str:
-        return f"Report({self.summary()}, {len(self.findings)} findings)"
+    def to_text(self) -> str:
+        return f"nbdebug.check: {super().to_text()}"
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        text = (
-            f"nbdebug.check: {self.summary()}\n{findings_text(self.findings, 'No findings: ready to train.')}"
-        )
-        return {"text/plain": text, "text/html": self.to_html()}
-
-    def to_html(self) -> str:
+    def _html(self) -> str:
         grads = self.gradients[["name", "shape", "requires_grad", "grad_norm", "weight_norm", "ratio"]]
         table = grads.to_html(index=False, float_format=lambda v: f"{v:.3g}", classes="nbdebug-table")
         from .._core.plot import figure_png, png_html
@@ -85,189 +81,9 @@ class Report:
         return (
             '<div class="nbdebug-check">'
             f"<b>nbdebug.check</b>: {html.escape(self.summary())}"
-            f"{findings_html(self.findings, 'No findings: ready to train.')}"
+            f"{findings_html(self.findings, self.no_findings)}"
             f"<details><summary>per-parameter gradient norms</summary>{img}{table}</details></div>"
         )
-
-
-def regularization_off(model: nn.Module) -> list[str]:
-    """Put every dropout layer in eval mode (the caller restores modes); return what was turned off."""
-    names = [n or "<root>" for n, m in model.named_modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
-    for m in model.modules():
-        if isinstance(m, nn.modules.dropout._DropoutNd):
-            m.eval()
-    if not names:
-        return []
-    return [f"dropout (layer{'s' if len(names) > 1 else ''} {', '.join(names)})"]
-
-
-def _first_batch(batch: Any) -> Any:
-    """`check` takes one batch; given a DataLoader/Dataset/iterable, it uses the first batch."""
-    if isinstance(batch, list) and batch and all(isinstance(b, (tuple, list, dict)) for b in batch):
-        return batch[0]  # a list of batches, not one (inputs, target) batch
-    if isinstance(batch, (torch.Tensor, tuple, list, dict)):
-        return batch
-    for b in iter_batches(batch):
-        return b
-    raise NbdebugError("data is empty: the loader yielded no batch")
-
-
-def _meta_check(model: nn.Module) -> None:
-    if not isinstance(model, nn.Module):
-        raise NbdebugError(f"expected an nn.Module as the model, got {describe(model)}")
-    meta = [n for n, p in model.named_parameters() if p.device.type == "meta"]
-    if meta:
-        raise NbdebugError(
-            f"the model's parameters are on the meta device (e.g. {meta[0]}): they have no values to run; "
-            "materialize them first with `model.to_empty(device='cpu')` and initialize the weights"
-        )
-
-
-def run_forward(model: nn.Module, inputs: tuple, kwargs: dict, hooks: HookSet | None = None) -> Any:
-    """Call the model; an exception names the innermost layer that was running and its input."""
-    stack: list[tuple[str, nn.Module, tuple]] = []
-    own = hooks is None
-    hooks = hooks or HookSet()
-    names = {m: n for n, m in model.named_modules()}
-
-    def pre(m: nn.Module, args: tuple) -> None:
-        stack.append((names.get(m, "?"), m, args))
-
-    def post(m: nn.Module, args: tuple, out: Any) -> None:
-        if stack:
-            stack.pop()
-
-    for m in model.modules():
-        if m is not model:
-            hooks.forward_pre(m, pre)
-            hooks.forward(m, post)
-    try:
-        return model(*inputs, **kwargs)
-    except NbdebugError:
-        raise
-    except Exception as e:
-        if stack:
-            name, m, args = stack[-1]
-            raise NbdebugError(
-                f"the forward pass failed in layer {name!r} ({type(m).__name__}) on input {describe(args)}: "
-                f"{type(e).__name__}: {e}"
-            ) from None
-        raise NbdebugError(
-            f"the forward pass of {type(model).__name__} failed on input {describe(inputs)}: "
-            f"{type(e).__name__}: {e}"
-        ) from None
-    finally:
-        if own:
-            hooks.remove()
-
-
-def _first_tensor(out: Any) -> torch.Tensor | None:
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
-        return out[0]
-    return None
-
-
-class _Activations:
-    """Forward hooks on leaf modules: statistics, dead ReLUs, saturated tanh/sigmoid, first non-finite."""
-
-    def __init__(self, model: nn.Module, hooks: HookSet) -> None:
-        self.rows: list[dict[str, Any]] = []
-        self.findings: list[Finding] = []
-        self.first_nonfinite: str | None = None
-        for name, m in model.named_modules():
-            if not list(m.children()) and m is not model:
-                hooks.forward(m, self._hook(name))
-
-    def _hook(self, name: str) -> Callable:
-        def hook(m: nn.Module, args: tuple, out: Any) -> None:
-            o = _first_tensor(out)
-            if o is None or not o.is_floating_point():
-                return
-            o = o.detach()
-            row: dict[str, Any] = {"name": name, "type": type(m).__name__, "shape": tuple(o.shape)}
-            finite = bool(torch.isfinite(o).all())
-            row["finite"] = finite
-            of = o.float()
-            row["mean"] = float(of.mean()) if o.numel() else math.nan
-            row["std"] = float(of.std()) if o.numel() > 1 else math.nan
-            if not finite and self.first_nonfinite is None:
-                self.first_nonfinite = name
-            if isinstance(m, _RELUS) and o.numel():
-                units = of.transpose(0, 1).reshape(of.shape[1], -1) if of.dim() >= 2 else of.reshape(-1, 1)
-                dead = float((units <= 0).all(dim=1).float().mean())
-                row["dead_fraction"] = dead
-                if dead >= DEAD_RELU_FRACTION:
-                    self.findings.append(
-                        Finding(
-                            "dead-relu",
-                            "warning",
-                            f"{dead:.0%} of the {units.shape[0]} units of {name} output zero on the whole "
-                            "batch at initialization",
-                            "the layer before it has a large negative bias or too large a weight scale, or "
-                            "the input is badly scaled: check the initialization, lower the learning rate, "
-                            "or use LeakyReLU",
-                            where=name,
-                            evidence={"dead_fraction": dead, "units": int(units.shape[0])},
-                        )
-                    )
-            if isinstance(m, _SQUASH) and args and isinstance(args[0], torch.Tensor) and args[0].numel():
-                sat = float((args[0].detach().float().abs() > SATURATION_LIMIT).float().mean())
-                row["saturated_fraction"] = sat
-                if sat > SATURATED_FRACTION:
-                    self.findings.append(
-                        Finding(
-                            "saturated-activation",
-                            "warning",
-                            f"{sat:.0%} of the pre-activations of {name} ({type(m).__name__}) lie beyond "
-                            f"+-{SATURATION_LIMIT:g}, where its gradient is below 1e-4",
-                            "scale the inputs or the previous layer's initialization down (e.g. Xavier init "
-                            "for tanh/sigmoid), or add a normalization layer before it",
-                            where=name,
-                            evidence={"saturated_fraction": sat},
-                        )
-                    )
-            self.rows.append(row)
-
-        return hook
-
-
-def _input_findings(inputs: Sequence[Any]) -> tuple[pd.DataFrame, list[Finding]]:
-    rows, findings = [], []
-    for i, x in enumerate(inputs):
-        if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.numel() < 2:
-            continue
-        xf = x.detach().float()
-        finite = bool(torch.isfinite(xf).all())
-        mean, std = (float(xf.mean()), float(xf.std())) if finite else (math.nan, math.nan)
-        lo, hi = (float(xf.min()), float(xf.max())) if finite else (math.nan, math.nan)
-        rows.append({"input": i, "shape": tuple(x.shape), "mean": mean, "std": std, "min": lo, "max": hi})
-        where = f"input {i}"
-        if not finite:
-            findings.append(
-                Finding(
-                    "nonfinite",
-                    "error",
-                    f"the input batch {describe(x)} contains NaN or Inf",
-                    "clean the data (missing values, division by zero in preprocessing)",
-                    where=where,
-                )
-            )
-        elif abs(mean) > 3 or std > 10 or std < 0.01:
-            guess = " - it looks like raw 0-255 pixels" if hi > 1.5 and hi <= 255 and lo >= 0 else ""
-            findings.append(
-                Finding(
-                    "unnormalized-input",
-                    "warning",
-                    f"input {i} has mean {mean:.3g} and std {std:.3g} (range [{lo:.3g}, {hi:.3g}]){guess}",
-                    "standardize the inputs: subtract the training-set mean and divide by its std "
-                    "(for images: ToTensor() then Normalize(mean, std))",
-                    where=where,
-                    evidence={"mean": mean, "std": std, "min": lo, "max": hi},
-                )
-            )
-    return pd.DataFrame(rows, columns=["input", "shape", "mean", "std", "min", "max"]), findings
 
 
 def _ends_with(out: torch.Tensor, *names: str) -> bool:
@@ -495,7 +311,7 @@ def check(
     expected_loss: float | None = None,
     reg: Callable[[float], Callable] | None = None,
     reg_strengths: Sequence[float] = (0.0, 0.1, 1.0, 10.0),
-) -> Report:
+) -> CheckReport:
     """One forward and backward pass on `batch` with dropout off; findings say what to fix first.
 
     `batch` is one batch (tensor, `(x, y)`, dict) or a DataLoader/Dataset whose first batch is used.
@@ -504,11 +320,11 @@ def check(
     evaluated at each of `reg_strengths` and must rise with it (`reg-not-increasing-loss`).
     The model's mode, weights, gradients, buffers, `optimizer` state and RNG are restored afterwards.
     """
-    _meta_check(model)
-    batch = to_device(_first_batch(batch), model_device(model))
+    require_real_weights(model)
+    batch = to_device(first_batch(batch), model_device(model))
     inputs, kwargs, target = split_batch(batch)
     findings: list[Finding] = []
-    in_frame, in_findings = _input_findings([*inputs, *kwargs.values()])
+    in_frame, in_findings = input_findings([*inputs, *kwargs.values()])
     findings += in_findings
     optimizers = (optimizer,) if optimizer is not None else ()
     with preserved(model, weights=True, grads=True, optimizers=optimizers, rng=True):
@@ -516,7 +332,7 @@ def check(
         for p in model.parameters():
             p.grad = None
         with HookSet() as hooks:
-            acts = _Activations(model, hooks)
+            acts = Activations(model, hooks)
             out = run_forward(model, inputs, kwargs, hooks)
         kind = L.loss_kind(loss_fn)
         L.validate_target(kind, out, target, loss_fn)
@@ -572,7 +388,7 @@ def check(
             findings += reg_findings
     order = {"error": 0, "warning": 1, "info": 2}
     findings.sort(key=lambda f: order[f.severity])
-    return Report(
+    return CheckReport(
         loss=loss,
         expected_loss=expected,
         loss_kind=kind,
@@ -584,3 +400,6 @@ def check(
         turned_off=turned_off,
         regularization=reg_frame,
     )
+
+
+Report = CheckReport  # the name before 0.2; kept so existing code keeps working

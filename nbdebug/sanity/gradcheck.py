@@ -24,6 +24,7 @@ from torch import nn
 from .._core.errors import NbdebugError, describe
 from .._core.findings import Finding, findings_html, findings_text
 from .._core.hooks import rng_state, set_rng_state
+from .._core.result import Result
 
 WRONG, SUSPICIOUS, GOOD = 1e-2, 1e-4, 1e-7  # CS231n reading of the relative error
 
@@ -40,8 +41,8 @@ def reading(err: float) -> str:
     return "good"
 
 
-@dataclass
-class GradcheckResult:
+@dataclass(repr=False)
+class GradcheckResult(Result):
     """Per-tensor maximum relative errors, the worst entries, and a `gradcheck-failed` finding if any."""
 
     rows: pd.DataFrame  # one row per input / parameter checked
@@ -62,27 +63,23 @@ class GradcheckResult:
     def to_frame(self) -> pd.DataFrame:
         return self.rows.copy()
 
-    def __repr__(self) -> str:
-        return (
-            f"GradcheckResult(passed={self.passed}, max_error={self.max_error:.3g}, tensors={len(self.rows)})"
-        )
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+    def summary(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
-        head = f"nbdebug.gradcheck {verdict}: max relative error {self.max_error:.3g} ({reading(self.max_error)})"
+        return f"nbdebug.gradcheck {verdict}: max relative error {self.max_error:.3g} ({reading(self.max_error)})"
+
+    def to_text(self) -> str:
         notes = "".join(f"\nnote: {n}" for n in self.notes)
-        text = (
-            f"{head}\n{self.rows.to_string(index=False)}\n{findings_text(self.findings, '')}{notes}".rstrip()
-        )
+        return f"{self.summary()}\n{self.rows.to_string(index=False)}\n{findings_text(self.findings, '')}{notes}".rstrip()
+
+    def _html(self) -> str:
         table = self.rows.to_html(index=False, float_format=lambda v: f"{v:.3g}", classes="nbdebug-table")
         colour = "#2e7d32" if self.passed else "#c62828"
-        body = (
-            f'<div class="nbdebug-gradcheck"><b style="color:{colour}">{head}</b>{table}'
+        return (
+            f'<div class="nbdebug-gradcheck"><b style="color:{colour}">{html.escape(self.summary())}</b>{table}'
             f"{findings_html(self.findings, 'Analytic and numerical gradients agree.')}"
             + "".join(f"<div><i>note:</i> {html.escape(n)}</div>" for n in self.notes)
             + "</div>"
         )
-        return {"text/plain": text, "text/html": body}
 
 
 def _as_callable(fn: Any) -> Callable:

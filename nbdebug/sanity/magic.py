@@ -89,7 +89,7 @@ class MAGICS(Magics):
         args = parse(self.nn_gradcheck, line)
         fn = evaluate(self.shell, args.fn, "function")
         inputs = [evaluate(self.shell, e, "input") for e in args.inputs]
-        from .check import gradcheck
+        from .gradcheck import gradcheck
 
         with usage_errors():
             result = gradcheck(

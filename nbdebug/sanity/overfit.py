@@ -13,7 +13,7 @@ import html
 import inspect
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +25,9 @@ from .._core.data import collect, model_device
 from .._core.errors import NbdebugError, describe
 from .._core.findings import Finding, findings_html, findings_text
 from .._core.hooks import preserved
+from .._core.result import Result
 from . import loss_kinds as L
-from .check import _meta_check, regularization_off, run_forward
+from .forward import regularization_off, require_real_weights, run_forward
 
 __all__ = ["OverfitResult", "overfit"]
 
@@ -35,8 +36,8 @@ DEFAULT_LR = 3e-3
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "grad_norm", "seconds"]
 
 
-@dataclass
-class OverfitResult:
+@dataclass(repr=False)
+class OverfitResult(Result):
     """The run so far (the panel reads it while training) and, once `done`, the verdict."""
 
     n: int
@@ -85,17 +86,20 @@ class OverfitResult:
         )
 
     def summary(self) -> str:
+        return self.verdict()
+
+    def to_text(self) -> str:
         off = f"; turned off: {', '.join(self.turned_off)}" if self.turned_off else ""
-        return f"{self.verdict()}\noptimizer: {self.optimizer}{off}"
+        return f"nbdebug.overfit {self.verdict()}\noptimizer: {self.optimizer}{off}\n{findings_text(self.findings, '')}".rstrip()
 
-    def __repr__(self) -> str:
-        return f"OverfitResult({self.verdict()})"
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        text = f"nbdebug.overfit {self.summary()}\n{findings_text(self.findings, '')}".rstrip()
-        return {"text/plain": text, "text/html": self.to_html()}
+    def _html_key(self) -> Hashable:
+        return (self.done, self.epochs)
 
     def to_html(self, figure: bool = True) -> str:
+        """Static HTML: the verdict, the optimizer, the loss curve (unless `figure=False`), the findings."""
+        return super().to_html() if figure else self._html(figure=False)
+
+    def _html(self, figure: bool = True) -> str:
         colour = "#2e7d32" if self.passed else ("#555" if not self.done else "#c62828")
         img = ""
         if figure and self.rows:
@@ -300,7 +304,7 @@ def overfit(
     panel redraws from it); `should_stop()` is polled every epoch (the panel's Stop button).
     The model (weights, optimizer state, mode, buffers, RNG) is restored unless `keep=True`.
     """
-    _meta_check(model)
+    require_real_weights(model)
     if n < 1:
         raise NbdebugError(f"n must be at least 1, got {n}")
     device = model_device(model)

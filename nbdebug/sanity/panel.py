@@ -20,7 +20,8 @@ from typing import Any
 import ipywidgets as widgets
 
 from .._core.findings import findings_html
-from .._core.plot import figure_png
+from .._core.panel import Panel
+from .._core.throttle import Throttle
 from .plot import overfit_figure
 
 _SUBSHELL: dict[str, str] = {}
@@ -58,19 +59,16 @@ def route_to_subshell(widget: widgets.Widget, timeout: float = 5.0) -> bool:
         return False
 
 
-class OverfitPanel(widgets.VBox):
+class OverfitPanel(Panel):
     """Live view of an `overfit` run; pass `panel.update` as callback and `panel.should_stop`."""
 
     def __init__(self, min_interval: float = 0.5, max_overhead: float = 0.08, log: bool = False) -> None:
-        self.min_interval = min_interval
-        self.max_overhead = max_overhead  # redraws take at most this fraction of the loop's time
-        self._cost = 0.0
-        self._started: float | None = None
-        self._last_text = 0.0
+        # the figure: at most every `min_interval` s and `max_overhead` of the loop's time; the text: 10x a second
+        self.figure = Throttle(min_interval, share_inverse=1 / max_overhead)
+        self.text = Throttle(0.1, share_inverse=0.0)
+        self._started = False
         self._stop = threading.Event()
-        self._last_draw = 0.0
         self._result: Any = None
-        self.redraws = 0
         self.title = widgets.HTML("<b>nbdebug.overfit</b>: starting")
         # the share of the budget used: epochs or time, whichever runs out first
         self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, description="budget")
@@ -79,13 +77,15 @@ class OverfitPanel(widgets.VBox):
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop")
         self.plot = widgets.Image(format="png")
         self.verdict = widgets.HTML("")
-        self.title.add_class("nbdebug-overfit-title")
-        self.progress.add_class("nbdebug-overfit-progress")
-        self.status.add_class("nbdebug-overfit-status")
-        self.scale.add_class("nbdebug-overfit-scale")
-        self.stop_button.add_class("nbdebug-overfit-stop")
-        self.plot.add_class("nbdebug-overfit-plot")
-        self.verdict.add_class("nbdebug-overfit-verdict")
+        self.tag(
+            (self.title, "nbdebug-overfit-title"),
+            (self.progress, "nbdebug-overfit-progress"),
+            (self.status, "nbdebug-overfit-status"),
+            (self.scale, "nbdebug-overfit-scale"),
+            (self.stop_button, "nbdebug-overfit-stop"),
+            (self.plot, "nbdebug-overfit-plot"),
+            (self.verdict, "nbdebug-overfit-verdict"),
+        )
         self.stop_button.on_click(lambda _: self.stop())
         self.scale.observe(self._on_scale, names="value")
         self._redraw_now = False
@@ -125,19 +125,18 @@ class OverfitPanel(widgets.VBox):
         `min_interval` s and never more often than keeps its cost under `max_overhead` of the loop."""
         self._result = result
         now = time.perf_counter()
-        if self._started is None:  # the clock starts at the first epoch; nothing is drawn yet
-            self._started = self._last_draw = self._last_text = now
+        if not self._started:  # the clock starts at the first epoch; nothing is drawn yet
+            self._started = True
+            self.figure.last = self.text.last = now
         if result.done:
             self._draw_text()
             self._draw_figure()
             return
-        if self._redraw_now or now - self._last_draw >= max(
-            self.min_interval, self._cost / self.max_overhead
-        ):
+        if self._redraw_now or self.figure.due(now):
             self._redraw_now = False
             self._draw_text()
             self._draw_figure()
-        elif now - self._last_text >= 0.1:
+        elif self.text.due(now):
             self._draw_text()
 
     # --- drawing ----------------------------------------------------------------------------
@@ -145,7 +144,7 @@ class OverfitPanel(widgets.VBox):
         r = self._result
         if r is None:
             return
-        self._last_text = time.perf_counter()
+        self.text.last = time.perf_counter()
         used = max(r.epochs / max(r.max_epochs, 1), r.elapsed / r.time_budget if r.time_budget > 0 else 0.0)
         self.progress.value = 1.0 if r.done else min(used, 1.0)
         last = r.rows[-1] if r.rows else {}
@@ -170,11 +169,13 @@ class OverfitPanel(widgets.VBox):
         if r is None or not r.rows:
             return
         start = time.perf_counter()
-        fig = overfit_figure(r, log=self.scale.value == "log")
-        self.plot.value = figure_png(fig, dpi=80)
-        self.redraws += 1
-        self._last_draw = time.perf_counter()
-        self._cost = self._last_draw - start
+        self.plot.value = self.png(overfit_figure(r, log=self.scale.value == "log"), dpi=80)
+        self.figure.done(start)
+
+    @property
+    def redraws(self) -> int:
+        """How many times the loss figure was drawn."""
+        return self.figure.count
 
     def _placeholder(self) -> None:
         from .._core.plot import new_figure
@@ -184,16 +185,10 @@ class OverfitPanel(widgets.VBox):
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         ax.text(0.5, 0.5, "waiting for the first epoch", ha="center", va="center", transform=ax.transAxes)
-        self.plot.value = figure_png(fig, dpi=80)
+        self.plot.value = self.png(fig, dpi=80)
         start = time.perf_counter()  # the second render is what a redraw costs: the first live redraw
-        figure_png(fig, dpi=80)  # waits for the loop to have run cost / max_overhead seconds
-        self._cost = time.perf_counter() - start
+        self.png(fig, dpi=80)  # waits for the loop to have run cost / max_overhead seconds
+        self.figure.cost = time.perf_counter() - start
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle = super()._repr_mimebundle_(**kwargs) or {}
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        data = dict(data)
-        static = self._result.to_html() if self._result is not None else "<b>nbdebug.overfit</b>"
-        data["text/html"] = static
-        data.setdefault("text/plain", repr(self._result) if self._result is not None else "OverfitPanel")
-        return data
+    def static(self) -> Any:
+        return self._result

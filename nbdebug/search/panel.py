@@ -19,13 +19,15 @@ from typing import Any
 import ipywidgets as w
 
 from .._core.findings import findings_html
+from .._core.panel import Panel
 from .plot import search_png
-from .run import SearchResult, Trial, search, trials_html
+from .result import SearchResult, Trial, trials_html
+from .run import search
 
 PLOT_EVERY_S = 1.0  # redraw the scatter at most this often while trials run (a PNG costs ~0.1 s)
 
 
-class SearchPanel(w.VBox):
+class SearchPanel(Panel):
     """Live view of a random search. Pass it to `nbdebug.search(..., observers=[panel])`, or call `run`."""
 
     def __init__(self, background: bool = False) -> None:
@@ -51,13 +53,12 @@ class SearchPanel(w.VBox):
         self.table = w.HTML()
         self.plot = w.Image(format="png", layout=w.Layout(max_width="980px", display="none"))
         self.findings = w.HTML()
-        for widget, cls in [
+        self.tag(
             (self, "nbdebug-search"), (self.header, "nbdebug-search-header"),
             (self.progress, "nbdebug-search-progress"), (self.stop, "nbdebug-search-stop"),
             (self.table, "nbdebug-search-table"), (self.plot, "nbdebug-search-plot"),
             (self.findings, "nbdebug-search-findings"),
-        ]:  # fmt: skip
-            widget.add_class(cls)
+        )  # fmt: skip
         self.stop.on_click(self._on_stop)
         super().__init__(
             [self.header, w.HBox([self.progress, self.stop]), self.findings, self.plot, self.table]
@@ -148,12 +149,8 @@ class SearchPanel(w.VBox):
             self.thread.join(timeout)
         return self.result
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        bundle = dict(super()._repr_mimebundle_(**kwargs) or {})
-        if self.result is not None:
-            bundle["text/plain"] = self.result.to_text()
-            bundle["text/html"] = self.result.to_html()
-        return bundle
+    def static(self) -> SearchResult | None:
+        return self.result
 
 
 def live_search(

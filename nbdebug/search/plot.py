@@ -17,7 +17,7 @@ from matplotlib.transforms import blended_transform_factory
 from .._core.plot import figure_png, new_figure
 
 if TYPE_CHECKING:
-    from .run import SearchResult
+    from .result import SearchResult
 
 
 def param_axes(result: SearchResult, name: str, ax: Axes) -> Axes:

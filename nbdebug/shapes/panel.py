@@ -4,17 +4,18 @@ current step written out, and its feature maps. A view over a `Trace`; it comput
 from __future__ import annotations
 
 import html
-from typing import Any
 
 import ipywidgets as w
 
+from .._core.panel import Panel
 from .plot import feature_maps_png
-from .trace import Step, Trace, error_html, trace
+from .result import Step, Trace, error_html
+from .trace import trace
 
 WINDOW = 7  # rows shown above and below the current step
 
 
-class ShapesPanel(w.VBox):
+class ShapesPanel(Panel):
     """Step through a `Trace`. Opens on the failing step when the forward pass failed."""
 
     def __init__(self, result: Trace) -> None:
@@ -31,13 +32,12 @@ class ShapesPanel(w.VBox):
         self.table = w.HTML()
         self.detail = w.HTML()
         self.fmap = w.Image(format="png")
-        for widget, cls in [
+        self.tag(
             (self, "nbdebug-shapes"), (self.summary, "nbdebug-shapes-summary"), (self.prev, "nbdebug-shapes-prev"),
             (self.next, "nbdebug-shapes-next"), (self.slider, "nbdebug-shapes-slider"),
             (self.position, "nbdebug-shapes-position"), (self.table, "nbdebug-shapes-table"),
             (self.detail, "nbdebug-shapes-detail"), (self.fmap, "nbdebug-shapes-fmap"),
-        ]:  # fmt: skip
-            widget.add_class(cls)
+        )  # fmt: skip
         self.prev.on_click(lambda _: self._move(-1))
         self.next.on_click(lambda _: self._move(+1))
         self.slider.observe(lambda change: self._show(change["new"]), names="value")
@@ -78,12 +78,8 @@ class ShapesPanel(w.VBox):
             self.fmap.width = str(int.from_bytes(png[16:20], "big"))
         self.fmap.layout.display = None if png else "none"
 
-    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
-        bundle = super()._repr_mimebundle_(**kwargs) or {}
-        bundle = dict(bundle)
-        bundle["text/plain"] = self.trace.to_text()
-        bundle["text/html"] = self.trace.to_html()
-        return bundle
+    def static(self) -> Trace:
+        return self.trace
 
 
 def _table_html(steps: list[Step], current: int) -> str:

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 02 · Memory: which tensors hold it, what a training step adds, and the largest batch that fits
 #
-# The practitioner's notes end with a story: a batch of 8 would not fit on a 12 GB GPU, and the tools at
+# A familiar story: a batch of 8 would not fit on a 12 GB GPU, and the tools at
 # hand were `pdb`, `watch -n 0.1 nvidia-smi`, and multiplying `element_size()` by `nelement()` for each
 # tensor by hand. This notebook replaces all three:
 #
@@ -142,9 +142,9 @@ assert abs(result.forecast_error) < 0.05
 result.to_frame()
 
 # %%
-from nbdebug.memory.plot import plot_forecast
+from nbdebug.memory.plot import forecast_figure
 
-plot_forecast(result)
+forecast_figure(result)
 
 # %% [markdown]
 # The same from the magic: `%nn_mem --step MODEL BATCH LOSS_FN [OPTIMIZER] --budget 12GB`.
@@ -177,6 +177,6 @@ import time
 while watch.running:
     time.sleep(0.05)
 print(watch, f"peak sample {watch.to_frame()['allocated'].max() / 2**20:.0f} MiB")
-from nbdebug.memory.plot import plot_watch
+from nbdebug.memory.plot import watch_figure
 
-plot_watch(watch)
+watch_figure(watch)

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Predictions vs labels, and layer filters
 #
-# Two habits from the practitioner's notes, on real data (scikit-learn's 8x8 handwritten digits, on CPU, in
+# Two habits from CS231n and stats.stackexchange.com/q/352036, on real data (scikit-learn's 8x8 handwritten digits, on CPU, in
 # seconds):
 #
 # 1. **Look at the filters.** Trained first-layer filters are smooth and structured; an untrained (or

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 06 · GAN debugging: the discriminator that won in two steps
 #
-# A practitioner's notes (in `shared/seed/`) record a real GAN session: *"my discriminator loss would
+# A practitioner's notebook of a real GAN session reads: *"my discriminator loss would
 # immediately collapse down to 0"*. Soft targets (0.7-1.2 for real, 0-0.3 for fake) only hid the
 # collapse; the Sigmoid + `BCELoss` was swapped for `BCEWithLogitsLoss`; and after hours the cause
 # turned out to be *"I just forgot to zero out gradients on the generator's optimizer"*.
@@ -135,4 +135,4 @@ assert [f for f in healthy.findings if f.severity != "info"] == [], healthy.find
 h = healthy.history
 print(f"D(x) {h['d_real'].iloc[-20:].mean():.2f}, D(G(z)) {h['d_fake'].iloc[-20:].mean():.2f}, "
       f"diversity {h['diversity'].dropna().iloc[-1]:.0%} of the real digits'")
-Image(figure_png(frames_figure(healthy)))
+frames_figure(healthy)

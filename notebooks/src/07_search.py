@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 07 · Hyperparameter random search on a log scale
 #
-# The practitioner's notes (after CS231n and Bergstra & Bengio 2012) give three rules for tuning:
+# CS231n's notes (after Bergstra & Bengio 2012) give three rules for tuning:
 #
 # - **prefer random search to grid search**: when only a few hyperparameters matter, a grid spends
 #   most of its trials re-testing the same few values of the ones that do;

@@ -4,7 +4,7 @@
 # Wrap your own GAN loop: the live dashboard shows D and G loss, D(x) and D(G(z)) as probabilities,
 # gradient norms, update ratios, the diversity of G's samples and a grid of G's samples from a fixed
 # noise batch. Here a tiny GAN on a ring of 8 Gaussians (so it trains in seconds; `06_gan_debugging.ipynb`
-# does the same on the digits) with the practitioner's bug: the generator's
+# does the same on the digits) with a classic bug: the generator's
 # optimizer is never zeroed. nbdebug names it on G's second step.
 
 # %%

@@ -2,7 +2,7 @@
 # ## 7. Hyperparameter random search on a log scale: `%nn_search`
 #
 # Random search beats grid search when only a few hyperparameters matter, and learning rates and weight
-# decay belong on a log scale (the practitioner's notes, after Bergstra & Bengio 2012). `train_fn(**params)`
+# decay belong on a log scale (CS231n, after Bergstra & Bengio 2012). `train_fn(**params)`
 # is your own training code returning a validation score; the panel shows the trials live (table, score vs
 # each parameter on log axes with the best starred, progress, Stop), records diverged trials as failed,
 # and ends with findings about the search itself: a best value at the edge of its range, a parameter the
