@@ -80,12 +80,15 @@ def evaluate(shell: Any, expr: str, what: str = "value") -> Any:
 
     A missing name or a failing expression becomes a UsageError naming `expr`, never a traceback.
     """
-    expr = unquote(expr)
+    quoted = expr.strip()
+    expr = unquote(quoted)
     if not expr:
         raise UsageError(f"missing {what}")
     try:
         return eval(expr, shell.user_ns)
     except NameError:
+        if expr != quoted and expr.isidentifier():  # --scores 'logits': a quoted word is that string
+            return expr
         raise UsageError(f"{what} {expr!r} is not defined in the notebook namespace") from None
     except Exception as e:
         raise UsageError(f"could not evaluate {what} {expr!r}: {type(e).__name__}: {e}") from None
@@ -121,6 +124,15 @@ def display(obj: Any) -> None:
     from IPython.display import display as _display
 
     _display(obj)
+
+
+def show(result: Any, args: argparse.Namespace, panel: Callable[[], Any] | None = None) -> Any:
+    """How a line magic ends: `-o` returns the result (IPython shows it as `Out[n]` unless assigned),
+    `--static` (or a magic without a panel) displays the result's static view, else `panel()` is shown."""
+    if getattr(args, "output", False):
+        return result
+    display(result if panel is None or getattr(args, "static", False) else panel())
+    return None
 
 
 def run_watched_cell(

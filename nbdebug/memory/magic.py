@@ -6,7 +6,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from .._core.magic import display, evaluate, output_option, parse, static_option, unquote, usage_errors
+from .._core.magic import evaluate, output_option, parse, show, static_option, unquote, usage_errors
 
 
 @magics_class
@@ -53,12 +53,9 @@ class MemoryMagics(Magics):
         if args.watch:
             with usage_errors():
                 watch = start_watch(interval=args.interval, seconds=args.seconds)
-            if args.output:
-                return watch
             from .panel import WatchPanel
 
-            display(WatchPanel(watch))
-            return None
+            return show(watch, args, lambda: WatchPanel(watch))
         if args.step:
             if len(args.names) not in (3, 4):
                 raise UsageError(
@@ -70,10 +67,7 @@ class MemoryMagics(Magics):
             opt = evaluate(self.shell, args.names[3], "optimizer") if len(args.names) == 4 else None
             with usage_errors():
                 result = step(model, batch, loss_fn, optimizer=opt, budget=args.budget)
-            if args.output:
-                return result
-            display(result)
-            return None
+            return show(result, args)
 
         def scan():  # Refresh calls this again: names are looked up anew, so rebinding shows
             objects = [evaluate(self.shell, name, "object") for name in args.names]
@@ -83,15 +77,9 @@ class MemoryMagics(Magics):
 
         with usage_errors():
             report = scan()
-        if args.output:
-            return report
-        if args.static:
-            display(report)
-            return None
         from .panel import MemoryPanel
 
-        display(MemoryPanel(report, refresh=scan, n=args.top))
-        return None
+        return show(report, args, lambda: MemoryPanel(report, refresh=scan, n=args.top))
 
 
 MAGICS = MemoryMagics

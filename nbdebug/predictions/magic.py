@@ -9,7 +9,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from .._core.magic import display, evaluate, output_option, parse, static_option, usage_errors
+from .._core.errors import NbdebugError
+from .._core.magic import evaluate, output_option, parse, show, static_option, usage_errors
 
 
 @magics_class
@@ -68,15 +69,13 @@ class MAGICS(Magics):
         if args.history is not None:
             history = evaluate(shell, args.history, "history")
             history = getattr(history, "history", history)
-        with usage_errors():
+        try:
             report = predictions(model, data, **kwargs)
-            if args.static:
-                display(report)
-            else:
-                from .panel import PredictionsPanel
+        except NbdebugError as e:  # the API's output= is this magic's --scores
+            raise UsageError(str(e).replace("pass output=", "pass --scores (output=)")) from None
+        from .panel import PredictionsPanel
 
-                display(PredictionsPanel(report, history=history))
-        return report if args.output else None
+        return show(report, args, lambda: PredictionsPanel(report, history=history))
 
     @magic_arguments()
     @argument("model", help="the model (a name or expression in the notebook)")
@@ -109,10 +108,6 @@ class MAGICS(Magics):
                 model, args.layer, data=data, example=args.example,
                 normalize="global" if args.global_ else "filter", channel=args.channel,
             )  # fmt: skip
-            if args.static:
-                display(view)
-            else:
-                from .panel import FiltersPanel
+        from .panel import FiltersPanel
 
-                display(FiltersPanel(view, model=model, data=data))
-        return view if args.output else None
+        return show(view, args, lambda: FiltersPanel(view, model=model, data=data))

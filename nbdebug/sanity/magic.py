@@ -8,7 +8,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from .._core.magic import display, evaluate, output_option, parse, static_option, usage_errors
+from .._core.magic import evaluate, output_option, parse, show, static_option, usage_errors
 
 
 @magics_class
@@ -63,10 +63,7 @@ class MAGICS(Magics):
                 model, batch, loss_fn, opt, num_classes=args.classes, expected_loss=args.expected,
                 reg=reg, reg_strengths=strengths,
             )  # fmt: skip
-        if args.output:
-            return report
-        display(report)
-        return None
+        return show(report, args)
 
     @magic_arguments()
     @argument("fn", help="an nn.Module, a function, or a custom torch.autograd.Function class")
@@ -95,10 +92,7 @@ class MAGICS(Magics):
             result = gradcheck(
                 fn, *inputs, eps=args.eps, max_entries=args.max_entries, params=not args.no_params
             )
-        if args.output:
-            return result
-        display(result)
-        return None
+        return show(result, args)
 
     @magic_arguments()
     @argument("model", help="the nn.Module to overfit (restored afterwards unless --keep)")
@@ -150,9 +144,7 @@ class MAGICS(Magics):
         if args.static:
             with usage_errors():
                 result = overfit(model, data, loss_fn, **kwargs)
-            if not args.output:
-                display(result)
-            return result if args.output else None
+            return show(result, args)
         panel = OverfitPanel(log=args.log)
         handle = ip_display(panel, display_id=True)
         try:

@@ -6,7 +6,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from .._core.magic import display, evaluate, output_option, parse, static_option, usage_errors
+from .._core.magic import evaluate, output_option, parse, show, static_option, usage_errors
 
 
 @magics_class
@@ -52,21 +52,18 @@ class SearchMagics(Magics):
         if args.static:
             with usage_errors():
                 result = search(train_fn, space, **kwargs)
-            if args.output:
-                return result
-            display(result)
-            return None
+            return show(result, args)
         from IPython.display import display as ip_display
 
         from .panel import live_search
 
         handles = []
 
-        def show(panel):  # keep the handle so the saved output can carry the final static rendering
+        def show_panel(panel):  # keep the handle so the saved output can carry the final static rendering
             handles.append(ip_display(panel, display_id=True))
 
         with usage_errors():
-            panel = live_search(train_fn, space, background=args.background, display=show, **kwargs)
+            panel = live_search(train_fn, space, background=args.background, display=show_panel, **kwargs)
         if not args.background and handles and handles[0] is not None:
             handles[0].update(panel)  # nbconvert / GitHub now show the finished table and scatter
         if args.background:

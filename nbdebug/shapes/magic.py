@@ -5,7 +5,7 @@ from __future__ import annotations
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from .._core.magic import display, evaluate, output_option, parse, static_option, usage_errors
+from .._core.magic import evaluate, output_option, parse, show, static_option, usage_errors
 
 
 @magics_class
@@ -37,15 +37,9 @@ class ShapesMagics(Magics):
 
         with usage_errors():
             result = trace(model, *inputs, device="meta" if args.meta else None)
-        if args.output:
-            return result
-        if args.static:
-            display(result)
-            return None
         from .panel import ShapesPanel
 
-        display(ShapesPanel(result))
-        return None
+        return show(result, args, lambda: ShapesPanel(result))
 
 
 MAGICS = ShapesMagics
