@@ -1,13 +1,14 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   venv + install + execute notebooks/00_tour.ipynb in a real kernel -> out/00_tour.html
 #   make test   venv + install + Chromium (if missing) + ruff + the whole test suite
+#   make check  the inner loop: ruff + the fast unit tests (no browser, no notebook, nothing marked slow)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS := -c constraints.txt $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: venv demo test lint lab bench chromium tour docs gallery clean
+.PHONY: venv demo test check lint lab bench chromium tour docs gallery golden clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +31,13 @@ test: venv chromium lint
 	$(PY) notebooks/build_tour.py --check
 	$(PY) docs/readme_tables.py --check
 	$(PY) -m pytest -q
+
+check: venv lint
+	$(PY) -m pytest -q -x -m "not browser and not notebook and not slow" -p no:cacheprovider
+
+# regenerate tests/golden/*.txt after an intended change to a result's text; review the diff before committing
+golden: venv
+	NBDEBUG_UPDATE_GOLDEN=1 $(PY) -m pytest -q tests/test_golden.py
 
 tour: venv
 	$(PY) notebooks/build_tour.py

@@ -95,7 +95,9 @@ def test_core_imports_views_only_for_its_own_lazy_rendering(module):
         if target is None or not is_view(target):
             continue
         assert deferred, f"{module} imports the view {target} at import time"
-        assert feature(target) in (feature(module), "_core"), f"{module} renders with another feature's {target}"
+        assert feature(target) in (feature(module), "_core"), (
+            f"{module} renders with another feature's {target}"
+        )
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))
@@ -105,7 +107,9 @@ def test_features_do_not_borrow_private_names(module):
         if target is None or feature(target) in ("", "_core", feature(module)):
             continue
         private = [n for n in names if n.startswith("_")]
-        assert not private, f"{module} takes private {private} from {target}: move it to _core or make it public"
+        assert not private, (
+            f"{module} takes private {private} from {target}: move it to _core or make it public"
+        )
         assert not target.rsplit(".", 1)[-1].startswith("_"), f"{module} imports private module {target}"
 
 

@@ -29,6 +29,7 @@ def _check(module: nn.Module, x: torch.Tensor) -> str:
     return text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_conv_sweep_matches_pytorch(n):
     sizes = (9, 16) if n < 3 else (9,)
@@ -43,6 +44,7 @@ def test_conv_string_padding(padding):
     _check(nn.Conv2d(4, 8, 3, padding=padding, dilation=2), _input(2, 11))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_conv_transpose_sweep_matches_pytorch(n):
     sizes = (5, 7) if n < 3 else (5,)

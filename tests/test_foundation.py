@@ -27,6 +27,7 @@ def _train_step(model, opt, x):
     opt.step()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("outcome", ["success", "exception", "interrupt"])
 def test_preserved_restores_weights_grads_optimizer_rng_modes(outcome):
     model = SmallCNN()

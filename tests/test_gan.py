@@ -45,6 +45,7 @@ def codes(g) -> dict[str, str | None]:
 
 
 # -- healthy runs ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_healthy_mixture_gan_has_no_findings_and_a_full_history():
     D, G, od, og = mixture_gan()
     g = watched(D, G, od, og, L.mixture(), steps=300)
@@ -64,6 +65,7 @@ def test_healthy_mixture_gan_has_no_findings_and_a_full_history():
     assert div.iloc[-1] > 3 * div.iloc[0]
 
 
+@pytest.mark.slow
 def test_healthy_dcgan_on_digits_yields_no_warning():
     torch.manual_seed(0)
     D, G = L.dcgan_d(), L.dcgan_g()
@@ -111,6 +113,7 @@ def test_d_leak_is_reported_only_when_it_reaches_d_optimizer_step():
     assert [f.where for f in g.findings if f.code == "grad-not-zeroed"] == ["d_optimizer"]
 
 
+@pytest.mark.slow
 def test_missing_zero_grad_on_digits_collapses_d_and_the_cause_is_ranked_first():
     torch.manual_seed(0)
     D, G = L.dcgan_d(), L.dcgan_g()
@@ -158,6 +161,7 @@ def test_one_noise_vector_per_batch_is_mode_collapse():
     assert "torch.randn(batch_size, nz)" in f.hint
 
 
+@pytest.mark.slow
 def test_diversity_lost_during_training_is_mode_collapse():
     """Without G's zero_grad the generator overshoots onto a point: 24% of the real spread -> <1%."""
     D, G, od, og = mixture_gan()
@@ -284,6 +288,7 @@ def test_bad_arguments_name_the_culprit():
         nbdebug.watch_gan(D, G, od, og, real=[1, 2])
 
 
+@pytest.mark.slow
 def test_result_renders_without_a_kernel():
     D, G, od, og = mixture_gan(d_lr=2e-2)
     g = watched(D, G, od, og, L.mixture(), steps=30)

@@ -65,6 +65,7 @@ def test_cell_magic_names_the_missing_zero_grad_with_the_notebook_names(ip, bug)
     assert hook_counts(ip.user_ns["netG"]) == before and not _intercept.installed()
 
 
+@pytest.mark.slow
 def test_cell_magic_with_panel_exception_and_options(ip):
     ip.run_cell(SETUP).raise_error()
     ip.run_cell("fixed = torch.randn(9, 8)").raise_error()
@@ -101,6 +102,7 @@ def test_magic_docstring_documents_every_option(ip):
         assert opt in doc
 
 
+@pytest.mark.slow
 def test_panel_follows_the_run_and_its_sample_grid_refreshes():
     torch.manual_seed(0)
     D, G = L.mlp_d(), L.mlp_g()

@@ -24,7 +24,11 @@ LINE = {
     "nn_search": ("train {'lr': nbdebug.loguniform(1e-3, 1e-1)} -n 2", nbdebug.SearchResult),
 }
 CELL = {
-    "nn_watch": ("m opt", "for _ in range(3):\n    opt.zero_grad(); nn.functional.cross_entropy(m(x), y).backward(); opt.step()\n", nbdebug.Watch),
+    "nn_watch": (
+        "m opt",
+        "for _ in range(3):\n    opt.zero_grad(); nn.functional.cross_entropy(m(x), y).backward(); opt.step()\n",
+        nbdebug.Watch,
+    ),
     "nn_gan": (
         "D G opt_d opt_g",
         "for _ in range(2):\n"

@@ -88,6 +88,7 @@ def test_model_forced_to_one_class_triggers_predicts_mode():
     assert not [f for f in r.findings if f.code == "class-imbalance"]
 
 
+@pytest.mark.slow
 def test_95_5_dataset_triggers_class_imbalance_with_weights_that_fix_the_collapse():
     x, y = blobs(n=400, c=2, weights=[0.95, 0.05], seed=1)
     x = x * 0.35  # overlapping classes: the unweighted loss learns the mode

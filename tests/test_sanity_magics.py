@@ -125,6 +125,7 @@ def test_panel_throttles_redraws():
     assert panel.progress.value == 1.0 and "epoch 300" in panel.status.value
 
 
+@pytest.mark.slow
 def test_scale_toggle_during_a_run_redraws_at_the_next_epoch():
     import nbdebug
 

@@ -103,6 +103,7 @@ def test_magic_returns_result_with_o(ip, capsys):
     assert "Random search: 4/4 trials run" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_magic_metric_mode_and_background(ip):
     ip.user_ns.update(train2=lambda lr, wd: {"val_loss": lr, "acc": -lr}, space=SPACE)
     result = ip.run_line_magic("nn_search", "train2 space -n 5 -m acc --mode min -o")

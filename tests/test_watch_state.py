@@ -129,6 +129,7 @@ def test_nested_watches_share_the_patches():
     assert wa.steps == 1 and wb.steps == 1
 
 
+@pytest.mark.slow
 def test_no_tensor_outlives_its_step():
     """Summaries only: after many steps the number of live tensors is what the loop itself holds."""
     x, y = digits()

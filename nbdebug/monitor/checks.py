@@ -1,7 +1,7 @@
 """Diagnosis of a watched training run: pure functions from collected summaries to findings.
 
 Each check documents its rule next to the code, with the catalogue threshold it applies (see
-`nbdebug.findings.CATALOGUE`) and what makes it robust against false alarms on a healthy run: every
+the catalogue, `_core/catalogue.py`) and what makes it robust against false alarms on a healthy run: every
 statistical check needs the condition to *persist* over several samples, because a monitor that cries
 wolf is switched off. Checks only read data; they are called live (on sampled steps and epoch ends)
 and once more when the watch closes.

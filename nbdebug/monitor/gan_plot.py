@@ -2,7 +2,7 @@
 the sample grid from the fixed noise batch.
 
 Pure functions `GanWatch -> Figure` (or drawing on `ax=`); they read `history` and `frames` and never
-compute statistics. Per-layer update ratios of one network reuse `nbdebug.plots.watch.ratio_figure`.
+compute statistics. Per-layer update ratios of one network reuse `monitor/plot.py`'s `ratio_figure`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 `update_interval` seconds and never for more than ~10% of the wall time, see `Watch._notify`). A
 refresh redraws the status line, the findings and the loss plot, plus whichever tab is open; the other
 tabs are drawn when opened. The panel computes nothing: it renders the Watch's frames with
-`nbdebug.plots.watch`.
+`monitor/plot.py`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 `StepMonitor` is the reusable collector behind `nbdebug.watch` (and meant for `watch_gan`, which runs
 one per network): it hooks `optimizer.step()` (pre and post), the model's leaf modules (activations, on
-sampled steps only) and the backward passes reported by `_intercept`, and keeps *summaries*: floats and
+sampled steps only) and the backward passes reported by `_core/intercept.py`, and keeps *summaries*: floats and
 small histograms, never a tensor from a step beyond that step.
 
 Reuse for two networks (`watch_gan`): run one `StepMonitor` per (network, optimizer) and route every
@@ -225,7 +225,7 @@ class StepMonitor:
             s.act_hist = histogram(sub, self.bins)
         self._pending_acts[name] = s
 
-    # -- backward (reported by _intercept) -----------------------------------------------------------
+    # -- backward (reported by intercept) --------------------------------------------------------------
     def on_backward(self, tensors: tuple[torch.Tensor, ...], phase: str) -> None:
         if self._in_step:  # a closure's backward inside step() (LBFGS) belongs to that step
             return

@@ -101,7 +101,7 @@ class Watch(LiveResults):
         self._diagnose(final=True)
         self._notify(force=True)
 
-    # -- events from _intercept ----------------------------------------------------------------------
+    # -- events from intercept -----------------------------------------------------------------------
     def on_backward(self, tensors: tuple[torch.Tensor, ...], phase: str) -> None:
         self.monitor.on_backward(tensors, phase)
 

@@ -24,7 +24,7 @@ class TopkTracker:
 
     `update(logits, labels)` after each forward pass (cheap: running sums, no stored tensors),
     `end_epoch()` once per epoch; `history` is a DataFrame with epoch, n, accuracy, true_prob,
-    entropy, p1..pk. `nbdebug.plots.predictions.drift_figure(history)` draws it.
+    entropy, p1..pk. `drift_figure(history)` (`from nbdebug.predictions.plot import drift_figure`) draws it.
     """
 
     def __init__(self, k: int = 5) -> None:
