@@ -602,19 +602,70 @@ def test_resumed_runs_at_their_plateau_are_healthy():
     assert serious(w) == []
 
 
-def test_without_an_optimizer_each_backward_is_a_step(data):
-    """No optimizer given: steps are backward passes; gradient and activation statistics still come,
-    the update ratio (which needs the optimizer's step) is left empty rather than reported as zero."""
+def test_without_an_optimizer_the_one_stepping_the_model_is_adopted(data):
+    """No optimizer given: the optimizer that steps the model's parameters is found at its first step();
+    its steps are the watch's steps, with update ratios and the zero_grad check, as if it had been given."""
     train_dl, _ = data
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    other = torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)  # steps nothing of the model
     with nbdebug.watch(model, every=2) as w:
         for _ in range(3):
             for x, y in train_dl:
                 opt.zero_grad()
                 F.cross_entropy(model(x), y).backward()
                 opt.step()
+                other.step()
+    assert w.monitor.adopted == [opt] and w.monitor.analysis_backwards == 0
     assert w.steps == 30 and list(w.epochs["steps"]) == [10, 10, 10]
     stats = w.layer_stats()
-    assert stats["grad_norm"].notna().any() and stats["update_ratio"].isna().all()
+    assert stats["grad_norm"].notna().any() and stats["update_ratio"].notna().any()
+    assert w.history["lr"].eq(0.05).all()
     assert serious(w) == []
+
+
+def test_without_an_optimizer_a_hand_written_update_is_a_step(data):
+    """d2l-style SGD by hand: each backward followed by `p -= lr * p.grad` is a training step."""
+    train_dl, _ = data
+    model = mlp()
+    with nbdebug.watch(model, every=2) as w:
+        for x, y in train_dl:
+            F.cross_entropy(model(x), y).backward()
+            with torch.no_grad():
+                for p in model.parameters():
+                    p -= 0.05 * p.grad
+                    p.grad.zero_()
+    assert w.steps == 10 and w.monitor.analysis_backwards == 0
+    assert w.layer_stats()["update_ratio"].notna().any()
+
+
+def test_backward_passes_without_any_update_are_analysis_not_training(data):
+    """An adversarial example or saliency map after training (model.eval(), zero_grad, backward to the
+    input, no optimizer step): not training steps, so no eval-mode or loss-curve finding."""
+    train_dl, _ = data
+    model = nn.Sequential(nn.Linear(64, 32), nn.Dropout(0.2), nn.ReLU(), nn.Linear(32, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with nbdebug.watch(model) as w:
+        model.train()
+        for x, y in train_dl:
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+        model.eval()
+        for x, y in train_dl:  # FGSM: the gradient of the loss with respect to the input
+            x = x.clone().requires_grad_(True)
+            model.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            (x + 0.1 * x.grad.sign()).detach()
+    assert w.steps == 10 and w.monitor.analysis_backwards == 10
+    assert w.history["eval_mode"].sum() == 0
+    assert serious(w) == []
+
+
+def test_backward_passes_without_an_optimizer_at_all_are_analysis():
+    model = nn.Linear(4, 2)
+    with nbdebug.watch(model) as w:
+        for _ in range(5):
+            x = torch.randn(8, 4, requires_grad=True)
+            model(x).sum().backward()
+    assert w.steps == 0 and w.monitor.analysis_backwards == 5 and w.findings == []

@@ -163,6 +163,13 @@ class StepMonitor:
         self.on_step: list = []  # callables(monitor, record) run after each step
         self._order_seen: set[str] = set()
         self._pending_input: tuple[float, float] | None = None
+        # without an optimizer given: the optimizers seen stepping the model's parameters are adopted, and a
+        # backward pass followed by neither an optimizer step nor a change of the weights (an adversarial
+        # example, a saliency map) is analysis, not a training step
+        self.adopted: list[torch.optim.Optimizer] = []
+        self._own = {id(p) for p in self.params}
+        self._awaiting: int | None = None  # weight versions at a backward that waits to be confirmed
+        self.analysis_backwards = 0
 
     # -- attaching -----------------------------------------------------------------------------------
     def attach(self, hooks: HookSet) -> None:
@@ -172,9 +179,79 @@ class StepMonitor:
         if self.optimizer is not None:
             hooks.add(self.optimizer.register_step_pre_hook(self._step_pre))
             hooks.add(self.optimizer.register_step_post_hook(self._step_post))
+        else:
+            from torch.optim.optimizer import (
+                register_optimizer_step_post_hook,
+                register_optimizer_step_pre_hook,
+            )
+
+            hooks.add(register_optimizer_step_pre_hook(self._any_step_pre))
+            hooks.add(register_optimizer_step_post_hook(self._any_step_post))
+
+    # -- optimizers found, not given -----------------------------------------------------------------
+    @property
+    def stepping(self) -> torch.optim.Optimizer | None:
+        """The optimizer whose steps are this monitor's steps: the one given, else the first adopted."""
+        return self.optimizer if self.optimizer is not None else (self.adopted[0] if self.adopted else None)
+
+    def _ours(self, optimizer: torch.optim.Optimizer) -> bool:
+        if optimizer in self.adopted:
+            return True
+        mine = any(id(p) in self._own for g in optimizer.param_groups for p in g["params"])
+        if mine:
+            self.adopted.append(optimizer)
+        return mine
+
+    def _any_step_pre(self, optimizer: Any, args: tuple, kwargs: dict) -> None:
+        # every optimizer of the model is adopted; the first one's steps are this monitor's steps
+        if self._in_step or not self._ours(optimizer) or optimizer is not self.stepping:
+            return
+        if self._awaiting is not None:  # the backward's record is already open: this step confirms it
+            self._awaiting = None
+            self._in_step = True
+            if self.steps:
+                self.steps[-1].lr = float(optimizer.param_groups[0].get("lr", math.nan))
+            return
+        self._step_pre(optimizer, args, kwargs)
+
+    def _any_step_post(self, optimizer: Any, args: tuple, kwargs: dict) -> None:
+        if self._in_step and optimizer is self.stepping:
+            self._step_post(optimizer, args, kwargs)
+
+    def _weight_versions(self) -> int:
+        return sum(p._version for p in self.params)
+
+    def settle(self) -> None:
+        """Decide a backward pass that waits for confirmation (no optimizer step followed it): a step if
+        the weights changed since (a hand-written update), else analysis, and its record is dropped."""
+        if self._awaiting is None:
+            return
+        changed = self._weight_versions() != self._awaiting
+        self._awaiting = None
+        try:
+            if changed:
+                self._record_post()
+            else:
+                self._retract()
+        except Exception as e:
+            self.internal_errors.append(f"settle: {type(e).__name__}: {e}")
+
+    def _retract(self) -> None:
+        rec = self.steps.pop()
+        self.analysis_backwards += 1
+        for p, s in zip(self.params, self._grad_state):
+            g = p.grad
+            s.obj, s.ver = g, (g._version if g is not None else -1)
+        self.nonfinite_events[:] = [e for e in self.nonfinite_events if e["step"] != rec.step]
+        self._snapshot, self._grad_norms, self._grad_hists = None, None, {}
+        self._sampled, self._pending_acts, self._pending_input = False, {}, None
 
     def release(self) -> None:
-        """Drop every reference to a tensor of the current step (called on exit)."""
+        """Decide a pending backward, then drop every reference to a tensor of the current step (on exit)."""
+        self.settle()
+        if self._backwards:  # backward passes no optimizer step followed: analysis (gradients to the input)
+            self.analysis_backwards += self._backwards
+            self._backwards, self._pending_loss = 0, None
         self._last_input = None
         self._snapshot = None
         self._pending_acts = {}
@@ -185,6 +262,7 @@ class StepMonitor:
     # -- forward -------------------------------------------------------------------------------------
     @safe
     def _root_pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        self.settle()  # a hand-written update, if any, happened between the last backward and this forward
         if not torch.is_grad_enabled():
             return None
         self._last_input = (args, kwargs)
@@ -230,6 +308,7 @@ class StepMonitor:
         if self._in_step:  # a closure's backward inside step() (LBFGS) belongs to that step
             return
         if phase == "start":
+            self.settle()
             for t in tensors:
                 if t.numel() == 1 and t.is_floating_point():
                     loss = t.detach().reshape(())
@@ -238,9 +317,12 @@ class StepMonitor:
             return
         self._backwards += 1
         self._mark_accumulated()
-        if self.optimizer is None:
+        if self.stepping is None and self.params:
+            # no optimizer (yet): open this backward's record; an optimizer step, or weights that change
+            # before the next forward/backward, confirm it (settle); else it was analysis and is dropped
             self._step_pre(None, (), {})
-            self._step_post(None, (), {})
+            self._in_step = False
+            self._awaiting = self._weight_versions()
 
     def _check_zeroed_before_backward(self) -> None:
         for p, s in zip(self.params, self._grad_state):
@@ -285,13 +367,14 @@ class StepMonitor:
         rec.backwards = self._backwards
         rec.batch_size = self._batch_size
         rec.eval_mode = not self.model.training and bool(self._mode_modules)
-        if self.optimizer is not None:
-            rec.lr = float(self.optimizer.param_groups[0].get("lr", math.nan))
+        opt = self.stepping
+        if opt is not None:
+            rec.lr = float(opt.param_groups[0].get("lr", math.nan))
         # gradients that carried the previous step's values into this one
         leaked = [
             i
             for i, (p, s) in enumerate(zip(self.params, self._grad_state))
-            if s.carried and p.grad is s.obj and self.optimizer is not None
+            if s.carried and p.grad is s.obj and opt is not None
         ]
         rec.leaked = len(leaked)
         for i in leaked:
@@ -327,10 +410,8 @@ class StepMonitor:
                     gs = [subsample(grads[i]) for i in idx if grads[i] is not None]
                     if gs:
                         self._grad_hists[layer] = histogram(torch.cat(gs), self.bins)
-            with torch.no_grad():  # without an optimizer there is no update to measure: norms only
-                self._snapshot = (
-                    [p.detach().clone() for p in self.params] if self.optimizer is not None else []
-                )
+            with torch.no_grad():  # the weights before the update (by an optimizer or by hand)
+                self._snapshot = [p.detach().clone() for p in self.params]
             self._sampled = True
         self.steps.append(rec)
 
@@ -355,8 +436,8 @@ class StepMonitor:
     def _finish_sample(self, step: int) -> None:
         snap, self._snapshot = self._snapshot, None
         with torch.no_grad():
-            weights = torch._foreach_norm([p.detach() for p in self.params])
-            w2 = torch.stack([w.float() for w in weights]).tolist()
+            weights = torch._foreach_norm([p.detach() for p in self.params]) if self.params else []
+            w2 = torch.stack([w.float() for w in weights]).tolist() if weights else []
             if snap:
                 diffs = torch._foreach_norm(torch._foreach_sub([p.detach() for p in self.params], snap))
                 d2 = torch.stack([d.float() for d in diffs]).tolist()

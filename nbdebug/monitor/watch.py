@@ -384,7 +384,9 @@ def watch(
     `loss_fn`: the loss module or function; optional, since losses are seen through
     `torch.nn.functional` whichever way they are called. `on_update(watch)`: called during the run
     at most every `update_interval` seconds (the live panel uses it).
-    Without an optimizer, every backward pass counts as a step (no update ratio, no zero_grad check).
+    Without an optimizer, `watch` adopts the optimizers that step the model's parameters (a framework's,
+    or yours); with none, a backward pass followed by a hand-written update of the weights is a step, and
+    one followed by no update at all (an adversarial example, a saliency map) is analysis, not training.
     """
     return Watch(
         model,
