@@ -56,7 +56,7 @@ def test_healthy_mixture_gan_has_no_findings_and_a_full_history():
     for col in ("d_real", "d_fake", "d_fake_g"):
         assert h[col].between(0, 1).all()
     assert h[["d_loss", "g_loss", "d_grad_norm", "g_grad_norm"]].notna().all().all()
-    assert h["d_ratio"].notna().sum() == 31  # sampled on step 1 and every 10th step
+    assert h["d_ratio"].notna().sum() == 35  # sampled on the first 5 steps and every 10th step
     # the sample grid: step 1 and every 25 G steps, from the same fixed noise batch
     assert [f.step for f in g.frames] == [1, *range(25, 301, 25)]
     assert all(f.samples.shape == (64, 2) for f in g.frames)
@@ -262,7 +262,7 @@ def test_layer_stats_per_network_have_the_monitor_columns():
     D, G, od, og = mixture_gan()
     g = watched(D, G, od, og, L.mixture(), steps=11)
     d, gen = g.layer_stats("D"), g.layer_stats("generator")
-    assert set(d["layer"]) == {"0", "2", "4"} | {"1", "3"} and sorted(d["step"].unique()) == [1, 10]
+    assert set(d["layer"]) == {"0", "2", "4"} | {"1", "3"} and sorted(d["step"].unique()) == [1, 2, 3, 4, 5, 10]
     assert gen["update_ratio"].dropna().between(1e-5, 1e-1).all()
     with pytest.raises(NbdebugError, match="net must be 'D'"):
         g.layer_stats("X")

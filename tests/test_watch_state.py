@@ -158,7 +158,7 @@ def test_no_tensor_outlives_its_step():
 
 def test_a_failing_statistic_never_breaks_the_training(monkeypatch):
     """A bug inside the monitor is recorded in internal_errors; the user's loop runs to the end."""
-    import nbdebug.monitor.stats as monitor
+    import nbdebug.monitor.activations as monitor
 
     def broken(out):
         raise RuntimeError("statistic failed")

@@ -1,24 +1,40 @@
-"""The findings catalogue: every code nbdebug can raise, what it means, its threshold, and the public
-source of that threshold, so that a user reading a finding can judge it and a developer adding a check
-does not invent a second code for the same bug. The README's table is generated from it."""
+"""The findings catalogue: every code nbdebug can raise, what it means, its threshold, the public source
+of that threshold and its nature, so that a user reading a finding can judge it and a developer adding a
+check does not invent a second code for the same bug. The README's table is generated from it.
+
+Nature: an *event* happened (a NaN, a leaked gradient, a step in eval mode, a blow-up): later good news
+does not undo it. A *state* holds while its evidence does (the loss is flat, the units are dead): a live
+monitor withdraws it when later evidence contradicts it, and keeps the withdrawal in its history."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+NATURES = ("event", "state")
+
 
 @dataclass(frozen=True)
 class CodeInfo:
-    """Catalogue entry: what the code means, its threshold, and the source of that threshold."""
+    """Catalogue entry: what the code means, its threshold, the source of that threshold, and its nature
+    ("event": never withdrawn; "state": withdrawn when later evidence contradicts it)."""
 
     code: str
     title: str
     threshold: str
     source: str
+    nature: str = "event"
 
 
-def _c(code: str, title: str, threshold: str, source: str) -> tuple[str, CodeInfo]:
-    return code, CodeInfo(code, title, threshold, source)
+def _c(code: str, title: str, threshold: str, source: str, nature: str = "event") -> tuple[str, CodeInfo]:
+    if nature not in NATURES:
+        raise ValueError(f"{code}: nature must be one of {NATURES}, got {nature!r}")
+    return code, CodeInfo(code, title, threshold, source, nature)
+
+
+def nature(code: str) -> str:
+    """ "event" or "state" (see the module docstring); codes outside the catalogue are events."""
+    info = CATALOGUE.get(code)
+    return info.nature if info is not None else "event"
 
 
 CATALOGUE: dict[str, CodeInfo] = dict(
@@ -68,38 +84,70 @@ CATALOGUE: dict[str, CodeInfo] = dict(
         _c(
             "lr-too-high",
             "updates too large for the weights",
-            "median update/weight ratio above 1e-2 (10x the 1e-3 reference) on 3 samples in a row, with the loss stalled above 30% of its start (healthy Adam/SGD runs on digits sit at 1-4e-2 while converging)",
-            "CS231n 'Ratio of weights:updates' ~1e-3",
+            "conclusive: the loss jumps to >= 100x its untrained level after updates above 1e-2 of the weights "
+            "(median update/weight ratio; the blow-up is reported even when the loss comes back or the units die); "
+            "persistent: median update/weight ratio above 1e-2 (10x the 1e-3 reference) on 3 samples in a row, "
+            "with the loss stalled above 30% of its start (healthy Adam/SGD runs on digits sit at 1-4e-2 while "
+            "converging)",
+            "CS231n 'Ratio of weights:updates' ~1e-3; CS231n 'Babysitting the learning process': a loss that "
+            "explodes means the learning rate is too high",
+            "state",
         ),
         _c(
             "lr-too-low",
             "updates too small to learn",
-            "median update/weight ratio below 1e-5 (100x under the 1e-3 reference)",
+            "median update/weight ratio below 1e-5 (100x under the 1e-3 reference) on 3 samples in a row",
             "CS231n 'Ratio of weights:updates' ~1e-3",
+            "state",
+        ),
+        _c(
+            "lr-schedule-collapse",
+            "a learning-rate schedule drove the learning rate to nothing while the loss stalls",
+            "the learning rate below 1/1000 of its maximum for >= 10 steps and >= 20% of the run, still there, "
+            "and the loss not falling over those steps (the scheduler and its step count named; a per-epoch "
+            "schedule stepped every batch); cosine/one-cycle schedules reach it only in their last ~2%",
+            "PyTorch docs, torch.optim 'How to adjust learning rate': scheduler.step() is called once per epoch "
+            "for epoch-based schedulers such as StepLR",
+            "state",
         ),
         _c(
             "dead-relu",
             "a large fraction of ReLU units never activate",
-            ">= 70% of a ReLU layer's units output zero on the whole batch",
-            "published dead-unit detectors use >= 70% of outputs <= 0",
+            "conclusive: every unit of a ReLU (module or torch.relu in forward) zero on the whole batch (>= 8 "
+            "rows), the layers before it getting exactly zero gradient; persistent: >= 70% of its units zero on "
+            "the whole batch on 3 samples in a row",
+            "published dead-unit detectors use >= 70% of outputs <= 0; a unit zero on every example passes no "
+            "gradient (CS231n 'Commonly used activation functions': dead ReLUs)",
+            "state",
         ),
         _c(
             "saturated-activation",
             "tanh/sigmoid outputs pinned near their limits",
-            "> 50% of pre-activations beyond +-5 (tanh/sigmoid gradient < 1e-4 there)",
-            "CS231n 'Activation / Gradient distributions per layer'",
+            "watch: > 50% of a hidden tanh's outputs beyond +-0.99 (|pre-activation| > 2.65, tanh' < 0.02) or a "
+            "sigmoid's within 0.01 of 0 or 1 (|pre-activation| > 4.6), at initialization (the first step) or on "
+            "3 samples in a row, or >= 90% on one sample (the model's output layer is left out: targets at 0/1 "
+            "or +-1 pin it on purpose); check: > 50% of pre-activations beyond +-5",
+            "Karpathy, 'Building makemore Part 3' (|tanh| > 0.99 as saturated, a saturated init); Glorot & "
+            "Bengio 2010; CS231n 'Activation / Gradient distributions per layer'",
+            "state",
         ),
         _c(
             "exploding-gradients",
             "gradient norms grow without bound",
-            "total gradient norm above 1e3, or x100 over its first value",
-            "Pascanu et al. 2013, gradient clipping",
+            "conclusive: the untrained loss already >= 100x the loss of a predictor that ignores the input (the "
+            "init blows activations up), or a transient blow-up (loss >= 100x its untrained level, or the "
+            "gradient norm >= 1000x its previous median) without large updates before it; persistent: total "
+            "gradient norm above 1e3, or x100 over its first value, on 3 steps in a row (withdrawn when it "
+            "comes down: a sum-reduced loss starts with large gradients)",
+            "Pascanu et al. 2013, gradient clipping; Glorot & Bengio 2010 (initialization scale)",
+            "state",
         ),
         _c(
             "vanishing-gradients",
             "gradients vanish in early layers",
-            "first layer's gradient norm below 1e-7, or 1e-4 x the last layer's",
+            "first layer's gradient norm below 1e-7, or 1e-4 x the last layer's, on 3 samples in a row",
             "Glorot & Bengio 2010",
+            "state",
         ),
         _c(
             "nonfinite",
@@ -112,36 +160,61 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "trainable parameters that never receive a gradient",
             "requires_grad=True and .grad is None after backward",
             "detached graph, unused layer, or a frozen layer by accident",
+            "state",
+        ),
+        _c(
+            "frozen-by-accident",
+            "nothing the optimizer holds can train",
+            "every parameter the optimizer holds has requires_grad=False, or its parameter groups are empty "
+            "(error, from the first step); one whole parameter group frozen while others train: info (a "
+            "backbone frozen for now); a backbone frozen with only the head in the optimizer is silent",
+            "PyTorch docs, 'Autograd mechanics: Excluding subgraphs from backward' (requires_grad=False freezes "
+            "a parameter; the optimizer then never updates it)",
+            "state",
+        ),
+        _c(
+            "optimizer-never-steps",
+            "backward passes run but the optimizer never steps",
+            ">= 10 backward passes in train mode (or any, at the end of the run) and no optimizer.step(); "
+            "forward passes in train mode with neither a backward pass nor a step: info",
+            "PyTorch docs, 'Optimizing the model parameters' tutorial: zero_grad(), loss.backward(), "
+            "optimizer.step() make one training step",
+            "state",
         ),
         _c(
             "loss-not-decreasing",
             "the loss curve is flat",
             "last-epoch loss > 95% of the first-epoch loss after >= 3 epochs",
             "CS231n 'Babysitting the learning process'",
+            "state",
         ),
         _c(
             "loss-diverging",
             "the loss grows",
             "loss > 3x its minimum so far, or non-finite",
             "CS231n loss curve shapes: learning rate too high",
+            "state",
         ),
         _c(
             "loss-oscillating",
             "the loss wiggles far more than the batch size explains",
             "within-epoch std / mean above 0.5 while the epoch mean does not fall",
             "CS231n: wiggle relates to batch size; large wiggle with large batches means lr too high",
+            "state",
         ),
         _c(
             "predicts-mode",
             "predictions collapse onto one class",
             "one class receives >= 80% of argmax predictions and >= 1.5x its label frequency",
             "stats.stackexchange.com/q/352036 'What should I do when my neural network doesn't learn?': check the network at least finds the mode of the labels",
+            "state",
         ),
         _c(
             "class-imbalance",
             "label frequencies are skewed",
             "largest/smallest class count ratio >= 5",
             "stats.stackexchange.com/q/352036 'What should I do when my neural network doesn't learn?': weight the loss for imbalanced classes; Lin et al. 2017 (focal loss)",
+            "state",
         ),
         _c(
             "unnormalized-input",
@@ -195,9 +268,12 @@ CATALOGUE: dict[str, CodeInfo] = dict(
         _c(
             "gan-mode-collapse",
             "generator samples lose diversity",
-            "mean pairwise distance within G's batch < 10% of the real batch's on 2 measurements, and fallen "
-            "to < 1/2 of its best or < 1/4 of G's samples from independent noise (an untrained G starts narrow)",
+            "conclusive: G's samples from independent noise within 0.1% of the real spread of each other (G "
+            "ignores its noise), from the first G step; persistent: mean pairwise distance within G's batch "
+            "< 10% of the real batch's on 2 measurements, and fallen to < 1/2 of its best or < 1/4 of G's "
+            "samples from independent noise (an untrained G starts narrow: ~5% of the real spread)",
             "ganhacks; 'How to Identify and Diagnose GAN Failure Modes'",
+            "state",
         ),
         _c(
             "gan-g-vanishing",
@@ -205,6 +281,7 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "gradient of G's loss at D's logits < 1% of its first-5-steps level while D(G(z)) < 0.05, "
             "3 G steps in a row",
             "Goodfellow et al. 2014 (saturating generator loss)",
+            "state",
         ),
         _c(
             "search-edge-of-range",
@@ -234,6 +311,13 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "any failed trial (warning), every trial failed (error); failures clustered at one end of a "
             "numeric range are named",
             "a diverging trial is data about the range, not a reason to lose the search",
+        ),
+        _c(
+            "internal-error",
+            "an nbdebug check or hook raised (the training itself was not affected)",
+            "any exception inside a check, a hook or a live view, reported once with the count and the first "
+            "message (severity info; the bug corpus requires zero)",
+            "a monitor must never fail silently: the other checks still run, and the error is named to report it",
         ),
     ]
 )

@@ -68,6 +68,56 @@ def findings_text(findings: Sequence[Finding], empty: str = "No findings.") -> s
     return "\n".join(str(f) for f in findings) if findings else empty
 
 
+@dataclass(frozen=True)
+class FindingEvent:
+    """One entry of a live monitor's finding history: `finding` was "raised" or "withdrawn" at `step`
+    (`reason`: what contradicted it, for a withdrawal)."""
+
+    step: int
+    action: Literal["raised", "withdrawn"]
+    finding: Finding
+    reason: str = ""
+
+    def __str__(self) -> str:
+        f = self.finding
+        where = f" [{f.where}]" if f.where else ""
+        why = f": {self.reason}" if self.reason else ""
+        return f"step {self.step}: {self.action} {f.severity} {f.code}{where}{why}"
+
+
+def withdrawn_text(events: Sequence[FindingEvent]) -> str:
+    """The findings a live monitor withdrew, each with the step and what contradicted it."""
+    if not events:
+        return ""
+    lines = [f"Withdrawn ({len(events)}): raised earlier, contradicted by later evidence"]
+    for e in events:
+        f = e.finding
+        where = f" [{f.where}]" if f.where else ""
+        lines.append(f"  withdrawn at step {e.step}: {f.code}{where}: {e.reason}\n    was: {f.message}")
+    return "\n".join(lines)
+
+
+def withdrawn_html(events: Sequence[FindingEvent]) -> str:
+    """Static HTML of the withdrawn findings (struck through, grey, with the reason)."""
+    if not events:
+        return ""
+    items = []
+    for e in events:
+        f = e.finding
+        where = f" <code>{html.escape(f.where)}</code>" if f.where else ""
+        items.append(
+            f'<li class="nbdebug-finding nbdebug-withdrawn" data-code="{html.escape(f.code)}" style="color:#757575">'
+            f"<s><code>{html.escape(f.code)}</code>{where}</s> withdrawn at step {e.step}: "
+            f'{html.escape(e.reason)}<div style="margin-left:1.5em"><i>was:</i> {html.escape(f.message)}</div></li>'
+        )
+    return (
+        '<div class="nbdebug-withdrawn-list"><b>Withdrawn</b> (raised earlier, contradicted by later evidence)'
+        '<ul class="nbdebug-findings" style="list-style:none;padding-left:0">'
+        + "".join(items)
+        + "</ul></div>"
+    )
+
+
 def worst(findings: Iterable[Finding]) -> str | None:
     """The most severe severity present, or None."""
     present = {f.severity for f in findings}

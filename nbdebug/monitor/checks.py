@@ -10,21 +10,27 @@ and once more when the watch closes.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from statistics import median
 from typing import Any
 
 from .._core.findings import Finding
+from .blowup import check_blowup
+from .chains import explain
+from .loop_checks import check_frozen, check_never_steps, check_schedule
 from .loss_checks import check_labels, check_loss_calls, check_loss_curve
+from .records import record_error
 from .rundata import (
     BLOCK,
     DEAD_FRAC,
     GRAD_GROWTH,
     GRAD_HUGE,
     LOSS_WINDOW,
+    MIN_ROWS,
     PERSIST,
     RATIO_HIGH,
     RATIO_LOW,
+    SATURATED_FAR,
     SATURATED_FRAC,
     VANISH_ABS,
     VANISH_REL,
@@ -176,7 +182,9 @@ def _last_layer_ratios(run: RunData, step: int) -> str:
 
 
 def check_gradient_scale(run: RunData) -> Iterator[Finding]:
-    """exploding: total gradient norm > 1e3, or > 100x its first value, on PERSIST steps in a row.
+    """exploding (persistent; the conclusive blow-ups are `blowup.py`'s): total gradient norm > 1e3, or
+    > 100x its first value, on PERSIST steps in a row. A state: a sum-reduced loss whose large gradient
+    shrinks as it trains (the polynomial-fit tutorial) has it withdrawn once the norm comes down.
     vanishing: the first layer's gradient norm < 1e-7 or < 1e-4 x the last layer's, on PERSIST samples
     in a row."""
     norms = [(r.step, r.grad_norm) for r in run.steps if math.isfinite(r.grad_norm)]
@@ -223,43 +231,139 @@ def check_gradient_scale(run: RunData) -> Iterator[Finding]:
         )
 
 
-def check_activations(run: RunData) -> Iterator[Finding]:
-    """dead-relu: >= 70% of a ReLU's units output zero on the whole batch; saturated-activation:
-    > 50% of a tanh/sigmoid's pre-activations beyond +-5. Both on PERSIST samples in a row."""
-    steps = sorted(run.samples)[-PERSIST:]
-    if len(steps) < PERSIST:
-        return
+def _layer_rows(run: RunData) -> dict[str, list[Any]]:
+    """Each layer's samples in step order."""
     by_layer: dict[str, list[Any]] = {}
-    for step in steps:
+    for step in sorted(run.samples):
         for s in run.samples[step]:
             by_layer.setdefault(s.layer, []).append(s)
-    for layer, rows in by_layer.items():
-        if len(rows) < PERSIST:
+    return by_layer
+
+
+def upstream_zero_grad(run: RunData, layer: str, step: int) -> list[str] | None:
+    """The parametrized layers before `layer` (forward order) at `step`, when every one of them got a
+    gradient norm of exactly 0 (a layer that passes no gradient cuts them off); None when any got more,
+    [] when none is known."""
+    order = {n: i for i, n in enumerate(run.layer_order)}
+    if layer not in order:
+        return []
+    before = [
+        s
+        for s in run.samples.get(step, [])
+        if order.get(s.layer, len(order)) < order[layer] and math.isfinite(s.grad_norm)
+    ]
+    if any(s.grad_norm != 0.0 for s in before):
+        return None
+    return [s.layer for s in before]
+
+
+def check_activations(run: RunData) -> Iterator[Finding]:
+    """dead-relu: a ReLU (a module or `torch.relu` in forward) whose units output zero for every example
+    of the batch. Conclusive on the latest sample when every unit is dead on >= MIN_ROWS rows and the
+    parametrized layers before it get exactly zero gradient (nothing can revive them); else >= 70% dead on
+    PERSIST samples in a row. saturated-activation: a hidden tanh/sigmoid with > 50% of its units in the
+    flat tails (see `activations.SATURATION_LIMITS`): conclusive at initialization (the first step, when
+    no update can have caused it) or at >= 90% on the latest sample; else on PERSIST samples in a row.
+    The model's output activation is not judged for saturation: targets at 0/1 or +-1 pin it on purpose."""
+    for layer, rows in _layer_rows(run).items():
+        last = rows[-1]
+        if run.sample_steps and last.step != run.sample_steps[-1]:
+            continue  # the layer was not seen on the latest sample
+        recent = rows[-PERSIST:]
+        dead_ok = [s for s in recent if math.isfinite(s.dead_frac) and s.rows >= MIN_ROWS]
+        if dead_ok and dead_ok[-1] is last:
+            upstream = upstream_zero_grad(run, layer, last.step) if last.dead_frac >= 1.0 else None
+            conclusive = upstream is not None
+            persistent = len(dead_ok) == PERSIST and all(s.dead_frac >= DEAD_FRAC for s in dead_ok)
+            if conclusive or persistent:
+                yield _dead_finding(run, last, upstream, rows)
+        if last.is_output or not math.isfinite(last.saturated_frac):
             continue
-        dead = [s.dead_frac for s in rows]
-        if all(math.isfinite(d) and d >= DEAD_FRAC for d in dead):
-            yield _f(
-                "dead-relu",
-                "warning",
-                f"{dead[-1]:.0%} of the units of {layer} ({rows[-1].type}) output zero for every example of the batch "
-                f"(>= {DEAD_FRAC:.0%} on {PERSIST} samples in a row, last at step {rows[-1].step})",
-                "lower the learning rate, use LeakyReLU/GELU, check the init (Kaiming) and that no large negative "
-                "bias or unnormalized input pushes pre-activations below zero",
-                layer,
-                dead_frac=dead[-1],
+        sat = [s.saturated_frac for s in recent if math.isfinite(s.saturated_frac)]
+        at_init = last.step == 1 and last.saturated_frac > SATURATED_FRAC
+        far = last.saturated_frac >= SATURATED_FAR
+        persistent = len(sat) == PERSIST and all(v > SATURATED_FRAC for v in sat)
+        if at_init or far or persistent:
+            why = (
+                "at initialization, before any update"
+                if at_init
+                else (
+                    f"{PERSIST} samples in a row" if persistent else f"on one sample, >= {SATURATED_FAR:.0%}"
+                )
             )
-        sat = [s.saturated_frac for s in rows]
-        if all(math.isfinite(v) and v > SATURATED_FRAC for v in sat):
             yield _f(
                 "saturated-activation",
                 "warning",
-                f"{sat[-1]:.0%} of the pre-activations of {layer} ({rows[-1].type}) lie beyond +-5, where its "
-                f"gradient is nearly zero ({PERSIST} samples in a row, last at step {rows[-1].step})",
-                "normalize the inputs, use a smaller init (Xavier for tanh), add normalization before the "
-                "activation, or lower the learning rate",
+                f"{last.saturated_frac:.0%} of the units of {layer} ({last.type}) sit in its flat tails "
+                f"(|tanh| > 0.99, sigmoid within 0.01 of 0 or 1), where its gradient is < 2% of its peak ({why}, "
+                f"last at step {last.step}){_zero_grad_note(run, layer, last.step)}",
+                "normalize the inputs (and regression targets), use a smaller init (Xavier for tanh, or scale "
+                "the weights by 1/sqrt(fan_in)), add normalization before the activation, or lower the learning rate",
                 layer,
-                saturated_frac=sat[-1],
+                saturated_frac=last.saturated_frac,
+                conclusive=at_init or far,
+                step=last.step,
+                **_since(rows, lambda v: v.saturated_frac > SATURATED_FRAC),
             )
+
+
+def _since(rows: list[Any], bad: Callable[[Any], bool]) -> dict[str, Any]:
+    """first_step: the first sample of the run of `bad` samples that ends at the latest one; alive_before:
+    an earlier sample was not bad (the condition arose during training, not at initialization)."""
+    first, alive = rows[-1].step, False
+    for s in reversed(rows):
+        if bad(s):
+            first = s.step
+        else:
+            alive = True
+            break
+    return {"first_step": first, "alive_before": alive}
+
+
+def _zero_grad_note(run: RunData, layer: str, step: int) -> str:
+    cut = upstream_zero_grad(run, layer, step)
+    if cut:
+        shown = ", ".join(cut[:4]) + (", ..." if len(cut) > 4 else "")
+        return f"; the layers before it get a gradient of exactly 0 ({shown})"
+    return ""
+
+
+def _dead_finding(run: RunData, last: Any, upstream: list[str] | None, rows: list[Any]) -> Finding:
+    layer = last.layer
+    since = _since(rows, lambda v: v.dead_frac >= DEAD_FRAC)
+    first_dead = since["first_step"]
+    if upstream is not None:
+        evidence = f"every unit of {layer} ({last.type}) outputs zero for all {last.rows} rows of the batch at step {last.step}"
+        if upstream:
+            shown = ", ".join(upstream[:4]) + (", ..." if len(upstream) > 4 else "")
+            evidence += f", and the {len(upstream)} layer(s) before it get a gradient of exactly 0 ({shown}): nothing can revive them"
+        elif last.is_output:
+            evidence += ": the model predicts 0 for everything and no gradient flows back through it"
+    else:
+        evidence = (
+            f"{last.dead_frac:.0%} of the units of {layer} ({last.type}) output zero for every example of the batch "
+            f"(>= {DEAD_FRAC:.0%} on {PERSIST} samples in a row, last at step {last.step})"
+        )
+    if first_dead < last.step:
+        evidence += f"; dead since step {first_dead}"
+    hint = (
+        "drop the ReLU on the output (a regression output should be unbounded, or use softplus for a "
+        "positive one)"
+        if last.is_output
+        else "lower the learning rate, use LeakyReLU/GELU, check the init (Kaiming) and that no large negative "
+        "bias or unnormalized input pushes pre-activations below zero"
+    )
+    return _f(
+        "dead-relu",
+        "error" if upstream is not None else "warning",
+        evidence,
+        hint,
+        layer,
+        dead_frac=last.dead_frac,
+        conclusive=upstream is not None,
+        step=last.step,
+        **since,
+    )
 
 
 def check_no_grad(run: RunData) -> Iterator[Finding]:
@@ -269,6 +373,17 @@ def check_no_grad(run: RunData) -> Iterator[Finding]:
         return
     names = sorted(run.never_grad)
     shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    if sum(r.backwards for r in run.steps) == 0:
+        yield _f(
+            "no-grad",
+            "error",
+            f"no backward pass in {len(run.steps)} optimizer steps: none of the {len(names)} trainable "
+            "parameters ever received a gradient, so optimizer.step() changes nothing",
+            "call loss.backward() before optimizer.step() in every step",
+            "loss",
+            params=names,
+        )
+        return
     yield _f(
         "no-grad",
         "warning",
@@ -325,15 +440,32 @@ CHECKS = (
     check_inputs,
     check_labels,
     check_loss_curve,
+    check_blowup,
+    check_frozen,
+    check_never_steps,
+    check_schedule,
 )
 
 
-def diagnose(run: RunData) -> list[Finding]:
+def run_checks(run: RunData, checks: tuple[Callable[[RunData], Iterator[Finding]], ...]) -> list[Finding]:
+    """Every check on `run`; one that raises is recorded in `run.internal_errors` (named, with the error)
+    and `run.extra["partial"]` is set, and the others still run: a bug in one rule never hides the rest."""
     out: list[Finding] = []
-    for check in CHECKS:
-        out.extend(check(run))
-    codes = {f.code for f in out}
-    if codes & {"dead-relu", "vanishing-gradients", "lr-too-high", "nonfinite"}:
-        # tiny updates are then a symptom (no gradient reaches the weights), not a small learning rate
-        out = [f for f in out if f.code != "lr-too-low"]
+    for check in checks:
+        try:
+            out.extend(check(run))
+        except Exception as e:
+            record_error(run.internal_errors, check.__name__, e)
+            run.extra["partial"] = True
+    return out
+
+
+def diagnose(run: RunData) -> list[Finding]:
+    """What holds now: the findings of every check, a causal chain told as one finding (see `chains`)."""
+    out = run_checks(run, CHECKS)
+    try:
+        out = explain(run, out)
+    except Exception as e:
+        record_error(run.internal_errors, "explain", e)
+        run.extra["partial"] = True
     return out

@@ -35,32 +35,19 @@ import torch
 from torch import nn
 
 from .._core.errors import NbdebugError
-from .._core.findings import Finding, findings_html
+from .._core.findings import findings_html, withdrawn_html
 from .._core.hooks import HookSet
 from .._core.tensors import first_tensor, storage_key
-from .checks import (
-    GRAD_HUGE,
-    RunData,
-    check_eval_mode,
-    check_grad_not_zeroed,
-    check_gradient_scale,
-    check_learning_rate,
-    check_loss_calls,
-    check_no_grad,
-    check_nonfinite,
-)
 from .gan_args import validate_gan_args
 from .gan_checks import (
-    _for_network,
     _soft_labels,
-    check_d_collapse,
-    check_g_vanishing,
-    check_mode_collapse,
 )
+from .gan_diagnosis import GanDiagnosis
 from .gan_samples import Frame, GanSamples, mean_pairwise_distance
 from .live import LiveResults
 from .losscalls import describe_call
-from .stats import StepMonitor, StepRecord
+from .records import StepRecord
+from .stats import StepMonitor
 
 
 @dataclasses.dataclass
@@ -78,7 +65,7 @@ def _mean(values: list[torch.Tensor]) -> float:
     return float(torch.stack(values).mean()) if values else math.nan
 
 
-class GanWatch(LiveResults, GanSamples):
+class GanWatch(GanDiagnosis, LiveResults, GanSamples):
     """Context manager returned by `nbdebug.watch_gan`; see the module docstring."""
 
     def __init__(
@@ -112,6 +99,8 @@ class GanWatch(LiveResults, GanSamples):
         self.every, self.samples_every, self.n_samples, self.seed = every, samples_every, n_samples, seed
         self.noise_arg, self.real_arg, self.max_frames = noise, real, max_frames
         self._init_live(on_update, update_interval)
+        # one list of internal errors for the run: the monitors' hooks and the GAN's own code write to it
+        self.d_monitor.internal_errors = self.g_monitor.internal_errors = self.internal_errors
         self.frames: list[Frame] = []
         self.d_outputs: str | None = None  # "probability" or "logit", seen on D's first training forward
         self.fixed_noise: Any = noise if isinstance(noise, (torch.Tensor, tuple)) else None
@@ -350,69 +339,6 @@ class GanWatch(LiveResults, GanSamples):
         rs = [s.update_ratio for s in monitor.samples.get(step, []) if math.isfinite(s.update_ratio)]
         return median(rs) if rs else math.nan
 
-    # -- diagnosis -----------------------------------------------------------------------------------
-    def _net_run(self, monitor: StepMonitor, final: bool, loss_calls: list | None = None) -> RunData:
-        return RunData.from_monitor(monitor, loss_calls or [], final)
-
-    def _diagnose(self, final: bool = False, urgent: bool = False) -> None:
-        """Run the checks; a routine (not final, not urgent) run is skipped while the checks would take
-        more than ~5% of the wall time (they read the whole history: long runs make them slower)."""
-        if not (final or urgent or self._diagnosis_due()):
-            return
-        self._run_checks(lambda: self._diagnosis(final), lambda: self.g_monitor.count)
-
-    def _diagnosis(self, final: bool) -> list[Finding]:
-        out: list[Finding] = []
-        labels = {
-            "d": ("discriminator", self.names[0], self.names[2]),
-            "g": ("generator", self.names[1], self.names[3]),
-        }
-        for net, monitor in (("d", self.d_monitor), ("g", self.g_monitor)):
-            role, model_name, opt_name = labels[net]
-            run = self._net_run(monitor, final)
-            for check in (
-                check_grad_not_zeroed,
-                check_nonfinite,
-                check_learning_rate,
-                check_no_grad,
-                check_eval_mode,
-            ):
-                for f in check(run):
-                    out.append(_for_network(f, role, model_name, opt_name))
-            for f in check_gradient_scale(run):
-                # only the absolute rule (> 1e3): G's first gradients are tiny while D is untrained, so
-                # "100x the first step" is normal growth in a GAN; vanishing: see gan-g-vanishing
-                if f.code == "exploding-gradients" and f.evidence.get("grad_norm", 0) > GRAD_HUGE:
-                    out.append(_for_network(f, role, model_name, opt_name))
-        for f in check_loss_calls(self._net_run(self.d_monitor, final, list(self._loss_calls.values()))):
-            if f.code in ("sigmoid-bceloss", "sigmoid-before-bce-logits", "target-broadcast"):
-                out.append(f)
-        codes = {(f.code, f.where) for f in out}
-        out.extend(self._gan_checks(codes))
-        return out
-
-    @property
-    def d_probabilities(self) -> bool:
-        """Whether D's outputs are probabilities (a final Sigmoid) or logits of one (fed to
-        BCEWithLogitsLoss). For a Wasserstein critic, hinge or least-squares D the history still holds
-        sigmoid(score), but the collapse and vanishing rules, which read probabilities, are not applied."""
-        return self.d_outputs == "probability" or "binary_cross_entropy_with_logits" in self._loss_calls
-
-    def _gan_checks(self, found: set[tuple[str, str | None]]) -> list[Finding]:
-        rows = self._rows
-        out: list[Finding] = []
-        if self.d_probabilities:
-            collapse = check_d_collapse(rows, self, found)
-            if collapse is not None:
-                out.append(collapse)
-            vanish = check_g_vanishing(rows, self)
-            if vanish is not None:
-                out.append(vanish)
-        mode = check_mode_collapse(rows, self)
-        if mode is not None:
-            out.append(mode)
-        return out
-
     @property
     def steps(self) -> int:
         """G optimizer steps so far."""
@@ -491,5 +417,5 @@ class GanWatch(LiveResults, GanSamples):
             imgs += f"<div><i>no sample grid: {html.escape(self.sampling_error)}</i></div>"
         return (
             f'<div class="nbdebug-gan"><b>{html.escape(self.summary())}</b>'
-            f"{findings_html(self.findings, empty=self.no_findings)}{imgs}</div>"
+            f"{findings_html(self.findings, empty=self.no_findings)}{withdrawn_html(self.withdrawn)}{imgs}</div>"
         )

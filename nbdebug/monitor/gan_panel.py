@@ -14,7 +14,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from .._core.findings import findings_html
+from .._core.findings import findings_html, withdrawn_html
 from .._core.panel import Panel
 from .._core.throttle import Throttle
 from .gan_plot import curves_figure, layer_ratios_figure, ratios_figure, samples_figure
@@ -70,7 +70,9 @@ class GanPanel(Panel):
         at most every `update_interval` s; each at most ~10% of the time (the next draw waits 10x as
         long as the last one took), so the dashboard does not slow the training it watches.
         """
-        self.findings.value = findings_html(self.gan.findings, empty="No findings so far.")
+        self.findings.value = findings_html(self.gan.findings, empty="No findings so far.") + withdrawn_html(
+            self.gan.withdrawn
+        )
         n = len(self.gan.frames)
         if n != self._shown_frames and self.grid.due():
             start = time.perf_counter()

@@ -15,7 +15,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from .._core.findings import findings_html
+from .._core.findings import findings_html, withdrawn_html
 from .._core.panel import Panel
 from .._core.throttle import Throttle
 from .plot import curves_figure, histogram_figure, loss_figure, ratio_figure
@@ -80,7 +80,9 @@ class WatchPanel(Panel):
         never for more than ~10% of the time, so the dashboard does not slow the training it watches.
         """
         self.status.value = self._status_html()
-        self.findings.value = findings_html(self.watch.findings, empty="No findings so far.")
+        self.findings.value = findings_html(
+            self.watch.findings, empty="No findings so far."
+        ) + withdrawn_html(self.watch.withdrawn)
         if self.figures.due():
             start = time.perf_counter()
             self._draw_loss()

@@ -21,93 +21,38 @@ update the optimizer made) and reduces activations and gradients to a few number
 
 from __future__ import annotations
 
-import functools
 import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+import weakref
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from .._core.errors import NbdebugError
-from .._core.hooks import HookSet, preserved
+from .._core.hooks import HookSet
 from .._core.tensors import first_tensor, is_float
-from .summaries import histogram, subsample, unit_dead_fraction
+from .activations import ForwardProbe, module_kind, summarize
+from .records import GradState, LayerSample, StepRecord, record_error, safe
+from .rundata import LR_COLLAPSE
+from .schedulers import describe_scheduler, find_schedulers
+from .summaries import histogram, subsample
+from .tables import MonitorTables
 
-RELU_TYPES = (nn.ReLU, nn.ReLU6)
-SATURATING_TYPES = (nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Softsign)
-SATURATION_LIMIT = 5.0  # |pre-activation| beyond which tanh'/sigmoid' < 7e-3 (CS231n)
 MODE_TYPES = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase)
+EARLY = 5  # steps sampled from the start, so that a run of a few dozen steps is diagnosed
 
 
-def safe(method: Callable) -> Callable:
-    """A hook that records its own failure instead of breaking the user's forward or step."""
-
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
-        try:
-            method(self, *args, **kwargs)
-        except Exception as e:
-            if len(self.internal_errors) < 100:
-                self.internal_errors.append(f"{method.__name__}: {type(e).__name__}: {e}")
-        return None
-
-    return wrapper
-
-
-@dataclass(slots=True)
-class LayerSample:
-    """Summaries of one layer at one sampled step (a row of `Watch.layer_stats()`)."""
-
-    step: int
-    layer: str
-    type: str
-    act_mean: float = math.nan
-    act_std: float = math.nan
-    act_zero_frac: float = math.nan
-    dead_frac: float = math.nan
-    saturated_frac: float = math.nan
-    act_nonfinite: bool = False
-    grad_norm: float = math.nan
-    weight_norm: float = math.nan
-    update_norm: float = math.nan
-    update_ratio: float = math.nan
-    act_hist: tuple[float, float, list[int]] | None = None
-    grad_hist: tuple[float, float, list[int]] | None = None
-
-
-@dataclass(slots=True)
-class StepRecord:
-    """One optimizer step: the loss the backward passes since the previous step saw, and flags."""
-
-    step: int
-    loss: float = math.nan
-    grad_norm: float = math.nan
-    lr: float = math.nan
-    batch_size: int = 0
-    backwards: int = 0
-    eval_mode: bool = False
-    leaked: int = 0  # parameters whose gradient carried the previous step's gradient
-    time: float = 0.0
-
-
-@dataclass(slots=True)
-class _GradState:
-    """What we know about one parameter's .grad since the last optimizer step (no copies)."""
-
-    obj: Any = None  # the .grad tensor object last seen
-    ver: int = -1  # its version counter then
-    zeroed: bool = True  # a zero_grad happened since the last step
-    carried: bool = False  # a backward accumulated onto the last step's gradient
+def sampled(step: int, every: int) -> bool:
+    """Whether layer statistics are taken at `step`: the first EARLY steps, then every `every`-th."""
+    return step <= EARLY or step % every == 0
 
 
 @dataclass
-class StepMonitor:
+class StepMonitor(MonitorTables):
     """Hooks one optimizer (or, without one, each backward) and one model; collects summaries.
 
-    `every`: sample layer statistics on the first step and every `every` steps. `histograms`: also
+    `every`: sample layer statistics on the first EARLY steps, then every `every` steps. `histograms`: also
     keep activation and gradient histograms (`bins` bins) on sampled steps. `max_samples` bounds what
     is kept: when exceeded, every other sample is dropped, so memory stays flat over any run length.
     """
@@ -146,7 +91,7 @@ class StepMonitor:
             self._layer_params.setdefault(owner.get(p, self._param_names.get(p, f"param{i}")), []).append(i)
         self._mode_modules = [m for m in self.model.modules() if isinstance(m, MODE_TYPES)]
         self._leaves = {m: (n or "<root>") for n, m in self.model.named_modules() if not list(m.children())}
-        self._grad_state = [_GradState() for _ in self.params]
+        self._grad_state = [GradState() for _ in self.params]
         self._ever_grad = [False] * len(self.params)
         self._pending_loss: torch.Tensor | None = None
         self._backwards = 0
@@ -170,12 +115,19 @@ class StepMonitor:
         self._own = {id(p) for p in self.params}
         self._awaiting: int | None = None  # weight versions at a backward that waits to be confirmed
         self.analysis_backwards = 0
+        self.probe = ForwardProbe(self)
+        self._schedulers: list[weakref.ref] | None = None
+        # what a degenerate loop shows: forward passes and backward passes with no step between them
+        self.train_forwards = 0  # training forward passes (grad enabled) seen
+        self.train_backwards = 0  # backward passes while the model was in train mode
+        self.backwards_total = 0
 
     # -- attaching -----------------------------------------------------------------------------------
     def attach(self, hooks: HookSet) -> None:
         for module in self._leaves:
             hooks.forward(module, self._forward_hook)
         hooks.forward_pre(self.model, self._root_pre_hook, with_kwargs=True)
+        hooks.forward(self.model, self._root_hook, always_call=True, prepend=True)
         if self.optimizer is not None:
             hooks.add(self.optimizer.register_step_pre_hook(self._step_pre))
             hooks.add(self.optimizer.register_step_post_hook(self._step_post))
@@ -234,7 +186,7 @@ class StepMonitor:
             else:
                 self._retract()
         except Exception as e:
-            self.internal_errors.append(f"settle: {type(e).__name__}: {e}")
+            record_error(self.internal_errors, "settle", e)
 
     def _retract(self) -> None:
         rec = self.steps.pop()
@@ -265,6 +217,7 @@ class StepMonitor:
         self.settle()  # a hand-written update, if any, happened between the last backward and this forward
         if not torch.is_grad_enabled():
             return None
+        self.train_forwards += 1
         self._last_input = (args, kwargs)
         x = first_tensor(args) if args else first_tensor(kwargs)
         if x is not None and x.dim() > 0:
@@ -272,7 +225,18 @@ class StepMonitor:
             if self.sampling and is_float(x) and x.numel() > 1:
                 xs = subsample(x)
                 self._pending_input = (float(xs.mean()), float(xs.std()))
+        if self.sampling:
+            self.probe.begin(self.model)
         return None
+
+    def _root_hook(self, module: nn.Module, args: tuple, out: Any) -> None:
+        """The model's forward returned or raised (always called): the activation functions it called."""
+        if self.probe.mode is None and not self.probe.functional_rows:
+            return
+        try:
+            self.probe.end(out)
+        except Exception as e:
+            record_error(self.internal_errors, "root forward", e)
 
     @safe
     def _forward_hook(self, module: nn.Module, args: tuple, out: Any) -> None:
@@ -285,22 +249,10 @@ class StepMonitor:
         y = first_tensor(out)
         if not is_float(y) or y.numel() == 0:
             return
-        y = y.detach()
-        s = LayerSample(step=self.count + 1, layer=name, type=type(module).__name__)
-        total = float(y.sum(dtype=torch.float32))  # one full pass: NaN/Inf anywhere shows here
-        s.act_nonfinite = not math.isfinite(total)
-        s.act_mean = total / y.numel()
-        sub = subsample(y)
-        s.act_std = float(sub.std()) if sub.numel() > 1 else 0.0
-        if isinstance(module, RELU_TYPES):
-            s.act_zero_frac = float((sub == 0).float().mean())
-            s.dead_frac = unit_dead_fraction(y)
-        if isinstance(module, SATURATING_TYPES):
-            x = first_tensor(args)
-            if is_float(x):
-                s.saturated_frac = float((subsample(x).abs() > SATURATION_LIMIT).float().mean())
-        if self.histograms:
-            s.act_hist = histogram(sub, self.bins)
+        kind, limit = module_kind(module)
+        s = summarize(self.count + 1, name, kind, y, first_tensor(args), self.histograms, self.bins, limit)
+        s.type = type(module).__name__
+        self.probe.leaf(name, y, s)
         self._pending_acts[name] = s
 
     # -- backward (reported by intercept) --------------------------------------------------------------
@@ -316,6 +268,9 @@ class StepMonitor:
             self._check_zeroed_before_backward()
             return
         self._backwards += 1
+        self.backwards_total += 1
+        if self.model.training:
+            self.train_backwards += 1
         self._mark_accumulated()
         if self.stepping is None and self.params:
             # no optimizer (yet): open this backward's record; an optimizer step, or weights that change
@@ -351,7 +306,7 @@ class StepMonitor:
         try:
             self._record_pre()
         except Exception as e:  # never break the user's step
-            self.internal_errors.append(f"step_pre: {type(e).__name__}: {e}")
+            record_error(self.internal_errors, "step_pre", e)
         self._in_step = True
 
     def _step_post(self, optimizer: Any, args: tuple, kwargs: dict) -> None:
@@ -359,7 +314,7 @@ class StepMonitor:
         try:
             self._record_post()
         except Exception as e:
-            self.internal_errors.append(f"step_post: {type(e).__name__}: {e}")
+            record_error(self.internal_errors, "step_post", e)
 
     def _record_pre(self) -> None:
         step = self.count + 1
@@ -428,8 +383,7 @@ class StepMonitor:
         self.never_grad = {
             self._param_names.get(p, f"param{i}") for i, p in enumerate(self.params) if not self._ever_grad[i]
         }
-        nxt = self.count + 1
-        self.sampling = nxt % self.every == 0
+        self.sampling = sampled(self.count + 1, self.every)
         for fn in list(self.on_step):
             fn(self, rec)
 
@@ -475,83 +429,20 @@ class StepMonitor:
         m = modules.get("" if layer == "<root>" else layer)
         return type(m).__name__ if m is not None else ""
 
-    # -- tables ------------------------------------------------------------------------------------------
-    def layer_stats(self, last: bool = False):
-        """One row per layer per sampled step (activation mean/std/zero and dead fraction, saturation,
-        gradient norm, weight norm, update/weight ratio). `last=True`: only the latest sample."""
-        import pandas as pd
-
-        samples = self.samples
-        keys = sorted(samples)[-1:] if last else sorted(samples)
-        rows = []
-        for k in keys:
-            for s in samples[k]:
-                d = asdict(s)
-                d.pop("act_hist"), d.pop("grad_hist")
-                rows.append(d)
-        cols = [f for f in LayerSample.__dataclass_fields__ if f not in ("act_hist", "grad_hist")]
-        return pd.DataFrame(rows, columns=cols)
-
-    def histogram_series(
-        self, layer: str, kind: str = "activation"
-    ) -> list[tuple[int, float, float, list[int]]]:
-        """(step, low, high, counts) of `layer`'s activations or gradients at each sampled step."""
-        if kind not in ("activation", "gradient"):
-            raise NbdebugError(f"kind must be 'activation' or 'gradient', got {kind!r}")
-        attr = "act_hist" if kind == "activation" else "grad_hist"
-        out = []
-        for step in sorted(self.samples):
-            for s in self.samples[step]:
-                h = getattr(s, attr)
-                if s.layer == layer and h is not None:
-                    out.append((step, *h))
-        return out
-
-    def layers(self) -> list[str]:
-        """Layers with statistics, in forward order."""
-        seen: dict[str, None] = {}
-        for step in sorted(self.samples):
-            for s in self.samples[step]:
-                seen.setdefault(s.layer)
-        return list(seen)
-
-    # -- nonfinite -----------------------------------------------------------------------------------
-    def _record_nonfinite_loss(self, step: int, value: float) -> None:
-        where, phase = self.replay_first_nonfinite()
-        self.nonfinite_events.append(
-            {"step": step, "what": "loss", "value": value, "where": where, "phase": phase}
-        )
-
-    def _record_nonfinite_grads(self, step: int, norms: list[float]) -> None:
-        bad = {self._owner.get(self.params[i], "?") for i, v in enumerate(norms) if not math.isfinite(v)}
-        order = [n for n in self.layer_order if n in bad] or sorted(bad)
-        # backward runs from the output: the first non-finite gradient is in the last such layer
-        where = order[-1] if order else None
-        self.nonfinite_events.append(
-            {"step": step, "what": "gradient", "where": where, "phase": "backward", "layers": order}
-        )
-
-    def replay_first_nonfinite(self) -> tuple[str | None, str]:
-        """Re-run the step's forward (no grad, state and RNG restored) to name the first layer whose
-        output is not finite; ("input", ...) when the batch itself is, ("loss", ...) when none is."""
-        if self._last_input is None:
-            return None, "forward"
-        args, kwargs = self._last_input
-        x = first_tensor(args) if args else first_tensor(kwargs)
-        if is_float(x) and not bool(torch.isfinite(x).all()):
-            return "input", "forward"
-        found: list[str] = []
-
-        def hook(module: nn.Module, a: tuple, out: Any) -> None:
-            y = first_tensor(out)
-            if not found and is_float(y) and not bool(torch.isfinite(y).all()):
-                found.append(self._leaves.get(module, type(module).__name__))
-
-        try:
-            with HookSet() as hooks, preserved(self.model), torch.no_grad():
-                for m in self._leaves:
-                    hooks.forward(m, hook)
-                self.model(*args, **kwargs)
-        except Exception as e:
-            self.internal_errors.append(f"replay: {type(e).__name__}: {e}")
-        return (found[0], "forward") if found else ("loss function", "loss")
+    # -- learning-rate schedulers ----------------------------------------------------------------------
+    def schedulers(self) -> list[dict[str, Any]]:
+        """The LR schedulers of the stepping optimizer (name, how often stepped, their settings), found only
+        once its learning rate fell below LR_COLLAPSE of its maximum (the search walks the gc referrers)."""
+        opt = self.stepping
+        if opt is None or not self.steps:
+            return []
+        if self._schedulers is None:
+            lrs = [r.lr for r in self.steps if math.isfinite(r.lr)]
+            if not lrs or not max(lrs) > 0 or lrs[-1] >= LR_COLLAPSE * max(lrs):
+                return []
+            try:
+                self._schedulers = [weakref.ref(s) for s in find_schedulers(opt)]
+            except Exception as e:
+                record_error(self.internal_errors, "schedulers", e)
+                self._schedulers = []
+        return [describe_scheduler(s) for s in (r() for r in self._schedulers) if s is not None]

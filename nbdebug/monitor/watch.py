@@ -24,12 +24,15 @@ import torch
 from torch import nn
 
 from .._core.errors import NbdebugError, describe
-from .._core.findings import findings_html
+from .._core.findings import findings_html, withdrawn_html
 from .._core.hooks import HookSet
 from .checks import BLOCK, RunData, diagnose
+from .lifecycle import withdrawal_reason
 from .live import LiveResults
 from .losscalls import BINARY, CLASSIFICATION, CUSTOM, LossCall, describe_call
-from .stats import StepMonitor, StepRecord, safe
+from .records import StepRecord, safe
+from .rundata import BLOWUP
+from .stats import EARLY, StepMonitor
 
 
 class _EpochAcc:
@@ -190,8 +193,10 @@ class Watch(LiveResults):
     def _after_step(self, monitor: StepMonitor, rec: StepRecord) -> None:
         if self._train_loader is None and self._current_loader is not None:
             self._train_loader = self._current_loader
+        first = monitor.steps[0].loss
         urgent = (
-            rec.step == 1
+            rec.step <= EARLY  # a short run is diagnosed on its first steps
+            or (math.isfinite(rec.loss) and first > 0 and rec.loss >= BLOWUP * first)  # a blow-up, now
             or (rec.leaked and rec.step == self._first_leak())
             or (
                 not math.isfinite(rec.loss)
@@ -242,7 +247,19 @@ class Watch(LiveResults):
         return [(a + 1, a + BLOCK) for a in range(0, n - BLOCK + 1, BLOCK)], "block"
 
     def _diagnose(self, final: bool = False) -> None:
-        self._run_checks(lambda: diagnose(self._run_data(final)), lambda: self.monitor.count)
+        seen: list[RunData] = []
+
+        def checks() -> list:
+            run = self._run_data(final)
+            seen.append(run)
+            found = diagnose(run)
+            self._partial = bool(run.extra.get("partial"))
+            return found
+
+        def why(f: Any) -> str:
+            return withdrawal_reason(f, seen[-1]) if seen else ""
+
+        self._run_checks(checks, lambda: self.monitor.count, why)
 
     @property
     def steps(self) -> int:
@@ -339,7 +356,8 @@ class Watch(LiveResults):
         table = ep.to_html(index=False, float_format=lambda v: f"{v:.4g}") if len(ep) else ""
         return (
             f'<div class="nbdebug-watch"><b>{html.escape(self.summary())}</b>'
-            f"{findings_html(self.findings, empty='No findings: the run looks healthy.')}{img}{table}</div>"
+            f"{findings_html(self.findings, empty='No findings: the run looks healthy.')}"
+            f"{withdrawn_html(self.withdrawn)}{img}{table}</div>"
         )
 
 

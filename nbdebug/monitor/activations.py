@@ -1,0 +1,215 @@
+"""What a sampled forward pass tells about each activation: the dead fraction of a ReLU, the saturated
+fraction of a tanh/sigmoid, the mean, spread and histogram of every layer's output.
+
+Activations are seen two ways. Leaf modules (`nn.ReLU`, `nn.Tanh`, ...) through forward hooks; the
+activation *functions* a `forward` calls (`torch.relu(x)`, `torch.tanh(h)`, `F.sigmoid`, `x.relu()`),
+which most hand-written models use, through a `TorchFunctionMode` that is active only during the forward
+passes of sampled steps (a mode sees every torch call, ~1.2x the cost of a forward: on the first steps and
+every `every`-th one only, it stays within the monitor's budget). A function called by an activation
+module (nn.ReLU calls F.relu) is counted once, as the module.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from .._core.tensors import first_tensor, is_float
+from .records import LayerSample, record_error
+from .summaries import histogram, subsample, unit_dead_fraction
+
+RELU_TYPES = (nn.ReLU, nn.ReLU6)
+# where each saturating activation's output is within 1% of its bounds (catalogue saturated-activation):
+# |tanh| > 0.99 (tanh' < 0.02, Karpathy's makemore part 3), sigmoid within 0.01 of 0 or 1 (sigmoid' < 0.01),
+# softsign beyond +-0.99; hardtanh's gradient is exactly 0 past its bounds (read per module)
+SATURATION_LIMITS = {"tanh": math.atanh(0.99), "sigmoid": math.log(99.0), "softsign": 99.0, "hardtanh": 1.0}
+_SATURATING_MODULES = (
+    (nn.Tanh, "tanh"),
+    (nn.Sigmoid, "sigmoid"),
+    (nn.Softsign, "softsign"),
+    (nn.Hardtanh, "hardtanh"),
+)
+
+FUNCTIONS: dict[Any, str] = {
+    torch.relu: "relu",
+    torch.relu_: "relu",
+    F.relu: "relu",
+    F.relu_: "relu",
+    F.relu6: "relu",
+    torch.Tensor.relu: "relu",
+    torch.Tensor.relu_: "relu",
+    torch.tanh: "tanh",
+    torch.tanh_: "tanh",
+    F.tanh: "tanh",
+    torch.Tensor.tanh: "tanh",
+    torch.Tensor.tanh_: "tanh",
+    torch.sigmoid: "sigmoid",
+    torch.sigmoid_: "sigmoid",
+    F.sigmoid: "sigmoid",
+    torch.Tensor.sigmoid: "sigmoid",
+    torch.Tensor.sigmoid_: "sigmoid",
+}
+
+
+def dead_rows(y: torch.Tensor) -> int:
+    """How many examples (times positions) a unit's dead verdict was taken over."""
+    if y.dim() < 2:
+        return int(y.numel())
+    return int(y.numel() // max(int(y.shape[1]), 1))
+
+
+def saturated_fraction(
+    kind: str, y: torch.Tensor, x: torch.Tensor | None, limit: float | None = None
+) -> float:
+    """Fraction of a saturating activation's units in its flat tails: read on the input `x` (|x| > the
+    kind's limit) or, when the input is gone (an in-place call), on the (subsampled) output `y`."""
+    lim = SATURATION_LIMITS[kind] if limit is None else limit
+    if is_float(x):
+        return float((subsample(x).abs() > lim).float().mean())
+    if kind == "sigmoid":
+        edge = 1.0 / (1.0 + math.exp(lim))
+        return float(((y < edge) | (y > 1 - edge)).float().mean())
+    edge = {"tanh": math.tanh(lim), "softsign": lim / (1 + lim)}.get(kind, lim)
+    return float((y.abs() >= edge).float().mean())
+
+
+def summarize(
+    step: int,
+    name: str,
+    kind: str,
+    y: torch.Tensor,
+    x: torch.Tensor | None,
+    histograms: bool,
+    bins: int,
+    limit: float | None = None,
+) -> LayerSample:
+    """One layer's output `y` (and, for saturating activations, its input `x`) as a `LayerSample`.
+    `kind`: "relu", a saturating kind of SATURATION_LIMITS ("tanh", ...; `limit` overrides its limit), or ""."""
+    y = y.detach()
+    s = LayerSample(step=step, layer=name, type=kind)
+    total = float(y.sum(dtype=torch.float32))  # one full pass: NaN/Inf anywhere shows here
+    s.act_nonfinite = not math.isfinite(total)
+    s.act_mean = total / y.numel()
+    sub = subsample(y)
+    s.act_std = float(sub.std()) if sub.numel() > 1 else 0.0
+    if kind == "relu":
+        s.act_zero_frac = float((sub == 0).float().mean())
+        s.dead_frac = unit_dead_fraction(y)
+        s.rows = dead_rows(y)
+    elif kind in SATURATION_LIMITS:
+        s.saturated_frac = saturated_fraction(kind, sub, x, limit)
+    if histograms:
+        s.act_hist = histogram(sub, bins)
+    return s
+
+
+def module_kind(module: nn.Module) -> tuple[str, float | None]:
+    """(kind, saturation limit) of a leaf module: ("relu", None), ("tanh", None), ("hardtanh", its
+    bound), or ("", None) for a module that is no activation."""
+    if isinstance(module, RELU_TYPES):
+        return "relu", None
+    for cls, kind in _SATURATING_MODULES:
+        if isinstance(module, cls):
+            if kind == "hardtanh":
+                return kind, max(abs(float(module.min_val)), abs(float(module.max_val)))
+            return kind, None
+    return "", None
+
+
+class FunctionalActivations(TorchFunctionMode):
+    """Sees the activation functions a sampled forward calls; `probe` gets (kind, function, args, out)."""
+
+    def __init__(self, probe: Any) -> None:
+        super().__init__()
+        self.probe = probe
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        kind = FUNCTIONS.get(func)
+        if kind is not None:
+            try:
+                self.probe.functional(kind, args, out)
+            except Exception as e:  # never break the user's forward
+                record_error(self.probe.internal_errors, "functional activation", e)
+        return out
+
+
+class ForwardProbe:
+    """The per-forward state of activation sampling: which leaf produced which tensor (to name a function
+    after the layer it follows), the functions seen, and the mode that sees them."""
+
+    def __init__(self, monitor: Any) -> None:
+        self.monitor = monitor
+        self.mode: FunctionalActivations | None = None
+        self.leaf_outputs: dict[int, str] = {}  # id(output) -> leaf module name
+        # id(out) -> (kind, src, the leaf last run before the call, row)
+        self.functional_rows: dict[int, tuple[str, str | None, str | None, LayerSample]] = {}
+        self.prev_leaf: str | None = None
+        self.last: dict[int, LayerSample] = {}  # id(output) -> the sample of the activation that made it
+
+    @property
+    def internal_errors(self) -> list[str]:
+        return self.monitor.internal_errors
+
+    def begin(self, model: nn.Module) -> None:
+        """The root forward of a sampled step starts: watch the activation functions it calls."""
+        self.leaf_outputs, self.functional_rows, self.last, self.prev_leaf = {}, {}, {}, None
+        if self.mode is not None or type(model).__name__ == "OptimizedModule":  # torch.compile: no mode
+            return
+        mode = FunctionalActivations(self)
+        mode.__enter__()
+        self.mode = mode
+
+    def end(self, output: Any) -> None:
+        """The root forward returned (or raised): stop watching; keep what the functions showed, named
+        after the layer whose output they took (`relu(fc1)`) or numbered per function in call order."""
+        mode, self.mode = self.mode, None
+        if mode is not None:
+            stack = torch.overrides._get_current_function_mode_stack()
+            if stack and stack[-1] is mode:
+                mode.__exit__(None, None, None)
+            else:  # the user's forward left its own mode on top: ours cannot be taken off safely
+                record_error(
+                    self.internal_errors, "functional activation", RuntimeError("mode stack changed")
+                )
+        m = self.monitor
+        counts: dict[str, int] = {}
+        after: str | None = None
+        for kind, src, prev, s in self.functional_rows.values():
+            counts[kind] = counts.get(kind, 0) + 1
+            s.layer = f"{kind}({src})" if src else f"{kind}#{counts[kind]}"
+            if s.layer not in m._order_seen:  # in call order: right after the layer that ran before it
+                m._order_seen.add(s.layer)
+                anchor = after if after is not None and prev is None else prev
+                at = m.layer_order.index(anchor) + 1 if anchor in m.layer_order else len(m.layer_order)
+                m.layer_order.insert(at, s.layer)
+            after = s.layer
+            m._pending_acts[s.layer] = s
+        y = first_tensor(output)
+        if isinstance(y, torch.Tensor) and id(y) in self.last:
+            self.last[id(y)].is_output = True
+        self.functional_rows, self.leaf_outputs, self.last = {}, {}, {}
+
+    def leaf(self, name: str, y: torch.Tensor, sample: LayerSample) -> None:
+        """A leaf module's output: a function call inside it (nn.ReLU -> F.relu) is the module itself."""
+        self.functional_rows.pop(id(y), None)
+        self.leaf_outputs[id(y)] = name
+        self.prev_leaf = name
+        self.last[id(y)] = sample
+
+    def functional(self, kind: str, args: tuple, out: Any) -> None:
+        if not is_float(out) or out.numel() == 0:
+            return
+        x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        src = self.leaf_outputs.get(id(x)) if x is not None else None
+        inplace = x is out
+        m = self.monitor
+        s = summarize(m.count + 1, "", kind, out, None if inplace else x, m.histograms, m.bins)
+        s.type = f"torch.{kind}"
+        self.functional_rows[id(out)] = (kind, src, self.prev_leaf, s)
+        self.last[id(out)] = s

@@ -1,0 +1,106 @@
+"""The per-layer tables a `StepMonitor` gives back (`layer_stats`, histograms per layer, layers in forward
+order), and the replay that names where a NaN/Inf first appeared: what the monitor shows, apart from
+how it collects."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._core.errors import NbdebugError
+from .._core.hooks import HookSet, preserved
+from .._core.tensors import first_tensor, is_float
+from .records import LayerSample, record_error
+
+
+class MonitorTables:
+    """Mixin of `StepMonitor`: its tables and the non-finite replay (reads `samples`, `params`, ...)."""
+
+    samples: dict[int, list[LayerSample]]
+    nonfinite_events: list[dict[str, Any]]
+    internal_errors: list[str]
+    layer_order: list[str]
+    model: nn.Module
+
+    def layer_stats(self, last: bool = False):
+        """One row per layer per sampled step (activation mean/std/zero and dead fraction, saturation,
+        gradient norm, weight norm, update/weight ratio). `last=True`: only the latest sample."""
+        import pandas as pd
+
+        samples = self.samples
+        keys = sorted(samples)[-1:] if last else sorted(samples)
+        rows = []
+        for k in keys:
+            for s in samples[k]:
+                d = asdict(s)
+                d.pop("act_hist"), d.pop("grad_hist")
+                rows.append(d)
+        cols = [f for f in LayerSample.__dataclass_fields__ if f not in ("act_hist", "grad_hist")]
+        return pd.DataFrame(rows, columns=cols)
+
+    def histogram_series(
+        self, layer: str, kind: str = "activation"
+    ) -> list[tuple[int, float, float, list[int]]]:
+        """(step, low, high, counts) of `layer`'s activations or gradients at each sampled step."""
+        if kind not in ("activation", "gradient"):
+            raise NbdebugError(f"kind must be 'activation' or 'gradient', got {kind!r}")
+        attr = "act_hist" if kind == "activation" else "grad_hist"
+        out = []
+        for step in sorted(self.samples):
+            for s in self.samples[step]:
+                h = getattr(s, attr)
+                if s.layer == layer and h is not None:
+                    out.append((step, *h))
+        return out
+
+    def layers(self) -> list[str]:
+        """Layers with statistics, in forward order."""
+        seen: dict[str, None] = {}
+        for step in sorted(self.samples):
+            for s in self.samples[step]:
+                seen.setdefault(s.layer)
+        return list(seen)
+
+    def _record_nonfinite_loss(self, step: int, value: float) -> None:
+        where, phase = self.replay_first_nonfinite()
+        self.nonfinite_events.append(
+            {"step": step, "what": "loss", "value": value, "where": where, "phase": phase}
+        )
+
+    def _record_nonfinite_grads(self, step: int, norms: list[float]) -> None:
+        bad = {self._owner.get(self.params[i], "?") for i, v in enumerate(norms) if not math.isfinite(v)}
+        order = [n for n in self.layer_order if n in bad] or sorted(bad)
+        # backward runs from the output: the first non-finite gradient is in the last such layer
+        where = order[-1] if order else None
+        self.nonfinite_events.append(
+            {"step": step, "what": "gradient", "where": where, "phase": "backward", "layers": order}
+        )
+
+    def replay_first_nonfinite(self) -> tuple[str | None, str]:
+        """Re-run the step's forward (no grad, state and RNG restored) to name the first layer whose
+        output is not finite; ("input", ...) when the batch itself is, ("loss", ...) when none is."""
+        if self._last_input is None:
+            return None, "forward"
+        args, kwargs = self._last_input
+        x = first_tensor(args) if args else first_tensor(kwargs)
+        if is_float(x) and not bool(torch.isfinite(x).all()):
+            return "input", "forward"
+        found: list[str] = []
+
+        def hook(module: nn.Module, a: tuple, out: Any) -> None:
+            y = first_tensor(out)
+            if not found and is_float(y) and not bool(torch.isfinite(y).all()):
+                found.append(self._leaves.get(module, type(module).__name__))
+
+        try:
+            with HookSet() as hooks, preserved(self.model), torch.no_grad():
+                for m in self._leaves:
+                    hooks.forward(m, hook)
+                self.model(*args, **kwargs)
+        except Exception as e:
+            record_error(self.internal_errors, "replay", e)
+        return (found[0], "forward") if found else ("loss function", "loss")
