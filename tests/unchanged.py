@@ -8,7 +8,8 @@ they were. This helper records, before a call, every one of those things and com
   so a replaced submodule, a class swapped by a lazy module or a parametrization, or a shared module
   split in two is caught;
 - every parameter and buffer slot (`module._parameters[name]`, `module._buffers[name]`): object identity,
-  device, dtype, shape, value, `requires_grad`, `.grad` (identity) and the buffer's persistence;
+  device, dtype, shape, value, `requires_grad`, `.grad` (its value: features that restore gradients
+  put back a copy) and the buffer's persistence;
 - `state_dict()`: the keys and every value;
 - every module's `training` flag;
 - every hook dictionary of every module (forward, forward-pre, backward, backward-pre, state-dict,
@@ -302,8 +303,7 @@ def snapshot(model: nn.Module, *, optimizers: Iterable[torch.optim.Optimizer] = 
                     continue
                 add("values", f"{key}: value", TensorRecord.of(t))
                 add("requires_grad", f"{key}: requires_grad", bool(t.requires_grad))
-                add("grads", f"{key}: .grad", t.grad)
-                snap.keep.append(t.grad)
+                add("grads", f"{key}: .grad", None if t.grad is None else TensorRecord.of(t.grad))
                 for h in TENSOR_HOOK_ATTRS:
                     add("tensor_hooks", f"{key}: tensor hooks {h}", _hook_items(getattr(t, h, None)))
         add(
@@ -406,7 +406,7 @@ def _describe(category: str, before: Any, after: Any) -> str | None:
         if before is None or after is None:
             return f"{_short(before)} -> {_short(after)}"
         return "object replaced"
-    if category in ("grads", "method_overrides", "patched"):
+    if category in ("method_overrides", "patched"):
         return None if before is after else f"{_short(before)} -> {_short(after)}"
     if category == "function_modes":
         same = len(before) == len(after) and all(a is b for a, b in zip(before, after))
