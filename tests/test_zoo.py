@@ -693,6 +693,20 @@ def test_defect9_factory_call_without_device_on_meta() -> None:
     assert t.steps[0].output_shapes == [(2, 5)]
 
 
+@xfail(strict=True, reason=zoo.NEW_G)
+def test_new_defect_g_error_in_a_user_pre_hook_names_the_module() -> None:
+    def validate(module, args):
+        if args[0].shape[-1] != 4:
+            raise ValueError("expected 4 features")
+
+    model = nn.Sequential(nn.Linear(4, 2))
+    model.register_forward_pre_hook(validate)
+    t = nbdebug.trace(model, torch.randn(3, 5))
+    assert t.error is not None and t.error.message == "expected 4 features"
+    assert t.error.step == 0 and t.steps[0].status == "error"
+    assert "inputs' types and count" not in t.error.hint
+
+
 def test_zoo_transformers_pin_is_installed_when_available() -> None:
     """The pinned test extra (constraints.txt) is what the HF entries were sized against."""
     if importlib.util.find_spec("transformers") is None:

@@ -76,6 +76,10 @@ NEW_E = (
     "new defect E: meta trace leaves tensors inside dataclass inputs on the CPU (_to_meta walks only "
     "tuples, lists and dicts); the device mismatch is reported at a layer"
 )
+NEW_G = (
+    "new defect G: an exception raised by a user's forward pre-hook on the model (registered before trace) "
+    "gets step=None and the hint 'check the inputs' types and count': trace's pre-hook runs after the user's"
+)
 NEW_F = (
     "new defect F: a layer that writes its weight in place during forward (nn.Embedding(max_norm=...)) "
     "keeps the change after trace (trace does not save weights)"
