@@ -693,6 +693,71 @@ def test_defect9_factory_call_without_device_on_meta() -> None:
     assert t.steps[0].output_shapes == [(2, 5)]
 
 
+# -- the zoo's new defects (not in issue 16), one minimal reproduction each --------------------------------
+
+
+@xfail(strict=True, reason=zoo.NEW_A)
+def test_new_defect_a_prehook_attribute_restored_after_real_trace() -> None:
+    conv = nn.utils.spectral_norm(nn.Conv2d(3, 4, 3))  # train mode: each forward runs a power iteration
+    before = conv.weight.clone()
+    nbdebug.trace(conv, torch.randn(2, 3, 8, 8))
+    assert torch.equal(conv.weight, before)
+
+
+@xfail(strict=True, reason=zoo.NEW_B)
+def test_new_defect_b_rnn_flat_weights_real_after_meta_trace() -> None:
+    gru = nn.GRU(8, 16)
+    nbdebug.trace(gru, torch.randn(5, 2, 8), device="meta")
+    assert all(w.device.type == "cpu" for w in gru._flat_weights)
+
+
+@xfail(strict=True, reason=zoo.NEW_C)
+def test_new_defect_c_nested_tensor_between_layers() -> None:
+    enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, batch_first=True), 2).eval()
+    mask = torch.tensor([[False] * 5, [False] * 3 + [True] * 2])
+    t = nbdebug.trace(enc, torch.randn(2, 5, 16), src_key_padding_mask=mask)
+    assert t.ok, str(t.error)
+    assert t.steps[0].output_shapes == [(2, 5, 16)]
+
+
+@xfail(strict=True, reason=zoo.NEW_D)
+def test_new_defect_d_data_parallel_on_meta() -> None:
+    t = nbdebug.trace(nn.DataParallel(nn.Linear(4, 2)), torch.randn(3, 4), device="meta")
+    assert t.ok, str(t.error)
+    assert t.steps[0].output_shapes == [(3, 2)]
+
+
+@dataclasses.dataclass
+class _Batch:
+    x: torch.Tensor
+
+
+class _TakesBatch(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 2)
+
+    def forward(self, b: _Batch) -> torch.Tensor:
+        return self.lin(b.x)
+
+
+@xfail(strict=True, reason=zoo.NEW_E)
+def test_new_defect_e_dataclass_input_on_meta() -> None:
+    t = nbdebug.trace(_TakesBatch(), _Batch(torch.randn(3, 4)), device="meta")
+    assert t.ok, str(t.error)
+    assert t.steps[0].output_shapes == [(3, 2)]
+
+
+@xfail(strict=True, reason=zoo.NEW_F)
+def test_new_defect_f_weights_written_in_forward_are_restored() -> None:
+    emb = nn.Embedding(10, 4, max_norm=1.0)
+    with torch.no_grad():
+        emb.weight.mul_(5)
+    before = emb.weight.detach().clone()
+    nbdebug.trace(emb, torch.tensor([[1, 2, 3]]))
+    assert torch.equal(emb.weight, before)
+
+
 @xfail(strict=True, reason=zoo.NEW_G)
 def test_new_defect_g_error_in_a_user_pre_hook_names_the_module() -> None:
     def validate(module, args):
