@@ -25,6 +25,11 @@ from torch import nn
 
 Built = tuple[nn.Module, tuple, dict]
 
+# Nothing in the zoo is ever downloaded; huggingface_hub reads these when it is first imported, so they are
+# set before any builder imports transformers (and again in build(), in case it was imported earlier).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
 # The checks test_zoo.py makes for every entry; `Entry.known` keys are among these.
 CHECKS = (
     "real",  # trace(model, *args) returns, .error is None (or names the expected failing step)
@@ -156,7 +161,7 @@ def seed_everything(seed: int = 0) -> None:
 def build(entry: Entry) -> Built:
     """A fresh model and inputs for `entry`, deterministic, offline."""
     os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     seed_everything(0)
     model, args, kwargs = entry.builder()

@@ -173,7 +173,9 @@ def _causal(cls: str, config: str, cfg: dict, **extra):
     source=_src("GPT2LMHeadModel", "GPT2Config") + "; lm_head tied to the token embedding", requires=HF,
 )  # fmt: skip
 def hf_gpt2():
-    cfg = dict(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=64)
+    cfg = dict(
+        vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=64, bos_token_id=1, eos_token_id=2
+    )
     return _causal("GPT2LMHeadModel", "GPT2Config", cfg, labels=_ids())
 
 
@@ -186,7 +188,9 @@ def hf_gpt2():
 def hf_gpt2_kv_cache():
     import transformers
 
-    cfg = transformers.GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=64)
+    cfg = transformers.GPT2Config(
+        vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=64, bos_token_id=1, eos_token_id=2
+    )
     return transformers.GPT2LMHeadModel(cfg).eval(), (_ids(),), {"use_cache": True}
 
 
@@ -562,7 +566,8 @@ def hf_clip():
     import transformers
 
     text = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-                num_attention_heads=4, max_position_embeddings=16)  # fmt: skip
+                num_attention_heads=4, max_position_embeddings=16, pad_token_id=0, bos_token_id=1,
+                eos_token_id=2)  # fmt: skip
     vision = dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=37, num_hidden_layers=2,
                   num_attention_heads=4)  # fmt: skip
     cfg = transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
