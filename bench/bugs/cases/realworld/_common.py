@@ -125,3 +125,29 @@ def new_task_digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.T
     new = y >= 5
     xn, yn = x[new], y[new] - 5
     return xn[:350], yn[:350], xn[350:], yn[350:]
+
+
+class PointNetCls(nn.Module):
+    """PointNet classifier (shared per-point MLP as 1x1 Conv1d, max-pool, FC head with BatchNorm), scaled
+    to 64-dim global features; `out` chooses what forward returns: 'logits', 'log_softmax' (dim=1) or
+    'log_softmax_dim0' (the batch dimension)."""
+
+    def __init__(self, k: int = 4, out: str = "log_softmax") -> None:
+        super().__init__()
+        self.out = out
+        self.conv1, self.conv2, self.conv3 = nn.Conv1d(3, 32, 1), nn.Conv1d(32, 64, 1), nn.Conv1d(64, 128, 1)
+        self.bn1, self.bn2, self.bn3 = nn.BatchNorm1d(32), nn.BatchNorm1d(64), nn.BatchNorm1d(128)
+        self.fc1, self.fc2, self.fc3 = nn.Linear(128, 64), nn.Linear(64, 32), nn.Linear(32, k)
+        self.bn4, self.bn5 = nn.BatchNorm1d(64), nn.BatchNorm1d(32)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.bn1(self.conv1(x)))
+        x = torch.relu(self.bn2(self.conv2(x)))
+        x = self.bn3(self.conv3(x))
+        x = torch.max(x, 2)[0]
+        x = torch.relu(self.bn4(self.fc1(x)))
+        x = torch.relu(self.bn5(self.fc2(x)))
+        x = self.fc3(x)
+        if self.out == "logits":
+            return x
+        return torch.log_softmax(x, dim=0 if self.out == "log_softmax_dim0" else 1)
