@@ -151,3 +151,64 @@ class PointNetCls(nn.Module):
         if self.out == "logits":
             return x
         return torch.log_softmax(x, dim=0 if self.out == "log_softmax_dim0" else 1)
+
+
+def segmentation_digits(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 1, 8, 8) digits with a random contrast (x0.3-3) and brightness (+-4) per image, scaled by 1/16,
+    and the (N, 1, 8, 8) foreground mask (original pixel > 6): a stand-in for the salient-object / referring
+    segmentation images, whose per-image statistics vary a lot."""
+    from ...data import digits_images
+
+    x, _ = digits_images(normalize=False)
+    g = gen(seed)
+    a = 0.3 + 2.7 * torch.rand(len(x), 1, 1, 1, generator=g)
+    b = torch.rand(len(x), 1, 1, 1, generator=g) * 8 - 4
+    return (x * a + b) / 16, (x > 6).float()
+
+
+def seg_net() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 1, 1),
+    )  # fmt: skip
+
+
+def iou(logits: torch.Tensor, mask: torch.Tensor) -> float:
+    pred = (logits > 0).float()
+    return float((pred * mask).sum() / ((pred + mask) > 0).float().sum())
+
+
+# -- SRGAN networks (SRResNet generator, conv discriminator), 4x4 -> 8x8 --------------------------------
+class ResidualBlock(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c, c, 3, 1, 1),
+            nn.BatchNorm2d(c),
+            nn.PReLU(),
+            nn.Conv2d(c, c, 3, 1, 1),
+            nn.BatchNorm2d(c),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class SRResNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Sequential(nn.Conv2d(1, 32, 3, 1, 1), nn.PReLU())
+        self.trunk = nn.Sequential(ResidualBlock(32), ResidualBlock(32))
+        self.upsample = nn.Sequential(nn.Conv2d(32, 128, 3, 1, 1), nn.PixelShuffle(2), nn.PReLU())
+        self.conv3 = nn.Conv2d(32, 1, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(x)
+        return self.conv3(self.upsample(out + self.trunk(out)))
+
+
+def sr_discriminator() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, 1, 1), nn.LeakyReLU(0.2), nn.Conv2d(32, 64, 3, 2, 1), nn.BatchNorm2d(64),
+        nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(64 * 16, 64), nn.LeakyReLU(0.2), nn.Linear(64, 1),
+    )  # fmt: skip

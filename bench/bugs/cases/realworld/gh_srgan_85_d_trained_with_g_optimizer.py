@@ -18,42 +18,7 @@ from torch import nn
 
 from ...data import digits_images
 from ...harness import case
-from ._common import moved, snapshot
-
-
-class ResidualBlock(nn.Module):
-    def __init__(self, c: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(c, c, 3, 1, 1),
-            nn.BatchNorm2d(c),
-            nn.PReLU(),
-            nn.Conv2d(c, c, 3, 1, 1),
-            nn.BatchNorm2d(c),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
-
-
-class SRResNet(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Sequential(nn.Conv2d(1, 32, 3, 1, 1), nn.PReLU())
-        self.trunk = nn.Sequential(ResidualBlock(32), ResidualBlock(32))
-        self.upsample = nn.Sequential(nn.Conv2d(32, 128, 3, 1, 1), nn.PixelShuffle(2), nn.PReLU())
-        self.conv3 = nn.Conv2d(32, 1, 3, 1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(x)
-        return self.conv3(self.upsample(out + self.trunk(out)))
-
-
-def discriminator() -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 3, 1, 1), nn.LeakyReLU(0.2), nn.Conv2d(32, 64, 3, 2, 1), nn.BatchNorm2d(64),
-        nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(64 * 16, 64), nn.LeakyReLU(0.2), nn.Linear(64, 1),
-    )  # fmt: skip
+from ._common import SRResNet, moved, snapshot, sr_discriminator
 
 
 @case(
@@ -70,7 +35,7 @@ def program(bug: bool, nb) -> dict[str, float]:
     hr, _ = digits_images(normalize=False)
     hr = hr / 16.0
     lr_imgs = nn.functional.avg_pool2d(hr, 2)
-    g_model, d_model = SRResNet(), discriminator()
+    g_model, d_model = SRResNet(), sr_discriminator()
     pixel_criterion, adversarial_criterion = nn.MSELoss(), nn.BCEWithLogitsLoss()
     g_optimizer = torch.optim.Adam(g_model.parameters(), 1e-4, (0.9, 0.999))
     d_optimizer = torch.optim.Adam(d_model.parameters(), 1e-4, (0.9, 0.999))
