@@ -23,7 +23,6 @@ from ...harness import case
     title="AMP docs recipe: scaler.unscale_(optimizer) before clip_grad_norm_",
     healthy=True,
     verify=lambda m: m["val_acc"] > 0.9,
-    quick=True,
     category="optimization",
 )
 def program(bug: bool, nb) -> dict[str, float]:

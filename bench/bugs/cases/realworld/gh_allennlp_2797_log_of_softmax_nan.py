@@ -9,7 +9,8 @@ like -142 / -211 / -247 the softmax underflows to exactly 0, `-log(0) = inf`, `i
 Data: synthetic premise/hypothesis pairs (entailment: hypothesis words drawn from the premise; contradiction:
 a negation word plus premise words; neutral: unrelated words; 10% of labels flipped, like SNLI's annotation
 noise) with a fixed embedding table standing in for GloVe, large enough that after the first Adagrad step the
-logits are hundreds apart (as in the report: -142 / -211 / -247) and the softmax underflows at step 2; attend / compare / aggregate MLPs as in the model; Adagrad(lr=0.05) as in AllenNLP's config.
+logits are hundreds apart (as in the report: -142 / -211 / -247) and the softmax underflows at step 2;
+attend / compare / aggregate MLPs as in the model; Adagrad(lr=0.05) as in AllenNLP's config.
 """
 
 from __future__ import annotations

@@ -23,7 +23,6 @@ from ...harness import case
     title="feedforward MLP; class-sorted training set read through DataLoader(shuffle=True)",
     healthy=True,
     verify=lambda m: m["val_acc"] > 0.9,
-    quick=True,
     category="data",
 )
 def program(bug: bool, nb) -> dict[str, float]:
