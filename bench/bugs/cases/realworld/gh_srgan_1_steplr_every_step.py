@@ -25,6 +25,7 @@ from ._common import SRResNet, sr_discriminator
     source="https://github.com/Lornatang/SRGAN-PyTorch/issues/1",
     title="SRGAN: StepLR(step_size=epochs // 2, gamma=0.1) stepped every batch; LR ~0 after a few steps",
     expect="lr-schedule-collapse",
+    first_effect=3,  # step_size=2: the LR first drops after the 2nd step
     verify=lambda bug, fixed: bug["final_lr"] < 1e-20 and fixed["psnr"] > bug["psnr"] + 2,
     category="gan",
 )

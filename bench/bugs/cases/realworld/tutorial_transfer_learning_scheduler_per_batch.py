@@ -23,6 +23,7 @@ from ._common import new_task_digits, pretrained_cnn
     source="https://github.com/pytorch/tutorials/pull/640",
     title="fine-tuning with StepLR(step_size=7, gamma=0.1) stepped every batch: the LR collapses to ~0",
     expect="lr-schedule-collapse",
+    first_effect=8,  # the LR first drops after the 7th batch
     verify=lambda bug, fixed: bug["final_lr"] < 1e-12 and fixed["val_acc"] > bug["val_acc"] + 0.1,
     quick=True,
     category="optimization",
