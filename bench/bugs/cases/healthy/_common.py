@@ -1,0 +1,286 @@
+"""Helpers the healthy programs share: d2l's Trainer loop, resized digits, synthetic text and names, and
+a small "pretrained" backbone for the transfer-learning programs.
+
+Everything here is data plumbing or a faithful copy of a library loop the sources call (d2l's
+`Trainer.fit_epoch`); the models, optimizers and loops of each program stay in its own module.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...data import digits, digits_images, split
+
+
+# -- data -----------------------------------------------------------------------------------------------
+def resized_digits(size: int, channels: int = 1, unit: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 8x8 digits bilinearly resized to `size` x `size` (the shape MNIST/CIFAR models expect), with
+    `channels` copies of the grey channel; `unit=True` gives pixels in [0, 1] (ToTensor), else standardized."""
+    x, y = digits_images(normalize=False)
+    x = x / 16.0
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
+    if not unit:
+        x = (x - 0.5) / 0.5  # transforms.Normalize((0.5,), (0.5,)) as the tutorials do
+    return x.repeat(1, channels, 1, 1), y
+
+
+def unit_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """The digits as (N, 64) pixels in [0, 1] (ToTensor scaling), for the autoencoders and the VAE."""
+    x, y = digits(normalize=False)
+    return x / 16.0, y
+
+
+def zipf_corpus(n_tokens: int, vocab: int, seed: int, follow: float = 0.6) -> torch.Tensor:
+    """Word ids with Zipf-like frequencies and learnable structure: after word w, with probability `follow`
+    one of w's three fixed successors comes next, else a word drawn from a Zipf(1) unigram distribution."""
+    g = torch.Generator().manual_seed(seed)
+    ranks = torch.arange(1, vocab + 1, dtype=torch.float64)
+    unigram = (1.0 / ranks) / (1.0 / ranks).sum()
+    succ = torch.multinomial(unigram.expand(vocab, -1), 3, replacement=True, generator=g)
+    draws = torch.multinomial(unigram, n_tokens, replacement=True, generator=g)
+    coin = torch.rand(n_tokens, generator=g)
+    pick = torch.randint(0, 3, (n_tokens,), generator=g)
+    out = torch.empty(n_tokens, dtype=torch.long)
+    out[0] = draws[0]
+    for i in range(1, n_tokens):
+        out[i] = succ[out[i - 1], pick[i]] if coin[i] < follow else draws[i]
+    return out
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def char_text(n_chars: int, seed: int, n_words: int = 60) -> str:
+    """Lower-case text of made-up words separated by spaces, the words drawn with Zipf-like frequencies
+    (what d2l's `TimeMachine._preprocess` leaves of a novel: letters and spaces only)."""
+    g = torch.Generator().manual_seed(seed)
+    words = []
+    for _ in range(n_words):
+        n = int(torch.randint(2, 8, (1,), generator=g))
+        words.append("".join(_LETTERS[int(i)] for i in torch.randint(0, 26, (n,), generator=g)))
+    ranks = torch.arange(1, n_words + 1, dtype=torch.float64)
+    weights = 1.0 / ranks
+    parts: list[str] = []
+    total = 0
+    while total < n_chars:
+        idx = torch.multinomial(weights, 64, replacement=True, generator=g)
+        for i in idx.tolist():
+            parts.append(words[i])
+            total += len(words[i]) + 1
+    return " ".join(parts)[:n_chars]
+
+
+def synthetic_names(n_per_category: int, seed: int) -> dict[str, list[str]]:
+    """Surnames of five made-up "languages", each built from its own syllables (some shared), the way the
+    tutorial's names differ in spelling by language of origin."""
+    g = torch.Generator().manual_seed(seed)
+    syllables = {
+        "Aldish": ["ka", "ro", "mi", "ta", "ko", "ri", "sa", "to"],
+        "Bertic": ["sch", "mann", "berg", "er", "ein", "hof", "ster", "ke"],
+        "Corvan": ["ov", "sky", "vich", "ev", "in", "ko", "ly", "ra"],
+        "Dulese": ["ez", "al", "do", "ra", "gu", "es", "ti", "mo"],
+        "Emmish": ["son", "ley", "ton", "ers", "wood", "ham", "ly", "ford"],
+    }
+    names: dict[str, list[str]] = {}
+    for lang, syl in syllables.items():
+        out = []
+        for _ in range(n_per_category):
+            k = int(torch.randint(2, 4, (1,), generator=g))
+            parts = [syl[int(i)] for i in torch.randint(0, len(syl), (k,), generator=g)]
+            out.append("".join(parts).capitalize())
+        names[lang] = out
+    return names
+
+
+# -- d2l's Trainer (d2l/torch.py, Trainer.fit and Trainer.fit_epoch) --------------------------------------
+class D2LModule(nn.Module):
+    """d2l.Module without the progress board: loss, training_step, validation_step, configure_optimizers."""
+
+    lr: float = 0.1
+
+    def loss(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return self.net(X)
+
+    def training_step(self, batch: list[torch.Tensor]) -> torch.Tensor:
+        return self.loss(self(*batch[:-1]), batch[-1])
+
+    def validation_step(self, batch: list[torch.Tensor]) -> None:
+        self.val_losses.append(float(self.loss(self(*batch[:-1]), batch[-1])))
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+
+class D2LClassifier(D2LModule):
+    """d2l.Classifier: cross-entropy on reshaped logits; validation records loss and accuracy."""
+
+    def validation_step(self, batch: list[torch.Tensor]) -> None:
+        Y_hat = self(*batch[:-1])
+        self.val_losses.append(float(self.loss(Y_hat, batch[-1])))
+        self.val_accs.append(float(self.accuracy(Y_hat, batch[-1])))
+
+    def accuracy(self, Y_hat: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+        Y_hat = Y_hat.reshape((-1, Y_hat.shape[-1]))
+        preds = Y_hat.argmax(axis=1).type(Y.dtype)
+        return (preds == Y.reshape(-1)).float().mean()
+
+    def loss(self, Y_hat: torch.Tensor, Y: torch.Tensor, averaged: bool = True) -> torch.Tensor:
+        Y_hat = Y_hat.reshape((-1, Y_hat.shape[-1]))
+        Y = Y.reshape((-1,))
+        return F.cross_entropy(Y_hat, Y, reduction="mean" if averaged else "none")
+
+
+class D2LTrainer:
+    """d2l.Trainer: `fit` builds the optimizer from the model, then each epoch trains (backward and step
+    under torch.no_grad(), as d2l writes it, with its own norm clipping) and runs the validation pass."""
+
+    def __init__(self, max_epochs: int, gradient_clip_val: float = 0) -> None:
+        self.max_epochs = max_epochs
+        self.gradient_clip_val = gradient_clip_val
+        self.train_losses: list[float] = []
+
+    def fit(self, model: D2LModule, train_dataloader: Any, val_dataloader: Any) -> None:
+        self.train_dataloader, self.val_dataloader = train_dataloader, val_dataloader
+        self.model = model
+        model.val_losses, model.val_accs = [], []
+        self.optim = model.configure_optimizers()
+        self.epoch = 0
+        for epoch in range(self.max_epochs):  # d2l writes `for self.epoch in range(...)`
+            self.epoch = epoch
+            self.fit_epoch()
+
+    def fit_epoch(self) -> None:
+        self.model.train()
+        for batch in self.train_dataloader:
+            loss = self.model.training_step(batch)
+            self.optim.zero_grad()
+            with torch.no_grad():
+                loss.backward()
+                if self.gradient_clip_val > 0:
+                    self.clip_gradients(self.gradient_clip_val, self.model)
+                self.optim.step()
+            self.train_losses.append(float(loss))
+        if self.val_dataloader is None:
+            return
+        self.model.eval()
+        self.model.val_losses, self.model.val_accs = [], []
+        for batch in self.val_dataloader:
+            with torch.no_grad():
+                self.model.validation_step(batch)
+
+    def clip_gradients(self, grad_clip_val: float, model: nn.Module) -> None:
+        params = [p for p in model.parameters() if p.requires_grad]
+        norm = torch.sqrt(sum(torch.sum(p.grad**2) for p in params))
+        if norm > grad_clip_val:
+            for param in params:
+                param.grad[:] *= grad_clip_val / norm
+
+
+def tensor_loader(tensors: tuple[torch.Tensor, ...], batch_size: int, train: bool) -> Any:
+    """d2l.DataModule.get_tensorloader."""
+    dataset = torch.utils.data.TensorDataset(*tensors)
+    return torch.utils.data.DataLoader(dataset, batch_size, shuffle=train)
+
+
+# -- a small "pretrained" backbone for the transfer-learning programs ------------------------------------
+class BasicBlock(nn.Module):
+    """torchvision's ResNet BasicBlock (two 3x3 convs with BatchNorm, identity or 1x1 downsample)."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class TinyResNet(nn.Module):
+    """A resnet18-shaped network for 8x8 inputs (stem, four stages of one BasicBlock, avgpool, `fc`),
+    with torchvision's attribute names so `model.fc` and `named_parameters()` read as in the tutorials."""
+
+    def __init__(self, num_classes: int = 8, width: int = 16) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.layer1 = BasicBlock(width, width)
+        self.layer2 = BasicBlock(width, 2 * width, 2)
+        self.layer3 = BasicBlock(2 * width, 4 * width, 2)
+        self.layer4 = BasicBlock(4 * width, 4 * width)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4 * width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+_PRETRAINED: dict[str, dict[str, torch.Tensor]] = {}
+
+
+def pretrained_tiny_resnet() -> TinyResNet:
+    """A TinyResNet "pretrained" on digits 0-7 (the stand-in for ImageNet weights), built once per process
+    from a private seed so that the global RNG the program uses is left untouched."""
+    if "w" not in _PRETRAINED:
+        state = torch.random.get_rng_state()
+        torch.manual_seed(4321)
+        (x, y), _ = split(*digits_images())
+        keep = y < 8
+        x, y = x[keep], y[keep]
+        net = TinyResNet(8)
+        opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+        for _epoch in range(4):
+            perm = torch.randperm(len(x))
+            for i in range(0, len(x), 64):
+                idx = perm[i : i + 64]
+                opt.zero_grad()
+                F.cross_entropy(net(x[idx]), y[idx]).backward()
+                opt.step()
+        _PRETRAINED["w"] = {k: v.clone() for k, v in net.state_dict().items()}
+        torch.random.set_rng_state(state)
+    net = TinyResNet(8)
+    net.load_state_dict(_PRETRAINED["w"])
+    return net
+
+
+def two_class_digits(a: int = 8, b: int = 9) -> tuple[tuple, tuple]:
+    """Digits `a` vs `b` (classes the backbone never saw), labelled 0/1: ~250 train, ~100 val images, the
+    size of the tutorial's ants/bees set (244 train, 153 val)."""
+    x, y = digits_images()
+    keep = (y == a) | (y == b)
+    x, y = x[keep], (y[keep] == b).long()
+    g = torch.Generator().manual_seed(99)
+    perm = torch.randperm(len(x), generator=g)
+    tr, va = perm[:250], perm[250:]
+    return (x[tr], y[tr]), (x[va], y[va])
+
+
+def batches(x: torch.Tensor, y: torch.Tensor, size: int, g: torch.Generator) -> Iterator[tuple]:
+    perm = torch.randperm(len(x), generator=g)
+    for i in range(0, len(x), size):
+        idx = perm[i : i + size]
+        yield x[idx], y[idx]
+
+
+def mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else math.nan
