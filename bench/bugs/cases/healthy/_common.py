@@ -284,3 +284,39 @@ def batches(x: torch.Tensor, y: torch.Tensor, size: int, g: torch.Generator) -> 
 
 def mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else math.nan
+
+
+# -- d2l's character-level language model pieces (d2l/torch.py: TimeMachine, Vocab, RNNLMScratch, RNNLM) --
+def time_machine_tensors(text: str, num_steps: int, num_train: int, num_val: int) -> tuple:
+    """d2l.TimeMachine on `text`: character tokens, a vocabulary with '<unk>' (sorted), and every window of
+    num_steps + 1 characters split into inputs X and shifted targets Y; returns (train, val, vocab size)."""
+    tokens = list(text)
+    idx_to_token = sorted(set(["<unk>", *tokens]))
+    token_to_idx = {t: i for i, t in enumerate(idx_to_token)}
+    corpus = [token_to_idx[t] for t in tokens]
+    array = torch.tensor([corpus[i : i + num_steps + 1] for i in range(len(corpus) - num_steps)])
+    X, Y = array[:, :-1], array[:, 1:]
+    train = (X[:num_train], Y[:num_train])
+    val = (X[num_train : num_train + num_val], Y[num_train : num_train + num_val])
+    return train, val, len(idx_to_token)
+
+
+class RNNLM(D2LClassifier):
+    """d2l.RNNLM (RNNLMScratch with a LazyLinear output layer): one-hot inputs, the wrapped RNN, per-step
+    logits swapped to (batch, steps, vocab), cross-entropy through d2l.Classifier.loss."""
+
+    def __init__(self, rnn: nn.Module, vocab_size: int, lr: float = 0.01) -> None:
+        super().__init__()
+        self.rnn, self.vocab_size, self.lr = rnn, vocab_size, lr
+        self.linear = nn.LazyLinear(self.vocab_size)
+
+    def one_hot(self, X: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(X.T, self.vocab_size).type(torch.float32)
+
+    def output_layer(self, hiddens: torch.Tensor) -> torch.Tensor:
+        return self.linear(hiddens).swapaxes(0, 1)
+
+    def forward(self, X: torch.Tensor, state: Any = None) -> torch.Tensor:
+        embs = self.one_hot(X)
+        rnn_outputs, _ = self.rnn(embs, state)
+        return self.output_layer(rnn_outputs)
