@@ -320,3 +320,90 @@ class RNNLM(D2LClassifier):
         embs = self.one_hot(X)
         rnn_outputs, _ = self.rnn(embs, state)
         return self.output_layer(rnn_outputs)
+
+
+# -- a tiny BERT-style sentence-pair classifier "from_pretrained", for the Hugging Face course loop --------
+class SequenceClassifierOutput(dict):
+    """What a transformers model returns: a dict whose keys are also attributes (`outputs.loss`)."""
+
+    __getattr__ = dict.__getitem__
+
+
+class TinyBertForSequenceClassification(nn.Module):
+    """Embeddings (token, position, token type) + LayerNorm, a post-LN GELU TransformerEncoder, the [CLS]
+    position into a Linear classifier; forward(input_ids, token_type_ids, attention_mask, labels) returns
+    loss and logits as transformers' AutoModelForSequenceClassification does."""
+
+    def __init__(
+        self, vocab_size: int, hidden: int = 32, layers: int = 2, heads: int = 2, num_labels: int = 2
+    ):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(vocab_size, hidden)
+        self.position_embeddings = nn.Embedding(64, hidden)
+        self.token_type_embeddings = nn.Embedding(2, hidden)
+        self.LayerNorm = nn.LayerNorm(hidden)
+        layer = nn.TransformerEncoderLayer(
+            hidden, heads, 4 * hidden, dropout=0.1, activation="gelu", batch_first=True
+        )
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.classifier = nn.Linear(hidden, num_labels)
+
+    def forward(self, input_ids, token_type_ids, attention_mask, labels=None) -> SequenceClassifierOutput:
+        pos = torch.arange(input_ids.shape[1])
+        h = (
+            self.word_embeddings(input_ids)
+            + self.position_embeddings(pos)
+            + self.token_type_embeddings(token_type_ids)
+        )
+        h = self.encoder(self.LayerNorm(h), src_key_padding_mask=attention_mask == 0)
+        logits = self.classifier(h[:, 0])
+        loss = F.cross_entropy(logits, labels) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def sentence_pairs(n: int, seed: int, vocab: int = 40, length: int = 6) -> dict[str, torch.Tensor]:
+    """A GLUE-style sentence-pair set: [CLS] s1 [SEP] s2 [SEP] with token type ids, label 1 when most of the
+    pair's words come from the "positive" half of the vocabulary. Token ids: 0 pad, 1 CLS, 2 SEP."""
+    g = torch.Generator().manual_seed(seed)
+    words = torch.randint(0, vocab, (n, 2 * length), generator=g)
+    positive = (words < vocab // 2).sum(1)
+    keep = positive != length  # no ties
+    words, label = words[keep], (positive[keep] > length).long()
+    m = len(label)
+    cls, sep = torch.ones(m, 1, dtype=torch.long), torch.full((m, 1), 2, dtype=torch.long)
+    input_ids = torch.cat([cls, words[:, :length] + 3, sep, words[:, length:] + 3, sep], 1)
+    token_type_ids = torch.cat(
+        [torch.zeros(m, length + 2, dtype=torch.long), torch.ones(m, length + 1, dtype=torch.long)], 1
+    )
+    return {
+        "input_ids": input_ids,
+        "token_type_ids": token_type_ids,
+        "attention_mask": torch.ones_like(input_ids),
+        "labels": label,
+    }
+
+
+_BERT: dict[str, dict[str, torch.Tensor]] = {}
+
+
+def tiny_bert_from_pretrained(num_labels: int = 2) -> TinyBertForSequenceClassification:
+    """TinyBert with "pretrained" encoder weights (trained once per process, private seed, on other
+    sentence pairs with Adam) and a freshly initialised classifier, like `from_pretrained` with a new head."""
+    if "w" not in _BERT:
+        state = torch.random.get_rng_state()
+        torch.manual_seed(2024)
+        data = sentence_pairs(1024, seed=77)
+        net = TinyBertForSequenceClassification(43)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        for _epoch in range(6):
+            perm = torch.randperm(len(data["labels"]))
+            for i in range(0, len(perm), 32):
+                idx = perm[i : i + 32]
+                opt.zero_grad()
+                net(**{k: v[idx] for k, v in data.items()}).loss.backward()
+                opt.step()
+        _BERT["w"] = {k: v.clone() for k, v in net.state_dict().items() if not k.startswith("classifier")}
+        torch.random.set_rng_state(state)
+    net = TinyBertForSequenceClassification(43, num_labels=num_labels)
+    net.load_state_dict(_BERT["w"], strict=False)
+    return net

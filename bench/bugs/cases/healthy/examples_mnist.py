@@ -6,7 +6,8 @@ Source: https://github.com/pytorch/examples/blob/main/mnist/main.py
 The example reaches ~99% test accuracy; Adadelta's lr=1.0 is its default scale, and the first batches'
 updates are large relative to the weights.
 Scaled: 8x8 digits standardized (the example's Normalize((0.1307,), (0.3081,))), so fc1 takes 64*2*2
-features instead of 9216; 14 epochs (the default) of 22 batches.
+features instead of 9216; 14 epochs (the default) of 22 batches. Before training, the user runs
+`nbdebug.check(model, first_batch, F.nll_loss)`.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def program(bug: bool, nb) -> dict[str, float]:
         return test_loss / n, correct / n
 
     scheduler = StepLR(optimizer, step_size=1, gamma=0.7)
+    nb.check(model, next(iter(train_loader)), F.nll_loss)
     with nb.watch(model, optimizer):
         for epoch in range(1, 15):
             train(model, train_loader, optimizer, epoch)

@@ -5,7 +5,8 @@ torch.optim.SGD lr=1e-6, 2000 full-batch iterations.
 Source: https://github.com/pytorch/tutorials/blob/main/beginner_source/examples_nn/polynomial_optim.py
 The tutorial prints the summed loss every 100 iterations, falling from thousands to ~10, and the fitted
 polynomial y ~ 0.86 x - 0.09 x^3. The inputs are raw powers of x (x^3 reaches 31) and the loss is a sum.
-Nothing is scaled: the program runs as written.
+Nothing is scaled: the program runs as written. Before training, the user runs
+`nbdebug.check(model, (xx, y), loss_fn)`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def program(bug: bool, nb) -> dict[str, float]:
     learning_rate = 1e-6
     optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
     first = None
+    nb.check(model, (xx, y), loss_fn)
     with nb.watch(model, optimizer):
         for _t in range(2000):
             y_pred = model(xx)

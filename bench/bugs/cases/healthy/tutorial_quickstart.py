@@ -5,7 +5,8 @@ Source: https://github.com/pytorch/tutorials/blob/main/beginner_source/basics/qu
 The tutorial reports the loss falling slowly from 2.30 and ~64% test accuracy after 5 epochs ("we'd like
 to see the accuracy increase and the loss decrease with every epoch"); slow, but healthy.
 Scaled: digits (8x8 pixels in [0, 1], ToTensor's range) instead of 28x28 FashionMNIST; 40 epochs of 22
-batches (880 steps) stand in for the tutorial's 5 epochs of 938 batches.
+batches (880 steps) stand in for the tutorial's 5 epochs of 938 batches. Before training, the user runs
+`nbdebug.check(model, first_batch, loss_fn)` as nbdebug's README suggests.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def program(bug: bool, nb) -> dict[str, float]:
         return test_loss / num_batches, correct / size
 
     accs = []
+    nb.check(model, next(iter(train_dataloader)), loss_fn)
     with nb.watch(model, optimizer):
         for _t in range(40):
             train(train_dataloader, model, loss_fn, optimizer)

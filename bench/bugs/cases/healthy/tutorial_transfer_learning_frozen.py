@@ -9,7 +9,7 @@ The tutorial reports ~95% validation accuracy on ants vs bees; the frozen backbo
 design, and its BatchNorm statistics still update in train mode.
 Scaled: a resnet18-shaped TinyResNet "pretrained" on digits 0-7 stands in for the ImageNet weights, and
 digits 8 vs 9 (250 train, ~100 val images) for ants vs bees; batch size 4 as in the tutorial, 10 epochs
-instead of 25.
+instead of 25. Before training, the user runs `nbdebug.check(model_conv, first_batch, criterion)`.
 """
 
 from __future__ import annotations
@@ -72,5 +72,6 @@ def program(bug: bool, nb) -> dict[str, float]:
                     best_acc = float(epoch_acc)
         return {"best_acc": best_acc, "last_val_acc": float(epoch_acc)}
 
+    nb.check(model_conv, next(iter(dataloaders["train"])), criterion)
     with nb.watch(model_conv, optimizer_conv):
         return train_model(model_conv, criterion, optimizer_conv, exp_lr_scheduler, num_epochs=10)
