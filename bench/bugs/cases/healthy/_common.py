@@ -21,7 +21,7 @@ from ...data import digits, digits_images, split
 # -- data -----------------------------------------------------------------------------------------------
 def resized_digits(size: int, channels: int = 1, unit: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The 8x8 digits bilinearly resized to `size` x `size` (the shape MNIST/CIFAR models expect), with
-    `channels` copies of the grey channel; `unit=True` gives pixels in [0, 1] (ToTensor), else standardized."""
+    `channels` copies of the grey channel; `unit=True` gives pixels in [0, 1] (ToTensor), else [-1, 1]."""
     x, y = digits_images(normalize=False)
     x = x / 16.0
     x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)

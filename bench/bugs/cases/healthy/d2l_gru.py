@@ -1,13 +1,12 @@
-"""Dive into Deep Learning 10.2, Gated Recurrent Units (concise implementation): RNNLM around nn.GRU(len(vocab),
-32) on one-hot characters, SGD lr=4 built inside trainer.fit, d2l.Trainer(gradient_clip_val=1),
-TimeMachine(batch_size=1024, num_steps=32), validation each epoch.
+"""Dive into Deep Learning 10.2, Gated Recurrent Units (concise implementation): RNNLM around
+nn.GRU(len(vocab), 32) on one-hot characters, SGD lr=4 built inside trainer.fit,
+d2l.Trainer(gradient_clip_val=1), TimeMachine(batch_size=1024, num_steps=32), validation each epoch.
 
 Source: https://github.com/d2l-ai/d2l-en/blob/master/chapter_recurrent-modern/gru.md
-The book reports perplexity ~1.1-4 after 50 epochs with lr=4: a large rate, made safe by clipping the
-gradient norm to 1 at every step.
-Scaled: made-up lower-case words with Zipf-like frequencies instead of The Time Machine; 4096 training
-windows (4 batches) instead of 10000; 12 epochs instead of 50. A user watches the model around
-`trainer.fit`.
+The book reports perplexity ~1.1-4 after 50 epochs with lr=4: a large rate, made safe by clipping the gradient
+norm to 1 at every step. Scaled: made-up lower-case words with Zipf-like frequencies instead of The Time
+Machine; 4096 training windows (4 batches) instead of 10000; 12 epochs instead of 50. A user watches the model
+around `trainer.fit`.
 """
 
 from __future__ import annotations

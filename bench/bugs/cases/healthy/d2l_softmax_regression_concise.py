@@ -3,9 +3,9 @@ nn.Sequential(nn.Flatten(), nn.LazyLinear(10)), d2l.Classifier's F.cross_entropy
 trainer.fit, batch 256, d2l.Trainer(max_epochs=10) with a validation pass (loss and accuracy) per epoch.
 
 Source: https://github.com/d2l-ai/d2l-en/blob/master/chapter_linear-classification/softmax-regression-concise.md
-The book reports validation accuracy ~0.8 on Fashion-MNIST after 10 epochs. A user watches the model
-around `trainer.fit` (the optimizer does not exist before it).
-Scaled: 8x8 digits in [0, 1] (ToTensor's range) instead of 28x28 Fashion-MNIST; 10 epochs of 6 batches.
+The book reports validation accuracy ~0.8 on Fashion-MNIST after 10 epochs. A user watches the model around
+`trainer.fit` (the optimizer does not exist before it). Scaled: 8x8 digits in [0, 1] (ToTensor's range)
+instead of 28x28 Fashion-MNIST; 10 epochs of 6 batches.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ class Net(nn.Module):
 @case(
     name="healthy-gist-gradient-accumulation-4",
     source="https://gist.github.com/thomwolf/ac7a7da6b1888c2eeac8ac8b9b05d3d3",
-    title="Gradient accumulation over 4 batches (loss / 4, step and zero_grad every 4th batch), periodic eval",
+    title="Gradient accumulation over 4 batches (loss / 4; step, zero_grad every 4th batch), periodic eval",
     healthy=True,
     verify=lambda m: m["val_acc"] > 0.9 and m["evals"] >= 10,
     quick=True,

@@ -5,13 +5,12 @@ num_warmup_steps=0) stepped after every optimizer step, 3 epochs, then evaluatio
 torch.no_grad().
 
 Source: https://huggingface.co/learn/nlp-course/chapter3/4
-The course reports ~85% accuracy on MRPC after 3 epochs of fine-tuning bert-base-uncased. The loss is
-computed inside the model, the learning rate is small and decays linearly to 0, and the pretrained
-weights move little: fine-tuning, not training from scratch.
-Scaled: a 2-layer, 32-wide BERT-style encoder "pretrained" on other sentence pairs stands in for
-bert-base-uncased, and a made-up sentence-pair task (are most of the pair's words from the "positive" half of the
-vocabulary?) for MRPC; ~480 training pairs, batch 8, 3 epochs. transformers' get_scheduler("linear") is written out as the LambdaLR
-it builds.
+The course reports ~85% accuracy on MRPC after 3 epochs of fine-tuning bert-base-uncased. The loss is computed
+inside the model, the learning rate is small and decays linearly to 0, and the pretrained weights move little:
+fine-tuning, not training from scratch. Scaled: a 2-layer, 32-wide BERT-style encoder "pretrained" on other
+sentence pairs stands in for bert-base-uncased, and a made-up sentence-pair task (are most of the pair's words
+from the "positive" half of the vocabulary?) for MRPC; ~480 training pairs, batch 8, 3 epochs. transformers'
+get_scheduler("linear") is written out as the LambdaLR it builds.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The torch.optim.lr_scheduler.OneCycleLR documentation example: SGD lr=0.1 momentum 0.9, OneCycleLR(max_lr=0.01,
-steps_per_epoch=len(data_loader), epochs=10), and `scheduler.step()` after every batch's
-`optimizer.step()` (the docs: "step should be called after a batch has been used for training").
+"""The torch.optim.lr_scheduler.OneCycleLR documentation example: SGD lr=0.1 momentum 0.9,
+OneCycleLR(max_lr=0.01, steps_per_epoch=len(data_loader), epochs=10), and `scheduler.step()` after every
+batch's `optimizer.step()` (the docs: "step should be called after a batch has been used for training").
 
 Source: https://docs.pytorch.org/docs/stable/generated/torch.optim.lr_scheduler.OneCycleLR.html
 The 1cycle policy starts at max_lr / 25, climbs to max_lr over the first 30% of the steps, then anneals to

@@ -1,14 +1,15 @@
 """Adversarial Example Generation (FGSM): the LeNet-style MNIST Net (conv 10/20 with Dropout2d, fc 320-50-10,
-log_softmax) is trained with pytorch/examples/mnist's recipe (Adadelta lr=1.0, StepLR gamma 0.7 per
-epoch, nll_loss; the tutorial downloads a model trained that way), then attacked: `model.eval()`, a test loader of batch size 1, `data.requires_grad = True`, `nll_loss`,
-`model.zero_grad()`, `loss.backward()`, `data.grad.data.sign()`, re-classify; no optimizer step.
+log_softmax) is trained with pytorch/examples/mnist's recipe (Adadelta lr=1.0, StepLR gamma 0.7 per epoch,
+nll_loss; the tutorial downloads a model trained that way), then attacked: `model.eval()`, a test loader of
+batch size 1, `data.requires_grad = True`, `nll_loss`, `model.zero_grad()`, `loss.backward()`,
+`data.grad.data.sign()`, re-classify; no optimizer step.
 
 Source: https://github.com/pytorch/tutorials/blob/main/beginner_source/fgsm_tutorial.py
-The tutorial reports test accuracy falling as epsilon grows (98% at 0 down to ~9% at 0.3): the backward
-passes in the attack compute input gradients, they do not train. A user runs both cells under watch: the
-training cell as `nbdebug.watch(model, optimizer)`, the attack cell as `nbdebug.watch(model)`.
-Scaled: digits resized to 28x28 in [0, 1] instead of MNIST; 5 training epochs of 22 batches; the attack
-runs on 120 test images at epsilons 0, 0.1, 0.2, 0.3 instead of 10000 images at seven epsilons.
+The tutorial reports test accuracy falling as epsilon grows (98% at 0 down to ~9% at 0.3): the backward passes
+in the attack compute input gradients, they do not train. A user runs both cells under watch: the training
+cell as `nbdebug.watch(model, optimizer)`, the attack cell as `nbdebug.watch(model)`. Scaled: digits resized
+to 28x28 in [0, 1] instead of MNIST; 5 training epochs of 22 batches; the attack runs on 120 test images at
+epsilons 0, 0.1, 0.2, 0.3 instead of 10000 images at seven epsilons.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def fgsm_attack(image: torch.Tensor, epsilon: float, data_grad: torch.Tensor) ->
 @case(
     name="healthy-tut-fgsm-input-gradients",
     source="https://github.com/pytorch/tutorials/blob/main/beginner_source/fgsm_tutorial.py",
-    title="FGSM attack: eval mode, zero_grad, backward to the input image, no optimizer step (after training)",
+    title="FGSM attack after training: eval mode, zero_grad, backward to the input image, no optimizer step",
     healthy=True,
     verify=lambda m: m["acc_eps0"] > 0.85 and m["acc_eps0.3"] < m["acc_eps0"] - 0.3,
     category="pytorch-tutorials",

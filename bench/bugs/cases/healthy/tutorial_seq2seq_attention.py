@@ -5,10 +5,11 @@ RandomSampler, NLLLoss over every position, and two Adam(lr=0.001) optimizers, o
 for the decoder, both stepped after one backward.
 
 Source: https://github.com/pytorch/tutorials/blob/main/intermediate_source/seq2seq_translation_tutorial.py
-The tutorial reports the average loss falling steadily over 80 epochs and sensible translations.
-Scaled: a made-up word-for-word "translation" (20 source words, each with its own target word, sentences of
-2-4 words, MAX_LENGTH 6) instead of French-English; hidden size 64 instead of 128; 15 epochs instead of 80. A user watches the
-decoder and its optimizer, `nbdebug.watch(decoder, decoder_optimizer)`; the encoder trains alongside.
+The tutorial reports the average loss falling steadily over 80 epochs and sensible translations. Scaled: a
+made-up word-for-word "translation" (20 source words, each with its own target word, sentences of 2-4 words,
+MAX_LENGTH 6) instead of French-English; hidden size 64 instead of 128; 15 epochs instead of 80. A user
+watches the decoder and its optimizer, `nbdebug.watch(decoder, decoder_optimizer)`; the encoder trains
+alongside.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ model.eval() + torch.no_grad() every epoch, and model.train(True) again at the n
 
 Source: https://github.com/pytorch/tutorials/blob/main/beginner_source/introyt/trainingyt.py
 The tutorial reports the per-batch training loss and the validation loss both falling epoch after epoch.
-Scaled: digits resized to 1x28x28 and normalized to [-1, 1] instead of Fashion-MNIST; 5 epochs as in the tutorial; the running loss is averaged every 50 batches instead of every 1000.
+Scaled: digits resized to 1x28x28 and normalized to [-1, 1] instead of Fashion-MNIST; 5 epochs as in the
+tutorial; the running loss is averaged every 50 batches instead of every 1000.
 """
 
 from __future__ import annotations

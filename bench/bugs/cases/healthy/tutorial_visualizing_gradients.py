@@ -65,7 +65,7 @@ def get_all_layers(model, hook_forward, hook_backward) -> tuple[dict, list]:
 @case(
     name="healthy-tut-visualizing-gradients-user-hooks",
     source="https://github.com/pytorch/tutorials/blob/main/intermediate_source/visualizing_gradients_tutorial.py",
-    title="10 full-batch steps on dummy data with the user's own forward/tensor hooks, BN vs no-BN side by side",
+    title="10 full-batch steps on dummy data under the user's own tensor hooks, BN and no-BN side by side",
     healthy=True,
     verify=lambda m: m["last_loss_bn"] < 0.7 * m["first_loss_bn"] and m["first_layer_grad_ratio"] > 2,
     category="pytorch-tutorials",
