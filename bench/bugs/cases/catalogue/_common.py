@@ -103,3 +103,17 @@ def gan_scores(samples: torch.Tensor) -> dict[str, float]:
 
 def finite(x: float) -> bool:
     return isinstance(x, float) and math.isfinite(x)
+
+
+def graph_nodes(t: object) -> int:
+    """How many autograd nodes a value still holds (0 for a float or a tensor without history)."""
+    fn = getattr(t, "grad_fn", None)
+    seen: set[int] = set()
+    stack = [fn] if fn is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.extend(n for n, _ in getattr(node, "next_functions", ()) if n is not None)
+    return len(seen)
