@@ -64,7 +64,7 @@ def _digit_classifier() -> nn.Module:
     """A small classifier of the digits in [-1, 1], trained once per process (deterministic), that the
     GAN cases use to score their samples: which digits G draws, and how confidently."""
     if "clf" not in _CACHE:
-        with torch.random.fork_rng():
+        with torch.random.fork_rng(), torch.enable_grad():
             torch.manual_seed(0)
             x = digits_gan_data()
             _, y = digits(normalize=False)
@@ -117,3 +117,31 @@ def graph_nodes(t: object) -> int:
         seen.add(id(node))
         stack.extend(n for n, _ in getattr(node, "next_functions", ()) if n is not None)
     return len(seen)
+
+
+# -- the 8-Gaussian ring (the standard toy for GAN mode coverage) ---------------------------------------
+RING_MODES = torch.stack(
+    [torch.tensor([math.cos(2 * math.pi * k / 8), math.sin(2 * math.pi * k / 8)]) * 2.0 for k in range(8)]
+)
+
+
+def ring(n: int, g: torch.Generator, std: float = 0.05) -> torch.Tensor:
+    """`n` points from a mixture of 8 Gaussians (std `std`) on a circle of radius 2."""
+    k = torch.randint(0, 8, (n,), generator=g)
+    return RING_MODES[k] + std * torch.randn(n, 2, generator=g)
+
+
+@torch.no_grad()
+def ring_scores(samples: torch.Tensor) -> dict[str, float]:
+    """`modes`: how many of the 8 modes receive >= 2% of the samples within 0.25 of their centre;
+    `quality`: the fraction of samples within 0.25 of some mode; `spread`: the samples' mean distance
+    to their centroid (0 when G emits one point)."""
+    d = torch.cdist(samples, RING_MODES)
+    near, which = d.min(1)
+    hit = near < 0.25
+    counts = torch.bincount(which[hit], minlength=8).float()
+    return {
+        "modes": float((counts >= 0.02 * len(samples)).sum()),
+        "quality": hit.float().mean().item(),
+        "spread": (samples - samples.mean(0)).norm(dim=1).mean().item(),
+    }
