@@ -164,3 +164,31 @@ def test_a_short_healthy_run_gets_no_advice():
         model, torch.optim.Adam(model.parameters(), 1e-3), (x[:1400], y[:1400]), (x[1400:], y[1400:]), 3, 64
     )
     assert w.findings == [] and w.best_epoch is not None
+
+
+def test_the_panel_marks_the_best_epoch_and_shows_the_advice_next_to_the_curves():
+    from nbdebug.monitor.panel import watch_panel
+
+    x, y = digits()
+    model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 10))
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x[:60], y[:60]), batch_size=20, shuffle=True
+    )
+    w = nbdebug.watch(model, opt)
+    panel = watch_panel(w)
+    with w:
+        for _ in range(25):
+            model.train()
+            for xb, yb in loader:
+                opt.zero_grad()
+                nn.functional.cross_entropy(model(xb), yb).backward()
+                opt.step()
+            model.eval()
+            with torch.no_grad():
+                nn.functional.cross_entropy(model(x[100:]), y[100:])
+    panel.finish()
+    assert w.best_epoch is not None
+    assert f"best epoch: {w.best_epoch}" in panel.advice.value
+    assert 'data-code="overfitting"' in panel.advice.value
+    assert panel.curves_img.value[:4] == b"\x89PNG"

@@ -190,7 +190,9 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "the model fits the training data better and better, the validation data worse (advice, info)",
             "validation loss up >= 3% from its minimum for >= 2 epochs while the training loss falls, or a "
             "train/validation accuracy gap above 2 standard errors of the validation accuracy + 2% that grew "
-            "over 3 epochs; needs >= 3 epochs with validation; names the best epoch (lowest validation loss)",
+            "over 3 epochs while training improves; the loss rise must also exceed 2 standard errors (taken as loss / "
+            "sqrt(n)) with validation accuracy not clearly up, and the training loss be at most half the first "
+            "epoch's; needs >= 3 epochs with validation; names the best epoch (lowest validation loss)",
             "CS231n 'Babysitting the learning process': Training & Validation accuracy",
         ),
         _c(

@@ -20,6 +20,7 @@ from typing import Any
 
 from .._core.findings import Finding
 
+CODES = ("overfitting", "underfitting", "val-too-small", "val-above-train")
 MIN_EPOCHS = 3  # epochs with validation numbers before any advice
 NOISE_Z = 2.0  # a difference counts when it exceeds this many standard errors
 RISE_EPOCHS = 2  # epochs the validation loss must have risen from its minimum
@@ -27,6 +28,7 @@ RISE_REL = 0.03  # ... by at least this fraction of the minimum
 GAP_GROWTH_EPOCHS = 3  # epochs over which the accuracy gap must keep growing
 UNDERFIT_BELOW = 0.9  # both accuracies under this (a working model fits 20 examples perfectly)
 PLATEAU_REL = 0.02  # training loss within 2% over the last epochs: flat
+FITTED = 0.5  # overfitting advice once the training loss is at most half the first epoch's
 LOW_RATIO = 1e-4  # median update/weight ratio under this: the learning rate may be what holds it back
 
 
@@ -94,10 +96,21 @@ def _overfitting(epochs: list[Epoch], dropout: bool) -> Finding | None:
     reason = None
     if best is not None and last.epoch - best.epoch >= RISE_EPOCHS and _finite(last.val_loss):
         after = [e for e in epochs if e.epoch > best.epoch and _finite(e.val_loss)]
-        rising = last.val_loss > best.val_loss * (1 + RISE_REL) and all(
+        # the rise must exceed the validation loss's own noise: its standard error is taken as
+        # loss / sqrt(n) (the spread of per-example cross-entropy is of the order of its mean)
+        noise = NOISE_Z * best.val_loss / math.sqrt(last.val_n) if last.val_n else 0.0
+        rise = last.val_loss - best.val_loss
+        rising = rise > max(RISE_REL * best.val_loss, noise) and all(
             e.val_loss > best.val_loss for e in after
         )
-        train_falls = _finite(last.loss) and _finite(best.loss) and last.loss < best.loss
+        train_falls = _finite(last.loss) and _finite(best.loss) and last.loss < best.loss * (1 - PLATEAU_REL)
+        # a validation loss that rises while validation accuracy still clearly improves is early noise
+        acc_up = (
+            _finite(best.val_acc)
+            and _finite(last.val_acc)
+            and last.val_acc - best.val_acc > NOISE_Z * last.se
+        )
+        rising = rising and not acc_up
         if rising and train_falls and len(after) >= RISE_EPOCHS:
             reason = (
                 f"validation loss rose from {best.val_loss:.4g} at epoch {best.epoch} to {last.val_loss:.4g} at "
@@ -119,7 +132,9 @@ def _overfitting(epochs: list[Epoch], dropout: bool) -> Finding | None:
                 f"the gap between training and validation accuracy grew from {window[0][1]:.1%} at epoch "
                 f"{window[0][0]} to {gap:.1%} at epoch {window[-1][0]} (validation standard error {se:.1%})"
             )
-    if reason is None:
+    # overfitting needs a model that fits its training data: training loss at most half the first epoch's
+    fitted = _finite(epochs[0].loss) and _finite(last.loss) and last.loss <= FITTED * epochs[0].loss
+    if reason is None or not fitted:
         return None
     b = best_epoch(epochs)
     at = next(e for e in epochs if e.epoch == b)
@@ -206,14 +221,14 @@ def _val_above_train(epochs: list[Epoch], dropout: bool) -> Finding | None:
     last = window[-1]
     if dropout:
         why = (
-            "dropout is on while training and off in evaluation, so the training accuracy is measured on a "
-            "weaker network; augmentation of the training data does the same"
+            "dropout (or batch norm on training batches) behaves differently in training and evaluation, so "
+            "the training accuracy is measured on a noisier network; augmenting the training data does the same"
         )
         hint = "nothing to fix: compare both in eval mode if you need a like-for-like number"
     else:
         why = (
-            "the model has no dropout, so unless the training data is augmented this hints at validation "
-            "examples leaking into training, or at mislabelled training examples"
+            "the model has no dropout or batch norm, so unless the training data is augmented this hints at "
+            "validation examples leaking into training, or at mislabelled training examples"
         )
         hint = "check that no validation example is also in the training set, and look at the training labels"
     return _f(

@@ -323,7 +323,11 @@ class Watch(LiveResults):
 
     def _fit_findings(self) -> list[Finding]:
         """The train/validation advice (`monitor/fit.py`), from complete epochs."""
-        dropout = any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in self.model.modules())
+        dropout = any(  # training mode behaves differently: dropout, or batch norm on training batches
+            (isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0)
+            or isinstance(m, nn.modules.batchnorm._BatchNorm)
+            for m in self.model.modules()
+        )
         ratios = self.monitor.layer_stats(last=True)["update_ratio"].dropna()
         ratio = float(ratios.median()) if len(ratios) else None
         return fit_findings(self._complete_epochs(), dropout=dropout, update_ratio=ratio)
