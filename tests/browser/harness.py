@@ -267,25 +267,33 @@ def cell_errors(page) -> list[str]:
     )
 
 
-def kernel_stdout(page, code: str, timeout: float = 60_000) -> str:
+def kernel_stdout(page, code: str, timeout: float = 60_000, attempts: int = 20) -> str:
     """Run `code` in the open notebook's kernel (queued behind whatever runs) and return what it printed.
 
     Through the kernel connection, not a cell: after an interrupt, JupyterLab's run-cell command can race
-    the notebook's own cleanup, while an execute request simply waits its turn.
+    the notebook's own cleanup, while an execute request simply waits its turn. A request the kernel
+    aborted is sent again: after a cell fails (an interrupt is a KeyboardInterrupt), ipykernel aborts
+    every execute request already queued, including one sent just after the traceback was shown, before
+    the kernel finished the failed cell's reply; an aborted request never ran, so sending it again is safe.
     """
-    return page.evaluate(
-        """async ([code, timeout]) => {
-            const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
-            const future = kernel.requestExecute({code, store_history: false});
-            let out = '';
-            future.onIOPub = (msg) => {
-                if (msg.header.msg_type === 'stream') out += msg.content.text;
-                if (msg.header.msg_type === 'error') out += msg.content.ename + ': ' + msg.content.evalue;
-            };
-            const late = new Promise((_, reject) =>
-                setTimeout(() => reject(new Error(`no reply in ${timeout} ms; printed so far: ${out}`)), timeout));
-            await Promise.race([future.done, late]);
-            return out;
-        }""",
-        [code, timeout],
-    )
+    for _ in range(attempts):
+        status, out = page.evaluate(
+            """async ([code, timeout]) => {
+                const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
+                const future = kernel.requestExecute({code, store_history: false});
+                let out = '';
+                future.onIOPub = (msg) => {
+                    if (msg.header.msg_type === 'stream') out += msg.content.text;
+                    if (msg.header.msg_type === 'error') out += msg.content.ename + ': ' + msg.content.evalue;
+                };
+                const late = new Promise((_, reject) =>
+                    setTimeout(() => reject(new Error(`no reply in ${timeout} ms; printed so far: ${out}`)), timeout));
+                const reply = await Promise.race([future.done, late]);
+                return [reply.content.status, out];
+            }""",
+            [code, timeout],
+        )
+        if status != "aborted":
+            return out
+        page.wait_for_timeout(250)
+    raise AssertionError(f"the kernel aborted {attempts} execute requests in a row for {code!r}")
