@@ -262,7 +262,14 @@ def test_layer_stats_per_network_have_the_monitor_columns():
     D, G, od, og = mixture_gan()
     g = watched(D, G, od, og, L.mixture(), steps=11)
     d, gen = g.layer_stats("D"), g.layer_stats("generator")
-    assert set(d["layer"]) == {"0", "2", "4"} | {"1", "3"} and sorted(d["step"].unique()) == [1, 2, 3, 4, 5, 10]
+    assert set(d["layer"]) == {"0", "2", "4"} | {"1", "3"} and sorted(d["step"].unique()) == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        10,
+    ]
     assert gen["update_ratio"].dropna().between(1e-5, 1e-1).all()
     with pytest.raises(NbdebugError, match="net must be 'D'"):
         g.layer_stats("X")

@@ -73,6 +73,9 @@ class GanPanel(Panel):
         self.findings.value = findings_html(self.gan.findings, empty="No findings so far.") + withdrawn_html(
             self.gan.withdrawn
         )
+        if not self.gan.running:  # the run is over: this refresh shows the final grid and curves
+            self.grid.reset()
+            self.curves.reset()
         n = len(self.gan.frames)
         if n != self._shown_frames and self.grid.due():
             start = time.perf_counter()
