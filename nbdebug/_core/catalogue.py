@@ -88,7 +88,7 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "(median update/weight ratio; the blow-up is reported even when the loss comes back or the units die); "
             "persistent: median update/weight ratio above 1e-2 (10x the 1e-3 reference) on 3 samples in a row, "
             "with the loss stalled above 30% of its start (healthy Adam/SGD runs on digits sit at 1-4e-2 while "
-            "converging)",
+            "converging); in a GAN, whose losses never settle, above 1e-1",
             "CS231n 'Ratio of weights:updates' ~1e-3; CS231n 'Babysitting the learning process': a loss that "
             "explodes means the learning rate is too high",
             "state",

@@ -58,10 +58,16 @@ def _baseline(run: RunData) -> float | None:
 
 
 def _bounded_baseline(run: RunData) -> float | None:
-    """The baseline of a classification loss (ln C, ln 2), which an untrained network scores within a few
-    times unless its logits explode; a regression's untrained loss has no such bound (unscaled targets)."""
+    """The baseline of a mean-reduced classification loss (ln C, ln 2), which an untrained network scores
+    within a few times unless its logits explode; a regression's untrained loss has no such bound
+    (unscaled targets)."""
     calls = [c for c in run.loss_calls if c.baseline]
-    if len(calls) == 1 and calls[0].name in CLASSIFICATION + BINARY and calls[0].baseline > 0:
+    if (
+        len(calls) == 1
+        and calls[0].name in CLASSIFICATION + BINARY
+        and calls[0].reduction == "mean"  # a summed loss grows with the batch and the output size
+        and calls[0].baseline > 0
+    ):
         return calls[0].baseline
     return None
 
@@ -87,7 +93,11 @@ def find_blowup(run: RunData) -> Blowup | None:
     first = steps[0]
     base = _bounded_baseline(run)
     kind, at = None, None
-    if base is not None and math.isfinite(first.loss) and first.loss >= BLOWUP * base:
+    # what the loss function returned on the first step (the step's record may hold a GradScaler's scaled loss)
+    first_value = next(
+        (c.value for c in run.loss_calls if c.step == 1 and math.isfinite(c.value)), first.loss
+    )
+    if base is not None and math.isfinite(first_value) and first_value >= BLOWUP * base:
         kind, at, ref = "init", first, base
     else:
         ref = first.loss if math.isfinite(first.loss) and first.loss > 0 else None
@@ -120,7 +130,7 @@ def find_blowup(run: RunData) -> Blowup | None:
         step=at.step,
         kind=kind or "loss",
         ref=ref,
-        value=at.loss if kind != "gradient" else at.grad_norm,
+        value=first_value if kind == "init" else (at.loss if kind != "gradient" else at.grad_norm),
         grad=at.grad_norm,
         grad_before=first.grad_norm,
         ratio=best[1],

@@ -12,7 +12,7 @@ from statistics import median
 from typing import Any
 
 from .._core.findings import Finding
-from .rundata import RATIO_HIGH, RATIO_REF, RunData, _f
+from .rundata import BLOWUP, RATIO_HIGH, RATIO_REF, RunData, _f
 
 # what a head finding explains when the two appear in one diagnosis (besides the per-case rules below)
 _EXPLAINS: dict[str, tuple[str, ...]] = {
@@ -136,8 +136,22 @@ def _lr_killed_units(run: RunData, out: list[Finding]) -> list[Finding]:
     layers as evidence; a loss that wiggles or stays flat beside a learning rate too high is its symptom."""
     lr = next((f for f in out if f.code == "lr-too-high" and "blowup_step" not in f.evidence), None)
     hurt = [
-        f for f in out if f.code in ("dead-relu", "saturated-activation") and f.evidence.get("alive_before")
+        f
+        for f in out
+        if f.code in ("dead-relu", "saturated-activation")
+        and f.evidence.get("alive_before")
+        and f.severity != "info"  # units lost while the network still learns: no learning-rate story
     ]
+    scale = _unscaled_loss(run)
+    if scale is not None and hurt:
+        # the first loss is orders of magnitude above what predicting the targets' mean scores: unscaled
+        # targets (or inputs) made the first updates huge; the learning rate is not the cause
+        return [
+            dataclasses.replace(f, message=f"{f.message}; {scale}", evidence={**f.evidence, "unscaled": True})
+            if f in hurt
+            else f
+            for f in out
+        ]
     head = lr
     caused: list[Finding] = []
     if hurt:
@@ -185,3 +199,17 @@ def _lr_killed_units(run: RunData, out: list[Finding]) -> list[Finding]:
 
 def _frac(f: Finding) -> float:
     return float(f.evidence.get("dead_frac", f.evidence.get("saturated_frac", math.nan)))
+
+
+def _unscaled_loss(run: RunData) -> str | None:
+    """Why the first updates were huge when the first loss is >= BLOWUP x the loss of predicting the
+    targets' mean (or chance): a scale problem in the data, said in words; None otherwise."""
+    calls = [c for c in run.loss_calls if c.baseline]
+    first = run.steps[0].loss if run.steps else math.nan
+    if len(calls) != 1 or not math.isfinite(first) or not first >= BLOWUP * calls[0].baseline:
+        return None
+    return (
+        f"it followed a first loss of {first:.3g}, {first / calls[0].baseline:.0f}x what predicting the "
+        f"targets' mean (or chance) scores ({calls[0].baseline:.3g}): unscaled targets or inputs made the first "
+        "updates huge - standardize them"
+    )

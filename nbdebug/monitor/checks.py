@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from statistics import median
 from typing import Any
 
 from .._core.findings import Finding
@@ -19,17 +18,15 @@ from .blowup import check_blowup
 from .chains import explain
 from .loop_checks import check_frozen, check_never_steps, check_schedule
 from .loss_checks import check_labels, check_loss_calls, check_loss_curve
+from .lr_checks import check_learning_rate
 from .records import record_error
 from .rundata import (
     BLOCK,
     DEAD_FRAC,
     GRAD_GROWTH,
     GRAD_HUGE,
-    LOSS_WINDOW,
     MIN_ROWS,
     PERSIST,
-    RATIO_HIGH,
-    RATIO_LOW,
     SATURATED_FAR,
     SATURATED_FRAC,
     VANISH_ABS,
@@ -111,74 +108,6 @@ def check_nonfinite(run: RunData) -> Iterator[Finding]:
                     step=step,
                 )
                 return
-
-
-def _ratio_series(run: RunData) -> list[tuple[int, float]]:
-    out = []
-    for step in sorted(run.samples):
-        rs = [
-            s.update_ratio for s in run.samples[step] if math.isfinite(s.update_ratio) and s.update_ratio > 0
-        ]
-        if rs and step > 1:  # the first step of a momentum/Adam optimizer is not representative
-            out.append((step, median(rs)))
-    return out
-
-
-def _loss_stalled(run: RunData, window: int) -> bool | None:
-    """Whether the loss stopped falling while still far from converged: the mean of the last `window`
-    steps is >= 95% of the `window` steps before, and above 30% of the start level (a converged run
-    plateaus too, far lower). None when there is not enough history. Windows of >= 30 steps average
-    out minibatch noise."""
-    losses = [r.loss for r in run.steps if math.isfinite(r.loss)]
-    start = _start_loss(run)
-    if len(losses) < 2 * window or not start:
-        return None
-    recent = sum(losses[-window:]) / window
-    earlier = sum(losses[-2 * window : -window]) / window
-    return recent >= 0.95 * earlier and recent > 0.3 * start
-
-
-def check_learning_rate(run: RunData) -> Iterator[Finding]:
-    """Median over layers of ||update|| / ||weight|| (the change the optimizer actually made, so SGD,
-    momentum and Adam are judged alike) on the last PERSIST samples:
-    lr-too-high: all above 1e-2 *and* the loss stalled far above convergence (`_loss_stalled`). The ratio alone is
-    a rough heuristic (CS231n): small nets trained well by Adam(1e-3) or SGD(0.05, momentum 0.9) run at
-    1-4e-2 for their first epochs (measured on digits), so a high ratio with a falling loss is not a bug.
-    lr-too-low: all below 1e-5 (reported only when the gradients themselves did not collapse, see
-    `diagnose`)."""
-    series = _ratio_series(run)
-    if len(series) < PERSIST:
-        return
-    last = series[-PERSIST:]
-    values = [v for _, v in last]
-    if all(v > RATIO_HIGH for v in values) and _loss_stalled(run, LOSS_WINDOW):
-        yield _f(
-            "lr-too-high",
-            "warning",
-            f"update/weight ratio is {median(values):.2g} (median over layers, last {PERSIST} samples up to step "
-            f"{last[-1][0]}), over 10x the ~1e-3 reference, and the loss stopped falling well above convergence; largest: "
-            f"{_last_layer_ratios(run, last[-1][0])}",
-            "lower the learning rate (try /10), or add a warm-up / scheduler",
-            "optimizer",
-            ratio=median(values),
-        )
-    elif all(v < RATIO_LOW for v in values):
-        yield _f(
-            "lr-too-low",
-            "warning",
-            f"update/weight ratio is {median(values):.2g} (median over layers, last {PERSIST} samples up to step "
-            f"{last[-1][0]}), 100x under the ~1e-3 that trains well: the weights barely move",
-            "raise the learning rate (try x10), or check that a scheduler did not decay it to nothing",
-            "optimizer",
-            ratio=median(values),
-        )
-
-
-def _last_layer_ratios(run: RunData, step: int) -> str:
-    rs = sorted(
-        ((s.update_ratio, s.layer) for s in run.samples[step] if math.isfinite(s.update_ratio)), reverse=True
-    )
-    return ", ".join(f"{n} {r:.2g}" for r, n in rs[:3])
 
 
 def check_gradient_scale(run: RunData) -> Iterator[Finding]:
@@ -291,12 +220,19 @@ def check_activations(run: RunData) -> Iterator[Finding]:
                     f"{PERSIST} samples in a row" if persistent else f"on one sample, >= {SATURATED_FAR:.0%}"
                 )
             )
+            learning = None if at_init else _still_learning(run)
+            note = (
+                f"; the loss still falls ({learning[0]:.3g} -> {learning[1]:.3g}): learned saturation (an "
+                "attention score, a gate) is advice, not a bug"
+                if learning
+                else ""
+            )
             yield _f(
                 "saturated-activation",
-                "warning",
+                "info" if learning else "warning",
                 f"{last.saturated_frac:.0%} of the units of {layer} ({last.type}) sit in its flat tails "
                 f"(|tanh| > 0.99, sigmoid within 0.01 of 0 or 1), where its gradient is < 2% of its peak ({why}, "
-                f"last at step {last.step}){_zero_grad_note(run, layer, last.step)}",
+                f"last at step {last.step}){_zero_grad_note(run, layer, last.step)}{note}",
                 "normalize the inputs (and regression targets), use a smaller init (Xavier for tanh, or scale "
                 "the weights by 1/sqrt(fan_in)), add normalization before the activation, or lower the learning rate",
                 layer,
@@ -346,6 +282,11 @@ def _dead_finding(run: RunData, last: Any, upstream: list[str] | None, rows: lis
         )
     if first_dead < last.step:
         evidence += f"; dead since step {first_dead}"
+    severity = "error" if upstream is not None else "warning"
+    learning = _still_learning(run)
+    if upstream is None and learning is not None:
+        severity = "info"  # the rest of the network learns: capacity lost, not a failure
+        evidence += f"; the loss still falls ({learning[0]:.3g} -> {learning[1]:.3g}): the other units learn"
     hint = (
         "drop the ReLU on the output (a regression output should be unbounded, or use softplus for a "
         "positive one)"
@@ -355,7 +296,7 @@ def _dead_finding(run: RunData, last: Any, upstream: list[str] | None, rows: lis
     )
     return _f(
         "dead-relu",
-        "error" if upstream is not None else "warning",
+        severity,
         evidence,
         hint,
         layer,
@@ -364,6 +305,16 @@ def _dead_finding(run: RunData, last: Any, upstream: list[str] | None, rows: lis
         step=last.step,
         **since,
     )
+
+
+def _still_learning(run: RunData) -> tuple[float, float] | None:
+    """(start, recent) loss when the mean of the last 20 steps is under half the start level (the first 5
+    steps): the network learns in spite of what a check sees; None otherwise."""
+    start = _start_loss(run)
+    recent = [r.loss for r in run.steps[-20:] if math.isfinite(r.loss)]
+    if start and recent and len(run.steps) >= 20 and sum(recent) / len(recent) < 0.5 * start:
+        return start, sum(recent) / len(recent)
+    return None
 
 
 def check_no_grad(run: RunData) -> Iterator[Finding]:

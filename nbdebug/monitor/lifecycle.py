@@ -44,10 +44,19 @@ def withdrawal_reason(f: Finding, run: RunData) -> str:
         if b is not None and b.step == f.evidence["blowup_step"]:
             now = "has not come back: loss-diverging" if b.still else "came back"
             return f"the same blow-up (step {b.step}) is told under another code now: the loss {now}"
+    if f.code == "exploding-gradients":
+        norms = [r.grad_norm for r in run.steps[-5:] if math.isfinite(r.grad_norm)]
+        if norms:
+            return f"the gradient norm came down to {norms[-1]:.3g} at step {step}"
     if f.code in LOSS_CODES:
         recent = _recent_loss(run)
-        was = next(
-            (f.evidence[k] for k in ("last", "first") if isinstance(f.evidence.get(k), (int, float))), None
+        was = (
+            next(
+                (f.evidence[k] for k in ("last", "first") if isinstance(f.evidence.get(k), (int, float))),
+                None,
+            )
+            if f.code.startswith("loss")
+            else None
         )
         if recent is not None:
             if was is not None and recent[0] < 0.95 * was:
