@@ -18,9 +18,11 @@ differences after. The checks:
 - `params`: `Trace.total_params` (real and meta) is the sum of the unique parameters' `numel()`.
 - `unchanged_real` / `unchanged_meta`: `assert_unchanged` after each trace.
 
-Today's failures are `xfail(strict=True)` with the issue's defect number (or a new defect) as reason,
-declared on the entry (`Entry.known`): when a fix makes one pass, pytest reports XPASS(strict) as a
-failure, and the mark comes off. `pytest --runxfail` shows every failure as it is.
+A failure found but not fixed yet is declared on the entry (`Entry.known`: check -> "issue N defect ..."
+or "new defect ...") and runs as `xfail(strict=True)`: when a fix makes it pass, pytest reports
+XPASS(strict) as a failure, and the mark comes off. Issue 16's defects (1-9) and the zoo's new ones (A-G)
+are all fixed: no entry declares one. What PyTorch itself cannot do on meta is `meta_unsupported` (the
+meta trace must then report it at a step) or, for a jit.trace'd module, `meta_nbdebug_error`.
 """
 
 from __future__ import annotations
@@ -155,7 +157,8 @@ def record_calls(model: nn.Module) -> tuple[list[Call], list[Any]]:
 
 
 def script_types(model: nn.Module) -> set[str]:
-    return {type(m).__name__ for m in model.modules() if _is_script(m)}
+    """How trace labels a ScriptModule's step (one opaque step: the hooks above never see it)."""
+    return {f"{m.original_name} (TorchScript)" for m in model.modules() if _is_script(m)}
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -474,10 +477,7 @@ def test_hf_entries_are_skipped_without_transformers(monkeypatch) -> None:
 # ------------------------------------------------------------------------------------------------------
 # one regression test per defect of issue 16 (the issue's minimal reproductions)
 
-xfail = pytest.mark.xfail
 
-
-@xfail(strict=True, reason=zoo.D1)
 def test_defect1_shared_module_keeps_real_weights_after_meta_trace() -> None:
     lin = nn.Linear(10, 10)
     model = nn.Sequential(lin, nn.ReLU(), lin)
@@ -508,7 +508,6 @@ def test_defect1_guard_tied_weights_stay_tied_on_meta() -> None:
     assert model.head.weight is model.emb.weight and model.emb.weight.device.type == "cpu"
 
 
-@xfail(strict=True, reason=zoo.D2)
 def test_defect2_pruned_weight_is_real_after_meta_trace() -> None:
     from torch.nn.utils import prune
 
@@ -519,7 +518,6 @@ def test_defect2_pruned_weight_is_real_after_meta_trace() -> None:
     assert layer(torch.randn(3, 4)).shape == (3, 2)
 
 
-@xfail(strict=True, reason=zoo.D3)
 def test_defect3_script_module_is_an_opaque_step() -> None:
     scripted = torch.jit.script(nn.Linear(4, 2))
     t = nbdebug.trace(scripted, torch.randn(3, 4))
@@ -538,14 +536,12 @@ def test_defect3_script_module_is_an_opaque_step() -> None:
     assert t.ok and t["inner"].output_shapes == [(3, 2)] and t["out"].output_shapes == [(3, 1)]
 
 
-@xfail(strict=True, reason=zoo.D3_META)
 def test_defect3_jit_traced_model_on_meta_gets_a_clear_nbdebug_error() -> None:
     traced = torch.jit.trace(nn.Linear(4, 2), torch.randn(3, 4))
     with pytest.raises(NbdebugError):
         nbdebug.trace(traced, torch.randn(3, 4), device="meta")
 
 
-@xfail(strict=True, reason=zoo.D4)
 def test_defect4_lazy_module_is_traced_and_counted() -> None:
     model = nn.Sequential(nn.LazyLinear(3))
     t = nbdebug.trace(model, torch.randn(2, 5))
@@ -553,7 +549,6 @@ def test_defect4_lazy_module_is_traced_and_counted() -> None:
     assert t.total_params == 5 * 3 + 3
 
 
-@xfail(strict=True, reason=zoo.D5)
 def test_defect5_packed_sequence_input_on_meta() -> None:
     from torch.nn.utils.rnn import pack_padded_sequence
 
@@ -564,7 +559,6 @@ def test_defect5_packed_sequence_input_on_meta() -> None:
     assert meta.ok and meta.steps[0].output_shapes == real.steps[0].output_shapes
 
 
-@xfail(strict=True, reason=zoo.D5)
 def test_defect5_pack_padded_sequence_inside_forward_on_meta() -> None:
     from torch.nn.utils.rnn import pack_padded_sequence
 
@@ -596,7 +590,6 @@ class _Defect6(nn.Module):
         return s.fc(torch.flatten(x, 1)[:, :12])
 
 
-@xfail(strict=True, reason=zoo.D6)
 def test_defect6_caught_exception_keeps_recording() -> None:
     t = nbdebug.trace(_Defect6(), torch.randn(2, 1, 2, 2))
     assert t.ok
@@ -608,7 +601,6 @@ def test_defect6_caught_exception_keeps_recording() -> None:
     assert t.steps[0].output_shapes == [(2, 2)]
 
 
-@xfail(strict=True, reason=zoo.D7)
 def test_defect7_failure_names_the_failing_step_not_a_caught_one() -> None:
     class M(nn.Module):
         def __init__(self) -> None:
@@ -627,7 +619,6 @@ def test_defect7_failure_names_the_failing_step_not_a_caught_one() -> None:
 
 
 @pytest.mark.slow
-@xfail(strict=True, reason=zoo.D8)
 def test_defect8_compiled_model_is_traced() -> None:
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
     compiled = torch.compile(model, backend="eager")
@@ -637,7 +628,6 @@ def test_defect8_compiled_model_is_traced() -> None:
     assert t.steps[0].output_shapes == [(3, 2)]
 
 
-@xfail(strict=True, reason=zoo.D9_DEEP)
 def test_defect9_outputs_nested_deeper_than_6_keep_their_shapes() -> None:
     class Deep(nn.Module):
         def forward(self, x):
@@ -650,7 +640,6 @@ def test_defect9_outputs_nested_deeper_than_6_keep_their_shapes() -> None:
     assert t.steps[0].output_shapes == [(2, 3)]
 
 
-@xfail(strict=True, reason=zoo.D9_OBJ)
 def test_defect9_tensors_inside_plain_objects_get_shapes() -> None:
     class Result:
         def __init__(self, boxes):
@@ -664,7 +653,6 @@ def test_defect9_tensors_inside_plain_objects_get_shapes() -> None:
     assert t.steps[0].output_shapes == [(2, 4)]
 
 
-@xfail(strict=True, reason=zoo.D9_DIST)
 def test_defect9_distribution_outputs_get_shapes() -> None:
     class M(nn.Module):
         def __init__(self) -> None:
@@ -678,7 +666,6 @@ def test_defect9_distribution_outputs_get_shapes() -> None:
     assert (2, 3) in (t.steps[0].output_shapes or [])
 
 
-@xfail(strict=True, reason=zoo.D9_FACTORY)
 def test_defect9_factory_call_without_device_on_meta() -> None:
     class M(nn.Module):
         def __init__(self) -> None:
@@ -696,7 +683,6 @@ def test_defect9_factory_call_without_device_on_meta() -> None:
 # -- the zoo's new defects (not in issue 16), one minimal reproduction each --------------------------------
 
 
-@xfail(strict=True, reason=zoo.NEW_A)
 def test_new_defect_a_prehook_attribute_restored_after_real_trace() -> None:
     conv = nn.utils.spectral_norm(nn.Conv2d(3, 4, 3))  # train mode: each forward runs a power iteration
     before = conv.weight.clone()
@@ -704,14 +690,12 @@ def test_new_defect_a_prehook_attribute_restored_after_real_trace() -> None:
     assert torch.equal(conv.weight, before)
 
 
-@xfail(strict=True, reason=zoo.NEW_B)
 def test_new_defect_b_rnn_flat_weights_real_after_meta_trace() -> None:
     gru = nn.GRU(8, 16)
     nbdebug.trace(gru, torch.randn(5, 2, 8), device="meta")
     assert all(w.device.type == "cpu" for w in gru._flat_weights)
 
 
-@xfail(strict=True, reason=zoo.NEW_C)
 def test_new_defect_c_nested_tensor_between_layers() -> None:
     enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, batch_first=True), 2).eval()
     mask = torch.tensor([[False] * 5, [False] * 3 + [True] * 2])
@@ -720,7 +704,6 @@ def test_new_defect_c_nested_tensor_between_layers() -> None:
     assert t.steps[0].output_shapes == [(2, 5, 16)]
 
 
-@xfail(strict=True, reason=zoo.NEW_D)
 def test_new_defect_d_data_parallel_on_meta() -> None:
     t = nbdebug.trace(nn.DataParallel(nn.Linear(4, 2)), torch.randn(3, 4), device="meta")
     assert t.ok, str(t.error)
@@ -741,14 +724,12 @@ class _TakesBatch(nn.Module):
         return self.lin(b.x)
 
 
-@xfail(strict=True, reason=zoo.NEW_E)
 def test_new_defect_e_dataclass_input_on_meta() -> None:
     t = nbdebug.trace(_TakesBatch(), _Batch(torch.randn(3, 4)), device="meta")
     assert t.ok, str(t.error)
     assert t.steps[0].output_shapes == [(3, 2)]
 
 
-@xfail(strict=True, reason=zoo.NEW_F)
 def test_new_defect_f_weights_written_in_forward_are_restored() -> None:
     emb = nn.Embedding(10, 4, max_norm=1.0)
     with torch.no_grad():
@@ -758,7 +739,6 @@ def test_new_defect_f_weights_written_in_forward_are_restored() -> None:
     assert torch.equal(emb.weight, before)
 
 
-@xfail(strict=True, reason=zoo.NEW_G)
 def test_new_defect_g_error_in_a_user_pre_hook_names_the_module() -> None:
     def validate(module, args):
         if args[0].shape[-1] != 4:
