@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import random
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,7 +89,9 @@ def _clone(t: torch.Tensor | None) -> torch.Tensor | None:
     return t.detach().clone()
 
 
-_SLOTS = frozenset(("_parameters", "_buffers", "_modules"))
+_SLOTS = frozenset(("_parameters", "_buffers", "_modules"))  # the dicts every module has
+# types of module attributes that never hold a tensor (dict: only the slots above, counted apart)
+_PLAIN = frozenset({bool, int, float, str, bytes, tuple, set, type(None), dict, OrderedDict, torch.Size})
 TensorAttrs = list[tuple[nn.Module, list[tuple[str, Any, Any]]]]
 
 
@@ -98,8 +101,14 @@ def tensor_attributes(modules: Iterable[nn.Module]) -> TensorAttrs:
     pass), and the items of each list or dict of tensors it keeps there (RNNs' `_flat_weights`)."""
     out: TensorAttrs = []
     for m in modules:
+        d = m.__dict__
+        types = list(map(type, d.values()))  # C-level: most modules hold nothing of interest
+        kinds = set(types)
+        kinds.difference_update(_PLAIN)
+        if not kinds and types.count(dict) <= len(_SLOTS):
+            continue
         found = None
-        for k, v in m.__dict__.items():
+        for k, v in d.items():
             t = type(v)
             if t is list or t is dict:
                 if not v or k in _SLOTS:

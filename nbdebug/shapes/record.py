@@ -161,8 +161,6 @@ class _State:
     def close(self, module: nn.Module) -> int | None:
         """Pop the most recent open step of `module` (and any step a caught exception left above it)."""
         stack, modules = self.stack, self.modules
-        if stack and modules[stack[-1]] is module:
-            return stack.pop()
         for pos in range(len(stack) - 1, -1, -1):
             if modules[stack[pos]] is module:
                 idx = stack[pos]
@@ -303,9 +301,13 @@ def _pre(state: _State, module: nn.Module, args: tuple, kwargs: dict) -> int:
 def _post_hook(state: _State):
     def hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         try:
-            index = state.close(module)
-            if index is None:
-                return
+            stack = state.stack
+            if stack and state.modules[stack[-1]] is module:  # the common case, kept cheap
+                index = stack.pop()
+            else:
+                index = state.close(module)
+                if index is None:
+                    return
         except Exception as e:
             state.note(f"the end of {state.names.get(id(module), type(module).__name__)}", e)
             return
