@@ -508,6 +508,29 @@ def test_defect1_guard_tied_weights_stay_tied_on_meta() -> None:
     assert model.head.weight is model.emb.weight and model.emb.weight.device.type == "cpu"
 
 
+def test_defect1_meta_weights_swaps_each_slot_once_and_puts_the_same_objects_back() -> None:
+    """The swap behind the meta trace and memory.step's meta runs (nbdebug._core.hooks.MetaWeights)."""
+    from torch.nn.utils import prune
+
+    from nbdebug._core.hooks import MetaWeights
+
+    lin, gru = nn.Linear(4, 4), nn.GRU(4, 4)
+    tied = _TiedCheck()
+    prune.l1_unstructured(lin, "weight", 0.5)
+    model = nn.ModuleDict({"a": lin, "b": lin, "gru": gru, "tied": tied})
+    params = {n: p for n, p in model.named_parameters(remove_duplicate=False)}
+    pruned_weight = lin.weight
+    with MetaWeights(model):
+        assert all(p.device.type == "meta" for p in model.parameters())
+        assert all(w.device.type == "meta" for w in gru._flat_weights)
+        assert tied.head.weight is tied.emb.weight  # one twin per tensor: still tied
+        assert lin(torch.randn(2, 4, device="meta")).device.type == "meta"  # the pruning hook ran on meta
+        assert lin.weight.device.type == "meta"
+    after = dict(model.named_parameters(remove_duplicate=False))
+    assert after.keys() == params.keys() and all(after[n] is p for n, p in params.items())
+    assert lin.weight is pruned_weight and all(w.device.type == "cpu" for w in gru._flat_weights)
+
+
 def test_defect2_pruned_weight_is_real_after_meta_trace() -> None:
     from torch.nn.utils import prune
 
@@ -537,16 +560,50 @@ def test_defect3_script_module_is_an_opaque_step() -> None:
 
 
 def test_defect3_jit_traced_model_on_meta_gets_a_clear_nbdebug_error() -> None:
-    traced = torch.jit.trace(nn.Linear(4, 2), torch.randn(3, 4))
-    with pytest.raises(NbdebugError):
-        nbdebug.trace(traced, torch.randn(3, 4), device="meta")
+    traced, x = torch.jit.trace(nn.Linear(4, 2), torch.randn(3, 4)), torch.randn(3, 4)
+    before = snapshot(traced)
+    with pytest.raises(NbdebugError, match=r"the model \(TopLevelTracedModule\) was made by torch.jit.trace"):
+        nbdebug.trace(traced, x, device="meta")
+    assert not changes(traced, before)
+    # why: the graph keeps the device it was traced on, even for device=x.device
+    graph = str(torch.jit.trace(_MakesZeros(), torch.randn(2, 4)).graph)
+    assert 'Device = prim::Constant[value="cpu"]' in graph
+
+
+class _MakesZeros(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.zeros(x.shape[0], 4, device=x.device)
+
+
+def test_defect3_jit_traced_submodule_on_meta_is_named() -> None:
+    model = zoo.build(zoo.get("hard_jit_inside"))[0]
+    with pytest.raises(NbdebugError, match=r"^features \(TopLevelTracedModule\) was made by torch.jit.trace"):
+        nbdebug.trace(model, torch.randn(2, 3, 10, 10), device="meta")
+
+
+def test_defect3_scripted_model_on_meta_is_an_opaque_step() -> None:
+    scripted = torch.jit.script(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)))
+    t = nbdebug.trace(scripted, torch.randn(3, 4), device="meta")
+    assert t.ok and len(t.steps) == 1 and t.steps[0].output_shapes == [(3, 2)]
+    assert t.steps[0].type == "Sequential (TorchScript)" and t.total_params == 4 * 8 + 8 + 8 * 2 + 2
+    assert all(p.device.type == "cpu" for p in scripted.parameters())
 
 
 def test_defect4_lazy_module_is_traced_and_counted() -> None:
     model = nn.Sequential(nn.LazyLinear(3))
     t = nbdebug.trace(model, torch.randn(2, 5))
     assert t.ok and t.steps[0].output_shapes == [(2, 3)]
-    assert t.total_params == 5 * 3 + 3
+    assert t.total_params == 5 * 3 + 3 and t.steps[1].params == 5 * 3 + 3
+    assert type(model[0]) is nn.Linear  # initialized, as by its first call
+
+
+def test_defect4_lazy_module_on_meta_is_initialized_with_real_weights() -> None:
+    model = nn.Sequential(nn.LazyConv2d(4, 3), nn.LazyBatchNorm2d(), nn.Flatten(), nn.LazyLinear(2))
+    t = nbdebug.trace(model, torch.randn(2, 3, 6, 6), device="meta")
+    assert t.ok, str(t.error)
+    assert t.steps[0].output_shapes == [(2, 2)] and t.total_params == (4 * 3 * 9 + 4) + 2 * 4 + (64 * 2 + 2)
+    assert all(p.device.type == "cpu" for p in (*model.parameters(), *model.buffers()))
+    assert model(torch.randn(2, 3, 6, 6)).shape == (2, 2)
 
 
 def test_defect5_packed_sequence_input_on_meta() -> None:
@@ -597,8 +654,9 @@ def test_defect6_caught_exception_keeps_recording() -> None:
     assert "Tensor.repeat" in types and "torch.flatten" in types, types
     fc = t["fc"]
     assert fc.parent == 0 and fc.depth == 1  # not nested under conv, which raised
-    assert t["conv"].status != "incomplete"
+    assert t["conv"].status == "caught" and t["conv"].output_repr == "raised RuntimeError"
     assert t.steps[0].output_shapes == [(2, 2)]
+    assert "x    conv" in t.to_text()
 
 
 def test_defect7_failure_names_the_failing_step_not_a_caught_one() -> None:
@@ -626,6 +684,25 @@ def test_defect8_compiled_model_is_traced() -> None:
     t = nbdebug.trace(compiled, torch.randn(3, 4))
     assert t.ok, str(t.error)
     assert t.steps[0].output_shapes == [(3, 2)]
+    assert [s.name for s in t.steps if s.kind == "module"][:3] == [
+        "OptimizedModule",
+        "_orig_mod",
+        "_orig_mod.0",
+    ]
+    meta = nbdebug.trace(compiled, torch.randn(3, 4), device="meta")
+    assert meta.ok and meta.steps[0].output_shapes == [(3, 2)]
+
+    class Holder(nn.Module):  # a compiled submodule, and a compiled function in forward
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = torch.compile(nn.Linear(4, 4), backend="eager")
+            self.act = torch.compile(torch.tanh, backend="eager")
+
+        def forward(self, x):
+            return self.act(self.body(x))
+
+    t = nbdebug.trace(Holder(), torch.randn(3, 4))
+    assert t.ok and t["body._orig_mod"].output_shapes == [(3, 4)], t.to_text()
 
 
 def test_defect9_outputs_nested_deeper_than_6_keep_their_shapes() -> None:
@@ -702,6 +779,22 @@ def test_new_defect_c_nested_tensor_between_layers() -> None:
     t = nbdebug.trace(enc, torch.randn(2, 5, 16), src_key_padding_mask=mask)
     assert t.ok, str(t.error)
     assert t.steps[0].output_shapes == [(2, 5, 16)]
+    # between the layers, the fast path passes a nested tensor: ragged sequence length shown as *
+    assert t["layers.0"].input_shapes == [(2, None, 16)] and t["layers.0"].input_repr == "(2, *, 16)"
+
+
+def test_new_defect_c_a_failing_hook_is_a_note_never_the_models_error(monkeypatch) -> None:
+    from nbdebug.shapes import record
+
+    def broken(obj, depth=0):
+        raise RuntimeError("recorder bug")
+
+    monkeypatch.setattr(record, "_struct", broken)
+    lstm = nn.LSTM(4, 8)  # outputs a tuple: the post-hook reads its structure
+    t = nbdebug.trace(lstm, torch.randn(5, 2, 4))
+    assert t.ok and t.error is None
+    assert t.notes and "nbdebug could not record the output of LSTM: RuntimeError: recorder bug" in t.notes[0]
+    assert "Note: nbdebug could not record" in t.to_text()
 
 
 def test_new_defect_d_data_parallel_on_meta() -> None:
@@ -750,6 +843,19 @@ def test_new_defect_g_error_in_a_user_pre_hook_names_the_module() -> None:
     assert t.error is not None and t.error.message == "expected 4 features"
     assert t.error.step == 0 and t.steps[0].status == "error"
     assert "inputs' types and count" not in t.error.hint
+    assert t.error.hint.startswith("the forward pre-hook")
+    assert "validate registered on Sequential raised before its forward ran" in t.error.hint
+
+
+def test_meta_hint_says_meta_tensors_have_no_values() -> None:
+    """What PyTorch cannot do on meta (zoo: meta_unsupported) is reported at a step, with the reason."""
+    model, args, _ = zoo.build(zoo.get("hard_value_dependent"))
+    with pytest.raises(RuntimeError, match="cannot be called on meta tensors"):
+        model.to("meta")(*(a.to("meta") for a in args))
+    model, args, _ = zoo.build(zoo.get("hard_value_dependent"))
+    t = nbdebug.trace(model, *args, device="meta")
+    assert t.error is not None and t.error.where == "_Branchy"
+    assert "tensors have shapes but no values" in t.error.hint and ".item()" in t.error.hint
 
 
 def test_zoo_transformers_pin_is_installed_when_available() -> None:

@@ -219,7 +219,7 @@ class ModelState:
             for p, flag in self.requires_grad.items():
                 p.requires_grad_(flag)
             for (m, name), saved in self.buffers.items():
-                current = m._buffers.get(name)
+                current = m._buffers[name] if name in m._buffers else None  # (a ScriptModule's has no .get)
                 if saved is current:
                     continue  # not copied (see _may_write_buffers) and not replaced
                 if saved is None or current is None or current.device.type == "meta":

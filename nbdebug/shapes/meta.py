@@ -32,7 +32,7 @@ from .record import _Recorder
 
 SHADOW_INPUT_MAX = 4096  # elements of a 1-D integer input whose values the walk keeps (sequence lengths)
 SHADOW_MAX = 65536  # elements of a derived integer tensor whose values the walk follows
-_FACTORIES = {"arange", "zeros", "ones", "full", "tensor", "as_tensor", "empty", "range"}
+_FACTORIES = {"arange", "zeros", "ones", "full", "tensor", "as_tensor", "range"}  # with known values
 _WRAPPERS = (nn.DataParallel, nn.parallel.DistributedDataParallel)
 
 
@@ -184,14 +184,13 @@ class _Shadowed:
             ):
                 return out
             cpu_kwargs = {**kwargs, "device": "cpu"}
-        elif any(get(t) is None for t in tensors):
-            for t in tensors:  # an in-place op with values we do not know: the shadow is stale
-                if t is out:
-                    self.shadows.drop(t)
+        elif any(get(t) is None for t in tensors):  # values we do not know: a written shadow is stale
+            self._drop_written(args, kwargs)
             return out
         try:
             cpu_out = self.func(*cpu_args, **cpu_kwargs)
         except Exception:
+            self._drop_written(args, kwargs)
             return out
         pairs = (
             zip(out, cpu_out) if isinstance(out, tuple) and isinstance(cpu_out, tuple) else [(out, cpu_out)]
@@ -203,3 +202,15 @@ class _Shadowed:
             ):  # fmt: skip
                 self.shadows.add(o, c)
         return out
+
+    def _drop_written(self, args: tuple, kwargs: dict) -> None:
+        """Forget the values of what this call wrote in place (`x.add_(...)`, `x[i] = ...`, `out=`)."""
+        name = self.__name__
+        if args and (
+            name == "__setitem__"
+            or name.startswith("__i")
+            or (name.endswith("_") and not name.endswith("__"))
+        ):
+            self.shadows.drop(args[0])
+        if "out" in kwargs:
+            self.shadows.drop(kwargs["out"])

@@ -28,8 +28,10 @@ _MAX_NOTES = 5
 
 
 def _is_builtin(module: nn.Module) -> bool:
+    """torch's own layers and ScriptModules: one step each, the ops inside them are not recorded (on meta
+    a TorchScript graph runs some ops through Python decompositions the recorder would see)."""
     mod = type(module).__module__
-    return mod.startswith("torch.nn.") or mod.startswith("torch.ao.")
+    return mod.startswith(("torch.nn.", "torch.ao.", "torch.jit."))
 
 
 def _is_script(module: nn.Module) -> bool:
