@@ -46,9 +46,9 @@ def magics_table() -> str:
 def findings_table() -> str:
     from nbdebug._core.findings import CATALOGUE
 
-    rows = ["| code | when | threshold | source |", "| --- | --- | --- | --- |"]
+    rows = ["| code | when | threshold | source | nature |", "| --- | --- | --- | --- | --- |"]
     for code, info in CATALOGUE.items():
-        rows.append(f"| `{code}` | {info.title} | {info.threshold} | {info.source} |")
+        rows.append(f"| `{code}` | {info.title} | {info.threshold} | {info.source} | {info.nature} |")
     return "\n".join(rows)
 
 

@@ -258,3 +258,33 @@ def test_a_per_epoch_schedule_stepped_every_batch_is_named(schedule):
     f = w.findings[0]
     assert f"StepLR(step_size=7, gamma=0.1) was stepped {total} times in {total} optimizer steps" in f.message
     assert f.evidence["last"] < 1e-3 * f.evidence["top"] and "once per epoch" in f.hint
+
+
+def test_the_panels_and_watch_gan_show_withdrawn_findings():
+    """The live panel's findings area and watch_gan's text/HTML/panel list withdrawn findings apart."""
+    from nbdebug._core.findings import Finding
+    from nbdebug.monitor.gan_panel import GanPanel
+    from nbdebug.monitor.panel import watch_panel
+    from tests import gan_loops as L
+
+    w = _plateau_then_fall()
+    panel = watch_panel(w)
+    panel.finish()
+    assert (
+        'data-code="loss-not-decreasing"' in panel.findings.value
+        and "nbdebug-withdrawn" in panel.findings.value
+    )
+
+    D, G = L.mlp_d(), L.mlp_g()
+    g = nbdebug.watch_gan(D, G, L.adam(D), L.adam(G))
+    flat = Finding("loss-not-decreasing", "warning", "flat", "", "loss")
+    nan = Finding("nonfinite", "error", "NaN", "", "D")
+    g._record([flat, nan], 3, running=False)
+    g._record([], 9, running=False, why=lambda f: "the loss then fell")
+    assert [f.code for f in g.findings] == ["nonfinite"]  # an event stays
+    assert [(e.step, e.finding.code, e.reason) for e in g.withdrawn] == [
+        (9, "loss-not-decreasing", "the loss then fell")
+    ]
+    assert "Withdrawn (1)" in g.to_text() and "nbdebug-withdrawn" in g.to_html()
+    assert "nbdebug-withdrawn" in GanPanel(g).findings.value
+    assert [(e.step, e.action) for e in g.finding_history] == [(3, "raised"), (3, "raised"), (9, "withdrawn")]
