@@ -290,3 +290,24 @@ def test_init_that_explodes_is_exploding_gradients_at_step_1(std):
     assert codes(w) == {"exploding-gradients"} and w.found_at("exploding-gradients") == 1
     f = w.findings[0]
     assert f.evidence["kind"] == "init" and {"nonfinite", "initial-loss"} <= set(f.evidence["explains"])
+
+
+def test_a_forward_that_raises_leaves_no_function_mode_behind():
+    """The mode that sees activation functions is pushed by the model's forward pre-hook: a forward that
+    raises (on a sampled step) still takes it off, and so does an interrupt."""
+
+    class Breaks(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(64, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.fc(x))
+            raise KeyboardInterrupt if h.shape[0] else RuntimeError
+
+    x, y = digits()
+    model = Breaks()
+    with pytest.raises(KeyboardInterrupt), nbdebug.watch(model, torch.optim.SGD(model.parameters(), lr=0.1)):
+        model(x[:8])
+    assert torch.overrides._get_current_function_mode_stack() == []
+    assert torch.relu(torch.tensor([-1.0, 2.0])).tolist() == [0.0, 2.0]

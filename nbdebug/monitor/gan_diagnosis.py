@@ -134,9 +134,12 @@ class GanDiagnosis:
             collapse = check_d_collapse(rows, self, found)
             if collapse is not None:
                 out.append(collapse)
-            vanish = check_g_vanishing(rows, self)
-            if vanish is not None:
-                out.append(vanish)
+        # the vanishing rule reads the gradient G's loss puts on D's output, whatever D's loss: a Wasserstein
+        # or hinge G loss (-D(G(z))) has a constant one, least squares one that grows; only the saturating
+        # log(1 - sigmoid(D(G(z)))) - BCE or softplus written by hand - loses it while D rejects the fakes
+        vanish = check_g_vanishing(rows, self)
+        if vanish is not None:
+            out.append(vanish)
         mode = check_mode_collapse(rows, self)
         if mode is not None:
             out.append(mode)

@@ -200,6 +200,11 @@ class StepMonitor(MonitorTables):
 
     def release(self) -> None:
         """Decide a pending backward, then drop every reference to a tensor of the current step (on exit)."""
+        if self.probe.mode is not None:  # a forward interrupted before its hooks ran: take the mode off
+            try:
+                self.probe.end(None)
+            except Exception as e:
+                record_error(self.internal_errors, "release", e)
         self.settle()
         if self._backwards:  # backward passes no optimizer step followed: analysis (gradients to the input)
             self.analysis_backwards += self._backwards
