@@ -62,3 +62,22 @@ def test_a_discriminator_optimizer_that_never_steps_is_named():
     f = next(f for f in g.findings if f.code == "optimizer-never-steps")
     assert f.where == "optD" and "optD.step()" in f.hint and f.evidence["other_steps"] == 15
     assert g.d_steps == 0 and g.found_at("optimizer-never-steps") == 10
+
+
+def _rows(p: float, signal: float, n: int = 3) -> list[dict]:
+    return [{"step": i + 1, "d_fake_g": p, "g_signal": signal, "g_grad_norm": 1.0} for i in range(n)]
+
+
+def test_the_saturating_generator_loss_is_recognised_by_its_gradient():
+    """A mean-reduced log(1 - D(G(z))) puts exactly D(G(z)) on D's logits (summed over the fakes), the
+    non-saturating loss 1 - D(G(z)): on 3 G steps with D(G(z)) < 0.3 that names the saturating loss."""
+    from nbdebug.monitor.gan_checks import check_g_vanishing
+
+    D, G = L.mlp_d(), L.mlp_g()
+    g = nbdebug.watch_gan(D, G, L.adam(D), L.adam(G))
+    f = check_g_vanishing(_rows(0.2, 0.2 * 1.019), g)
+    assert f is not None and f.evidence["saturating_loss"] and f.where == "G" and "4.0x" in f.message
+    assert check_g_vanishing(_rows(0.2, 0.2 * 1.03), g) is None  # 3% off: not that form
+    assert check_g_vanishing(_rows(0.2, 0.8), g) is None  # the non-saturating loss
+    assert check_g_vanishing(_rows(0.31, 0.31), g) is None  # where the two losses are too close to tell
+    assert check_g_vanishing(_rows(0.2, 0.2, n=2), g) is None  # two steps are not persistence

@@ -311,7 +311,9 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "gan-g-vanishing",
             "the generator's gradients vanish while D wins",
             "gradient of G's loss at D's logits < 1% of its first-5-steps level while D(G(z)) < 0.05, "
-            "3 G steps in a row",
+            "3 G steps in a row; or that gradient (summed over the fakes) within 2% of D(G(z)) while D(G(z)) "
+            "< 0.3, 3 G steps in a row: the saturating log(1 - D(G(z))) itself (the non-saturating loss gives "
+            "1 - D(G(z)))",
             "Goodfellow et al. 2014 (saturating generator loss)",
             "state",
         ),

@@ -22,6 +22,8 @@ VANISH_REL = 1e-2  # gradient at D's output in G's backward below 1% of its earl
 DIVERSITY_LOW = 0.1  # G's batch diversity below 10% of the real batch's
 DIVERSITY_POINTS = 2  # consecutive measurements it must stay there
 IGNORES_NOISE = 1e-3  # G's samples from independent noise this close together: G ignores its noise
+SATURATING_TOL = 0.02  # g_signal within 2% of D(G(z)): G's loss is the saturating log(1 - D(G(z)))
+SATURATING_BELOW = 0.3  # ... judged while D(G(z)) < 0.3, where 1 - D(G(z)) is >= 2.3x D(G(z))
 LR_RATIO = 5.0  # D's lr this many times G's is named as a cause of D winning
 
 
@@ -146,6 +148,11 @@ def check_g_vanishing(rows: list[dict[str, Any]], gw: GanWatch) -> Finding | Non
     rejects every fake (Goodfellow et al. 2014, section 3); the non-saturating loss has 1 - D(G(z)).
     Read at D's output, the rule does not depend on the scale of G's weights; G's own gradient norm is
     reported as evidence."""
+    vanished = _vanished(rows, gw)
+    return vanished if vanished is not None else _saturating_loss(rows, gw)
+
+
+def _vanished(rows: list[dict[str, Any]], gw: GanWatch) -> Finding | None:
     sig = [r["g_signal"] for r in rows if _finite(r["g_signal"])]
     if len(sig) < 5 + PERSIST:
         return None
@@ -259,4 +266,34 @@ def _ignores_noise(point: tuple[int, float, float], gw: GanWatch) -> Finding | N
         "(torch.randn(batch_size, nz))",
         gw.names[1],
         {"diversity": batch, "sample_diversity": independent, "step": step, "ignores_noise": True},
+    )
+
+
+def _saturating_loss(rows: list[dict[str, Any]], gw: GanWatch) -> Finding | None:
+    """gan-g-vanishing, identified by the loss's form: for a mean-reduced G loss, the gradient it puts on
+    D's logits, summed over the fakes, is D(G(z)) for the saturating log(1 - D(G(z))) and 1 - D(G(z)) for
+    the non-saturating -log D(G(z)) (Goodfellow et al. 2014, section 3). On PERSIST G steps in a row with
+    D(G(z)) < 0.3 (where the two differ by >= 2.3x) a signal within 2% of D(G(z)) names the saturating
+    loss: its signal shrinks with D(G(z)) and vanishes as D wins."""
+    last = rows[-PERSIST:]
+    if len(last) < PERSIST:
+        return None
+    for r in last:
+        p, sig = r["d_fake_g"], r["g_signal"]
+        if not (_finite(p) and _finite(sig) and 0 < p < SATURATING_BELOW):
+            return None
+        if abs(sig - p) > SATURATING_TOL * p:
+            return None
+    r = last[-1]
+    return Finding(
+        "gan-g-vanishing",
+        "warning",
+        f"G minimises the saturating log(1 - D(G(z))): the gradient its loss puts on D's output equals D(G(z)) "
+        f"({r['g_signal']:.3g} at G step {r['step']}, {PERSIST} G steps in a row), {(1 - r['d_fake_g']) / r['d_fake_g']:.1f}x "
+        f"weaker than the {1 - r['d_fake_g']:.3g} the non-saturating loss gives while D rejects the fakes, and it "
+        "vanishes as D wins",
+        "use the non-saturating generator loss: BCE(D(G(z)), ones), i.e. maximise log D(G(z)) (softplus(-D(G(z))) "
+        "on logits), instead of minimising log(1 - D(G(z)))",
+        gw.names[1],
+        {"signal": r["g_signal"], "d_fake_g": r["d_fake_g"], "saturating_loss": True},
     )
