@@ -121,10 +121,10 @@ def find_blowup(run: RunData) -> Blowup | None:
     tail = [r.loss for r in steps[-5:]]
     finite_tail = [v for v in tail if math.isfinite(v)]
     level = ref if kind != "init" else (base or ref)
-    last3 = [r.loss for r in steps[-3:]]
-    still = not math.isfinite(steps[-1].loss) or (
-        len(steps) > at.step and median(v if math.isfinite(v) else math.inf for v in last3) >= BLOWUP * level
-    )
+    # still blown up: the median of the (up to 3) latest steps since the jump; until the loss has been seen
+    # to come back, it has not
+    since = [r.loss if math.isfinite(r.loss) else math.inf for r in steps if r.step >= at.step][-3:]
+    still = not math.isfinite(steps[-1].loss) or median(since) >= BLOWUP * level
     nan_step = next((r.step for r in steps if r.step >= at.step and not math.isfinite(r.loss)), None)
     return Blowup(
         step=at.step,
