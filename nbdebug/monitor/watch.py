@@ -35,6 +35,8 @@ from .records import StepRecord, safe
 from .rundata import BLOWUP
 from .stats import EARLY, StepMonitor
 
+SHORT_RUN = 50  # steps over which every sampled step is diagnosed: a notebook experiment is named as it runs
+
 
 class _EpochAcc:
     """Running sums for one epoch; tensors are summed without a device sync until read."""
@@ -208,8 +210,9 @@ class Watch(LiveResults):
         if urgent:
             self._nonfinite_seen = bool(monitor.nonfinite_events)
         # live diagnosis on sampled steps, but never for more than ~5% of the wall time (it reads the
-        # whole history, so it gets dearer as the run grows); bugs that matter at once go through now
-        due = rec.step in monitor.samples and self._diagnosis_due()
+        # whole history, so it gets dearer as the run grows); bugs that matter at once go through now, and
+        # so does every sampled step of a short run's first SHORT_RUN steps (the history is short)
+        due = rec.step in monitor.samples and (rec.step <= SHORT_RUN or self._diagnosis_due())
         if urgent or due:
             self._diagnose()
         self._notify()  # (a no-op when a new finding just forced an update: the interval restarts)
