@@ -255,7 +255,8 @@ class StepMonitor(MonitorTables):
         if not is_float(y) or y.numel() == 0:
             return
         kind, limit = module_kind(module)
-        s = summarize(self.count + 1, name, kind, y, first_tensor(args), self.histograms, self.bins, limit)
+        with torch._C.DisableTorchFunction():  # our own reductions need not pass through the activation mode
+            s = summarize(self.count + 1, name, kind, y, first_tensor(args), self.histograms, self.bins, limit)
         s.type = type(module).__name__
         self.probe.leaf(name, y, s)
         self._pending_acts[name] = s
