@@ -417,7 +417,9 @@ def watch(
     or yours); with none, a backward pass followed by a hand-written update of the weights is a step, and
     one followed by no update at all (an adversarial example, a saliency map) is analysis, not training.
     """
-    return Watch(
+    from ..integrations import watch_class  # Lightning / Hugging Face adapters; imports no framework
+
+    return watch_class(model, Watch)(
         model,
         optimizer,
         loss_fn,
