@@ -37,6 +37,7 @@ from .closure import after_first_call
 from .records import LayerSample, StepRecord, _GradState
 from .summaries import histogram, subsample, unit_dead_fraction
 from .tables import SampleTables
+from .wrapped import attach_compiled, unwrap
 
 RELU_TYPES = (nn.ReLU, nn.ReLU6)
 SATURATING_TYPES = (nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Softsign)
@@ -86,6 +87,8 @@ class StepMonitor(SampleTables):
     layer_order: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        # the module the user calls (a compiled model, DDP) and the one whose layers we name (monitor/wrapped.py)
+        self.root, self.model = self.model, unwrap(self.model)
         self._param_names = {p: n for n, p in self.model.named_parameters()}
         owner = {}
         for mname, m in self.model.named_modules():
@@ -132,9 +135,10 @@ class StepMonitor(SampleTables):
 
     # -- attaching -----------------------------------------------------------------------------------
     def attach(self, hooks: HookSet) -> None:
-        for module in self._leaves:
-            hooks.forward(module, self._forward_hook)
-        hooks.forward_pre(self.model, self._root_pre_hook, with_kwargs=True)
+        if not attach_compiled(self, hooks):  # a compiled model is hooked from outside its graph
+            for module in self._leaves:
+                hooks.forward(module, self._forward_hook)
+            hooks.forward_pre(self.root, self._root_pre_hook, with_kwargs=True)
         if self.optimizer is not None:
             hooks.add(self.optimizer.register_step_pre_hook(self._given_step_pre))
             hooks.add(self.optimizer.register_step_post_hook(self._any_step_post))
