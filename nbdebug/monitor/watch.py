@@ -244,8 +244,13 @@ class Watch(LiveResults):
 
     def _diagnose(self, final: bool = False) -> None:
         self._run_checks(
-            lambda: diagnose(self._run_data(final)) + self._fit_findings(), lambda: self.monitor.count
+            lambda: diagnose(self._run_data(final)) + self._fit_findings() + self._extra_findings(),
+            lambda: self.monitor.count,
         )
+
+    def _extra_findings(self) -> list[Finding]:
+        """Findings a subclass adds to each diagnosis (the ranks compared, `monitor/distributed.py`)."""
+        return []
 
     @property
     def steps(self) -> int:
@@ -418,8 +423,10 @@ def watch(
     one followed by no update at all (an adversarial example, a saliency map) is analysis, not training.
     """
     from ..integrations import watch_class  # Lightning / Hugging Face adapters; imports no framework
+    from .distributed import DistributedWatch, distributed_world  # each rank of a DDP run
 
-    return watch_class(model, Watch)(
+    base = DistributedWatch if distributed_world() is not None else Watch
+    return watch_class(model, base)(
         model,
         optimizer,
         loss_fn,
