@@ -104,3 +104,22 @@ def run_ddp(
             start_method="fork",
         )
     return run
+
+
+def train_accelerate(data, epochs: int = 2) -> None:
+    """One rank as accelerate prepares it (its DDP wrapper, its sharded loader, AcceleratedOptimizer)."""
+    from accelerate import Accelerator
+
+    torch.set_num_threads(1)
+    acc = Accelerator(cpu=True)
+    torch.manual_seed(0)
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    loader = DataLoader(TensorDataset(*data), batch_size=32, shuffle=True)
+    model, opt, loader = acc.prepare(model, opt, loader)
+    with nbdebug.watch(model, opt):
+        for _ in range(epochs):
+            for xb, yb in loader:
+                opt.zero_grad()
+                acc.backward(F.cross_entropy(model(xb), yb))
+                opt.step()

@@ -98,3 +98,15 @@ def test_no_rank_reported_outside_a_launch():
         pass
     assert run.rank_results == {} and run.findings == []
     assert "no rank reported" in run.summary()
+
+
+def test_accelerate_notebook_launcher():
+    accelerate = pytest.importorskip("accelerate")
+    from tests.ddp_loops import train_accelerate
+
+    x, y = digits()
+    with nbdebug.watch_ranks() as run:
+        accelerate.notebook_launcher(train_accelerate, args=((x[:640], y[:640]),), num_processes=2)
+    assert sorted(run.rank_results) == [0, 1] and _serious(run) == []
+    # accelerate shards the loader (no duplicate batches) and wraps the optimizer (adopted through it)
+    assert list(run.ranks["steps"]) == [20, 20] and run.history["loss"].notna().all()

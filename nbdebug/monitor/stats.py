@@ -37,7 +37,7 @@ from .closure import after_first_call
 from .records import LayerSample, StepRecord, _GradState
 from .summaries import histogram, subsample, unit_dead_fraction
 from .tables import SampleTables
-from .wrapped import attach_compiled, unwrap
+from .wrapped import attach_compiled, unwrap, unwrap_optimizer
 
 RELU_TYPES = (nn.ReLU, nn.ReLU6)
 SATURATING_TYPES = (nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Softsign)
@@ -89,6 +89,7 @@ class StepMonitor(SampleTables):
     def __post_init__(self) -> None:
         # the module the user calls (a compiled model, DDP) and the one whose layers we name (monitor/wrapped.py)
         self.root, self.model = self.model, unwrap(self.model)
+        self.optimizer = unwrap_optimizer(self.optimizer)
         self._param_names = {p: n for n, p in self.model.named_parameters()}
         owner = {}
         for mname, m in self.model.named_modules():

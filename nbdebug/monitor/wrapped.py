@@ -54,6 +54,14 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
+def unwrap_optimizer(optimizer: Any) -> Any:
+    """The torch optimizer inside a framework's wrapper (accelerate's AcceleratedOptimizer, Lightning's
+    LightningOptimizer: an `.optimizer` attribute), whose step hooks fire when the wrapper steps."""
+    while isinstance(getattr(optimizer, "optimizer", None), torch.optim.Optimizer):
+        optimizer = optimizer.optimizer
+    return optimizer
+
+
 def compiled(model: nn.Module) -> str | None:
     """'wrapper' for `torch.compile(model)` (somewhere in the wrapper chain), 'in-place' for
     `model.compile()`, else None."""
