@@ -102,8 +102,12 @@ def test_no_rank_reported_outside_a_launch():
 
 def test_accelerate_notebook_launcher():
     accelerate = pytest.importorskip("accelerate")
+    from accelerate.state import AcceleratorState
+
     from tests.ddp_loops import train_accelerate
 
+    # a notebook that never made an Accelerator: the Trainer tests in this process did
+    AcceleratorState._reset_state(reset_partial_state=True)
     x, y = digits()
     with nbdebug.watch_ranks() as run:
         accelerate.notebook_launcher(train_accelerate, args=((x[:640], y[:640]),), num_processes=2)
