@@ -311,3 +311,37 @@ def test_a_forward_that_raises_leaves_no_function_mode_behind():
         model(x[:8])
     assert torch.overrides._get_current_function_mode_stack() == []
     assert torch.relu(torch.tensor([-1.0, 2.0])).tolist() == [0.0, 2.0]
+
+
+class DeadFunctional(nn.Module):
+    """torch.relu after a bias far below zero: every unit dead from the start."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(64, 32), nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.fc1(x) - 50.0))
+
+
+def test_a_compiled_model_sees_its_activation_functions_as_eager_does():
+    """torch.compile: the layer hooks run on an eager replay of sampled steps; the functions its forward
+    calls (torch.relu here) are seen there too, so a compiled model gets the same dead-relu as eager."""
+    x, y = digits()
+    results = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = DeadFunctional()
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        run_model = torch.compile(model, backend="eager") if compiled else model
+        with nbdebug.watch(run_model, opt) as w:
+            for i in range(6):
+                opt.zero_grad()
+                F.cross_entropy(run_model(x[i * 32 : (i + 1) * 32]), y[i * 32 : (i + 1) * 32]).backward()
+                opt.step()
+        results.append(w)
+    eager, comp = results
+    assert (
+        "relu#1" in set(comp.layer_stats()["layer"]) == set(eager.layer_stats()["layer"])
+    )  # fc1(x) - 50: numbered
+    assert [f.code for f in comp.findings] == [f.code for f in eager.findings] and "dead-relu" in codes(comp)

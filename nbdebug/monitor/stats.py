@@ -33,11 +33,13 @@ from torch import nn
 from .._core.hooks import HookSet
 from .._core.tensors import first_tensor, is_float
 from .activations import ForwardProbe, module_kind, summarize
+from .closure import after_first_call
 from .records import GradState, LayerSample, StepRecord, record_error, safe
 from .rundata import LR_COLLAPSE
 from .schedulers import describe_scheduler, find_schedulers
 from .summaries import histogram, subsample
 from .tables import MonitorTables
+from .wrapped import attach_compiled, unwrap, unwrap_optimizer
 
 MODE_TYPES = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase)
 EARLY = 5  # steps sampled from the start, so that a run of a few dozen steps is diagnosed
@@ -75,6 +77,9 @@ class StepMonitor(MonitorTables):
     layer_order: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        # the module the user calls (a compiled model, DDP) and the one whose layers we name (monitor/wrapped.py)
+        self.root, self.model = self.model, unwrap(self.model)
+        self.optimizer = unwrap_optimizer(self.optimizer)
         self._param_names = {p: n for n, p in self.model.named_parameters()}
         owner = {}
         for mname, m in self.model.named_modules():
@@ -115,6 +120,9 @@ class StepMonitor(MonitorTables):
         self._own = {id(p) for p in self.params}
         self._awaiting: int | None = None  # weight versions at a backward that waits to be confirmed
         self.analysis_backwards = 0
+        # set by a training framework's adapter (nbdebug/integrations): every backward pass trains, an optimizer
+        # step follows (gradient accumulation before the first step is not analysis)
+        self.expect_optimizer = False
         self.probe = ForwardProbe(self)
         self._schedulers: list[weakref.ref] | None = None
         # what a degenerate loop shows: forward passes and backward passes with no step between them
@@ -124,13 +132,14 @@ class StepMonitor(MonitorTables):
 
     # -- attaching -----------------------------------------------------------------------------------
     def attach(self, hooks: HookSet) -> None:
-        for module in self._leaves:
-            hooks.forward(module, self._forward_hook)
-        hooks.forward_pre(self.model, self._root_pre_hook, with_kwargs=True)
-        hooks.forward(self.model, self._root_hook, always_call=True, prepend=True)
+        if not attach_compiled(self, hooks):  # a compiled model is hooked from outside its graph
+            for module in self._leaves:
+                hooks.forward(module, self._forward_hook)
+            hooks.forward_pre(self.root, self._root_pre_hook, with_kwargs=True)
+            hooks.forward(self.root, self._root_hook, always_call=True, prepend=True)
         if self.optimizer is not None:
-            hooks.add(self.optimizer.register_step_pre_hook(self._step_pre))
-            hooks.add(self.optimizer.register_step_post_hook(self._step_post))
+            hooks.add(self.optimizer.register_step_pre_hook(self._given_step_pre))
+            hooks.add(self.optimizer.register_step_post_hook(self._any_step_post))
         else:
             from torch.optim.optimizer import (
                 register_optimizer_step_post_hook,
@@ -154,17 +163,26 @@ class StepMonitor(MonitorTables):
             self.adopted.append(optimizer)
         return mine
 
-    def _any_step_pre(self, optimizer: Any, args: tuple, kwargs: dict) -> None:
+    def _any_step_pre(self, optimizer: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
         # every optimizer of the model is adopted; the first one's steps are this monitor's steps
         if self._in_step or not self._ours(optimizer) or optimizer is not self.stepping:
-            return
+            return None
         if self._awaiting is not None:  # the backward's record is already open: this step confirms it
             self._awaiting = None
             self._in_step = True
             if self.steps:
                 self.steps[-1].lr = float(optimizer.param_groups[0].get("lr", math.nan))
-            return
-        self._step_pre(optimizer, args, kwargs)
+            return None
+        return self._given_step_pre(optimizer, args, kwargs)
+
+    def _given_step_pre(self, optimizer: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        # step(closure) (Lightning, LBFGS): the loss and gradients exist once the closure has run
+        if self._in_step:
+            return None
+        deferred = after_first_call(optimizer, args, kwargs, lambda: self._step_pre(optimizer, args, kwargs))
+        if deferred is None:
+            self._step_pre(optimizer, args, kwargs)
+        return deferred
 
     def _any_step_post(self, optimizer: Any, args: tuple, kwargs: dict) -> None:
         if self._in_step and optimizer is self.stepping:
@@ -230,7 +248,9 @@ class StepMonitor(MonitorTables):
             if self.sampling and is_float(x) and x.numel() > 1:
                 xs = subsample(x)
                 self._pending_input = (float(xs.mean()), float(xs.std()))
-        if self.sampling:
+        if (
+            self.sampling and getattr(self, "compiled_hooks", None) is None
+        ):  # compiled: its replay has no mode
             self.probe.begin(self.model)
         return None
 
@@ -256,7 +276,9 @@ class StepMonitor(MonitorTables):
             return
         kind, limit = module_kind(module)
         with torch._C.DisableTorchFunction():  # our own reductions need not pass through the activation mode
-            s = summarize(self.count + 1, name, kind, y, first_tensor(args), self.histograms, self.bins, limit)
+            s = summarize(
+                self.count + 1, name, kind, y, first_tensor(args), self.histograms, self.bins, limit
+            )
         s.type = type(module).__name__
         self.probe.leaf(name, y, s)
         self._pending_acts[name] = s
@@ -278,7 +300,7 @@ class StepMonitor(MonitorTables):
         if self.model.training:
             self.train_backwards += 1
         self._mark_accumulated()
-        if self.stepping is None and self.params:
+        if self.stepping is None and self.params and not self.expect_optimizer:
             # no optimizer (yet): open this backward's record; an optimizer step, or weights that change
             # before the next forward/backward, confirm it (settle); else it was analysis and is dropped
             self._step_pre(None, (), {})
