@@ -34,6 +34,7 @@ from torch import nn
 from .._core.errors import NbdebugError
 from .._core.hooks import HookSet, preserved
 from .._core.tensors import first_tensor, is_float
+from .amp import ScaleTracker
 from .summaries import histogram, subsample, unit_dead_fraction
 
 RELU_TYPES = (nn.ReLU, nn.ReLU6)
@@ -170,6 +171,7 @@ class StepMonitor:
         self._own = {id(p) for p in self.params}
         self._awaiting: int | None = None  # weight versions at a backward that waits to be confirmed
         self.analysis_backwards = 0
+        self.amp = ScaleTracker(self)  # under a GradScaler: the user's loss, gradients read unscaled
 
     # -- attaching -----------------------------------------------------------------------------------
     def attach(self, hooks: HookSet) -> None:
@@ -311,7 +313,7 @@ class StepMonitor:
             self.settle()
             for t in tensors:
                 if t.numel() == 1 and t.is_floating_point():
-                    loss = t.detach().reshape(())
+                    loss = self.amp.loss_of(t).detach().reshape(())
                     self._pending_loss = loss if self._pending_loss is None else self._pending_loss + loss
             self._check_zeroed_before_backward()
             return
@@ -390,9 +392,10 @@ class StepMonitor:
         present = [i for i, g in enumerate(grads) if g is not None]
         for i in present:
             self._ever_grad[i] = True
+        scale = self.amp.grad_divisor()  # gradients read before GradScaler.unscale_ carry its factor
         if present:
             norms = torch._foreach_norm([grads[i].detach() for i in present])
-            per = torch.stack([n.float() for n in norms])
+            per = torch.stack([n.float() for n in norms]) / scale
             total = float(per.norm())
             rec.grad_norm = total
             if not math.isfinite(total) or step == 1 or self.sampling:
@@ -409,14 +412,20 @@ class StepMonitor:
                 for layer, idx in self._layer_params.items():
                     gs = [subsample(grads[i]) for i in idx if grads[i] is not None]
                     if gs:
-                        self._grad_hists[layer] = histogram(torch.cat(gs), self.bins)
+                        self._grad_hists[layer] = histogram(torch.cat(gs).float() / scale, self.bins)
             with torch.no_grad():  # the weights before the update (by an optimizer or by hand)
                 self._snapshot = [p.detach().clone() for p in self.params]
             self._sampled = True
         self.steps.append(rec)
 
+    def skipped_step(self) -> None:
+        """GradScaler skipped optimizer.step() (Inf/NaN gradients): the backward passes since the last
+        step made no training step, and their loss is not the next step's."""
+        self._pending_loss, self._backwards = None, 0
+
     def _record_post(self) -> None:
         self.count += 1
+        self.amp.stepped()
         rec = self.steps[-1]
         for p, s in zip(self.params, self._grad_state):
             g = p.grad

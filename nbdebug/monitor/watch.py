@@ -105,6 +105,9 @@ class Watch(LiveResults):
     def on_backward(self, tensors: tuple[torch.Tensor, ...], phase: str) -> None:
         self.monitor.on_backward(tensors, phase)
 
+    def on_scaler(self, event: str, scaler: Any, *args: Any) -> None:
+        self.monitor.amp.on_scaler(event, scaler, *args)
+
     def on_loader_iter(self, loader: Any) -> None:
         if self._manual_epochs:
             return
