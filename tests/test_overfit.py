@@ -207,6 +207,8 @@ def test_bad_input(data):
         nbdebug.overfit(cnn(), (x.flatten(1), y), nn.CrossEntropyLoss())
     with pytest.raises(NbdebugError, match="optimizer must be"):
         nbdebug.overfit(cnn(), (x, y), nn.CrossEntropyLoss(), optimizer="adam")
+    with pytest.raises(NbdebugError, match=r"x Tensor\(300, 1, 8, 8\).* and y Tensor\(299,\)"):
+        nbdebug.overfit(cnn(), (x, y[:299]), nn.CrossEntropyLoss())
 
 
 def test_repr_renders_without_a_kernel(data):

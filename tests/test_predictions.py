@@ -226,6 +226,25 @@ def test_bad_inputs_name_the_culprit():
         nbdebug.predictions(lambda t: t, (x, y))
 
 
+def test_x_and_y_of_different_lengths_are_named_before_the_model_runs():
+    """Issue 19 class 6: `(x, y)` with 100 inputs and 99 labels was read as a sequence of two batches
+    and `y` was fed to the model (RuntimeError inside its first Linear)."""
+    x, y = blobs(n=100)
+    model = nn.Linear(8, 4)
+    calls = []
+    model.register_forward_pre_hook(lambda m, a: calls.append(1))
+    with pytest.raises(
+        NbdebugError, match=r"x Tensor\(100, 8\) .* and y Tensor\(99,\) .*100 inputs, 99 targets"
+    ):
+        nbdebug.predictions(model, (x, y[:99]))
+    with pytest.raises(NbdebugError, match=r"\(x1, x2, y\) whose first dimensions differ"):
+        nbdebug.predictions(model, (x, x[:, :2], y[:50]))
+    assert calls == []  # nothing reached the model
+    # a list of batches of one kind (the last one shorter) is still a sequence of batches
+    r = nbdebug.predictions(model, [x[:64], x[64:]], labels=y)
+    assert r.n == 100 and len(calls) == 2
+
+
 def test_nonfinite_outputs_are_reported_and_left_out():
     x, y = blobs(n=20)
     x[3, 0] = float("nan")
