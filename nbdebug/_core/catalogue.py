@@ -156,6 +156,14 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "model.eval() left on after validation",
         ),
         _c(
+            "unstable-labels",
+            "the dataset returns a different label for the same index",
+            "any class label that differs between two reads of one index (overfit reads its subset through "
+            "__getitem__ again every epoch); inputs that differ are augmentation and normal",
+            "PyTorch docs, torch.utils.data.Dataset: __getitem__ fetches the sample for a given key; "
+            "torchvision datasets augment the input (transform) and map the label (target_transform) apart",
+        ),
+        _c(
             "reg-not-increasing-loss",
             "raising regularization strength did not raise the loss",
             "loss at a larger regularization strength <= loss at the smaller one",

@@ -105,20 +105,26 @@ def iter_batches(data: Any, batch_size: int = 64) -> Iterator[Any]:
     )
 
 
+def tensor_batch(batch: Any) -> tuple[tuple[torch.Tensor, ...], Any]:
+    """(tensor inputs, target or None) of one batch whose inputs are tensors passed positionally."""
+    inputs, kwargs, target = split_batch(batch)
+    if kwargs:
+        raise NbdebugError(
+            f"dict batches with several inputs are not supported here: got keys {sorted(kwargs)}; "
+            "pass a batch whose inputs are under one of " + ", ".join(INPUT_KEYS)
+        )
+    if not inputs or not all(isinstance(t, torch.Tensor) for t in inputs):
+        raise NbdebugError(f"expected tensor inputs in each batch, got {describe(inputs)}")
+    return inputs, target
+
+
 def collect(data: Any, n: int | None = None) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None]:
     """Concatenate the first `n` examples (all when None) of `data` into (inputs, target) tensors."""
     xs: list[tuple[Any, ...]] = []
     ys: list[Any] = []
     count = 0
     for batch in iter_batches(data):
-        inputs, kwargs, target = split_batch(batch)
-        if kwargs:
-            raise NbdebugError(
-                f"dict batches with several inputs are not supported here: got keys {sorted(kwargs)}; "
-                "pass a batch whose inputs are under one of " + ", ".join(INPUT_KEYS)
-            )
-        if not inputs or not all(isinstance(t, torch.Tensor) for t in inputs):
-            raise NbdebugError(f"expected tensor inputs in each batch, got {describe(inputs)}")
+        inputs, target = tensor_batch(batch)
         xs.append(inputs)
         if target is not None:
             ys.append(torch.as_tensor(target))
