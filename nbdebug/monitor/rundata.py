@@ -47,6 +47,7 @@ class RunData:
     label_counts_last: list[int] | None = None
     final: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    task: Any = None  # TaskEvidence (monitor/task.py): classes, fixes in place, per-example loss spread
 
     @classmethod
     def from_monitor(cls, monitor: Any, loss_calls: list[LossCall], final: bool, **periods: Any) -> RunData:
