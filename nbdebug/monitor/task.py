@@ -119,7 +119,12 @@ class TaskCounter:
         if t is None:
             return
         self._fixes_of(name, kwargs)
-        if name != CUSTOM and (sampled or x.numel() <= SPREAD_NUMEL):
+        # reduction='none': the caller weights or masks the values itself, so they are not what it averages
+        if (
+            name != CUSTOM
+            and kwargs.get("reduction", "mean") != "none"
+            and (sampled or x.numel() <= SPREAD_NUMEL)
+        ):
             self._spread(name, x, t, kwargs, step, batch)
         classes = self._classes(name, x, t)
         if classes is None:
