@@ -159,7 +159,9 @@ def test_a_vocabulary_is_not_an_imbalanced_task():
     r = nbdebug.predictions(*scripted(labels, preds, 30))
     assert {f.code: f.severity for f in r.findings} == {"class-imbalance": "info"}
     labels = [0] * 600 + [1] * 100 + [2] * 100
-    preds = [0] * 600 + [1] * 90 + [0] * 10 + [2] * 20 + [0] * 80  # 86% class 0 on 75% of the labels: no collapse
+    preds = (
+        [0] * 600 + [1] * 90 + [0] * 10 + [2] * 20 + [0] * 80
+    )  # 86% class 0 on 75% of the labels: no collapse
     r = nbdebug.predictions(*scripted(labels, preds, 3))
     assert {f.code: f.severity for f in r.findings} == {"class-imbalance": "warning"}
 

@@ -423,3 +423,42 @@ def test_small_batches_wiggle_by_sampling_and_stay_silent(batch, opt):
                 optimizer.step()
     assert w.steps >= 75
     assert serious(w) == []
+
+
+# -- what the loss calls tell ---------------------------------------------------------------------------
+
+
+def test_per_example_losses_are_the_loss_recomputed_with_reduction_none():
+    from nbdebug._core import intercept
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 7, 5, generator=g)  # (N, C, T) scores
+    t = torch.randint(0, 7, (4, 5), generator=g)
+    t[0, :2] = -100  # ignored positions
+    rows = intercept.per_example("cross_entropy", x, t, {})
+    full = F.cross_entropy(x, t, reduction="none")
+    expected = [float(full[i][t[i] != -100].mean()) for i in range(4)]
+    assert rows.tolist() == pytest.approx(expected)
+    assert intercept.per_example("mse_loss", x, x * 2, {"reduction": "sum"}).tolist() == pytest.approx(
+        (x**2).reshape(4, -1).mean(1).tolist()
+    )
+    t[1] = -100
+    assert math.isnan(intercept.per_example("cross_entropy", x, t, {})[1])  # nothing left to average
+    assert intercept.per_example("mse_loss", x[0, 0, 0], x[0, 0, 0], {}) is None  # no row per example
+    assert intercept.per_example("cross_entropy", x[0], t[0, 0], {}) is None  # a call that cannot run
+
+
+def test_a_positional_class_weight_is_seen_as_the_fix():
+    """`F.cross_entropy(out, y, w)` passes the weight positionally: the listener gets it as weight=."""
+    x, y = _imbalanced_digits()
+    counts = torch.bincount(y, minlength=10).float()
+    w = counts.sum() / (10 * counts)
+    torch.manual_seed(0)
+    model = mlp()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    with nbdebug.watch(model, opt) as watch:
+        for xb, yb in loader(x, y):
+            opt.zero_grad()
+            F.cross_entropy(model(xb), yb, w).backward()
+            opt.step()
+    assert watch._run_data(final=True).task.fixes == ["CrossEntropyLoss(weight=...)"]

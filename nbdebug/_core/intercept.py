@@ -123,32 +123,25 @@ def _wrap_loss(name: str, original: Callable) -> Callable:
 
 def per_example(name: str, input: torch.Tensor, target: Any, kwargs: dict) -> torch.Tensor | None:
     """Loss `name` recomputed on (input, target) with `reduction='none'`, one value per row of `input`
-    (the mean over a row's other positions, targets equal to `ignore_index` left out); None when the
-    loss has no per-element form or the row count is not the input's first dimension."""
+    (the mean over a row's other positions, targets equal to `ignore_index` left out; NaN for a row with
+    none left); None when the loss gives no value per row. Never syncs the device, never raises."""
     fn = _saved.get((F, name), getattr(F, name, None))
     if fn is None or not isinstance(input, torch.Tensor) or input.dim() == 0:
         return None
     kw = {k: v for k, v in kwargs.items() if k not in ("reduction", "size_average", "reduce")}
-    with torch.no_grad():
-        values = fn(
-            input.detach(),
-            target.detach() if isinstance(target, torch.Tensor) else target,
-            reduction="none",
-            **kw,
-        )
+    t = target.detach() if isinstance(target, torch.Tensor) else target
+    try:
+        with torch.no_grad():
+            values = fn(input.detach(), t, reduction="none", **kw)
+    except (RuntimeError, ValueError, TypeError, IndexError):
+        return None
     if not isinstance(values, torch.Tensor) or values.dim() == 0 or values.shape[0] != input.shape[0]:
         return None
     values = values.detach().float().reshape(values.shape[0], -1)
-    keep = torch.ones_like(values, dtype=torch.bool)
-    if (
-        name in ("cross_entropy", "nll_loss")
-        and isinstance(target, torch.Tensor)
-        and not target.is_floating_point()
-    ):
-        keep = (target != kw.get("ignore_index", -100)).reshape(values.shape)
-    counts = keep.sum(1)
-    rows = (values * keep).sum(1)[counts > 0] / counts[counts > 0]
-    return rows
+    if name in ("cross_entropy", "nll_loss") and isinstance(t, torch.Tensor) and not t.is_floating_point():
+        keep = (t != kw.get("ignore_index", -100)).reshape(values.shape).float()
+        return (values * keep).sum(1) / keep.sum(1)  # 0/0 = NaN for a row whose targets are all ignored
+    return values.mean(1)
 
 
 def _wrap_iter(original: Callable) -> Callable:

@@ -5,7 +5,9 @@ explains. The label and loss checks (`loss_checks.py`) judge imbalance, collapse
 
 Counting stays on the device (no sync per step): per-class label, prediction and hit counts are summed into
 tensors per epoch and per block of steps and read only when a diagnosis runs. The per-example loss spread
-is computed on sampled steps only (one extra loss evaluation with `reduction='none'`, no backward).
+costs one extra loss evaluation with `reduction='none'` (no backward) per training loss call, on every
+step for loss inputs up to `SPREAD_NUMEL` elements and on sampled steps above; its two sums per call go
+into a fixed ring buffer.
 """
 
 from __future__ import annotations
@@ -99,8 +101,8 @@ class TaskCounter:
         self.sequence = False
         self.binary = False
         self.fixes: dict[str, None] = {}
-        self._sums: torch.Tensor | None = None  # (KEEP_CALLS, 2): per call, sum and squared deviations
-        self._calls: deque[tuple[int, int, int, int]] = deque(maxlen=KEEP_CALLS)  # step, rows, examples, slot
+        self._sums: torch.Tensor | None = None  # (KEEP_CALLS, 3): per call, sum, squared deviations, rows
+        self._calls: deque[tuple[int, int, int]] = deque(maxlen=KEEP_CALLS)  # step, examples, slot
         self._written = 0
         if loss_module is not None:
             self._loss_module_fix(loss_module)
@@ -130,10 +132,9 @@ class TaskCounter:
         if classes is None:
             return
         labels, preds, valid, c = classes
-        hit = valid & (preds == labels)
-        lab = torch.bincount(labels[valid], minlength=c)
-        pc = torch.bincount(preds[valid], minlength=c)
-        hits = torch.bincount(labels[hit], minlength=c)
+        lab = _count(labels, valid, c)
+        pc = _count(preds, valid, c)
+        hits = _count(labels, valid & (preds == labels), c)
         self.target_counts = lab if self.target_counts is None else self.target_counts + lab
         block = self.blocks.setdefault((step - 1) // self.block, ClassCounts())
         for acc in (counts, block):
@@ -188,17 +189,20 @@ class TaskCounter:
         if rows is None or rows.numel() == 0:
             return
         if self._sums is None or self._sums.device != rows.device:
-            self._sums = torch.zeros(KEEP_CALLS, 2, device=rows.device)
+            self._sums = torch.zeros(KEEP_CALLS, 3, device=rows.device)
             self._calls.clear()
-        s1 = rows.sum()
+        counted = ~torch.isnan(rows)  # rows whose targets were all ignored are NaN
+        n = counted.sum()
+        s1 = torch.nansum(rows)
         k = self._written % KEEP_CALLS
         self._sums[k, 0] = s1
-        self._sums[k, 1] = ((rows - s1 / rows.numel()) ** 2).sum()
+        self._sums[k, 1] = torch.nansum((rows - s1 / n.clamp_min(1)) ** 2)
+        self._sums[k, 2] = n
         self._written += 1
         # independent examples: the rows, unless they are positions within the model's batch (a flattened
         # (batch, time) loss input), then the batch
         units = min(rows.numel(), batch) if batch > 0 else rows.numel()
-        self._calls.append((step, rows.numel(), units, k))
+        self._calls.append((step, units, k))
 
     def spread(self, first: int, last: int) -> Spread | None:
         """The per-example loss spread over steps `first`..`last` (those with per-example losses)."""
@@ -206,14 +210,16 @@ class TaskCounter:
         if not calls or self._sums is None:
             return None
         sums = self._sums.tolist()
-        n = sum(c[1] for c in calls)
-        dof = sum(c[1] - 1 for c in calls)
+        n = sum(sums[k][2] for _, _, k in calls)
+        dof = sum(max(sums[k][2] - 1, 0) for _, _, k in calls)
+        if n <= 0:
+            return None
         per_step: dict[int, int] = {}
-        for step, _, units, _ in calls:
+        for step, units, _ in calls:
             per_step[step] = per_step.get(step, 0) + units
         return Spread(
-            mean=sum(sums[c[3]][0] for c in calls) / n,
-            std=math.sqrt(sum(sums[c[3]][1] for c in calls) / dof) if dof > 0 else math.nan,
+            mean=sum(sums[k][0] for _, _, k in calls) / n,
+            std=math.sqrt(sum(sums[k][1] for _, _, k in calls) / dof) if dof > 0 else math.nan,
             rows=int(median(per_step.values())),
             steps=len(per_step),
         )
@@ -241,6 +247,15 @@ class TaskCounter:
             fixes=list(self.fixes),
             spread=self.spread(*steps) if steps else None,
         )
+
+
+def _count(index: torch.Tensor, keep: torch.Tensor, c: int) -> torch.Tensor:
+    """How many of `index` (where `keep`) fall in each of `c` classes; without a device sync (a
+    boolean-mask selection or `bincount` must read the data to size their output)."""
+    slots = torch.where(keep, index, torch.full_like(index, c))
+    return torch.zeros(c + 1, dtype=torch.long, device=index.device).scatter_add_(
+        0, slots, torch.ones_like(slots)
+    )[:c]
 
 
 def _plain(kwargs: dict) -> bool:
