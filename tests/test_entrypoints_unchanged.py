@@ -31,6 +31,8 @@ from nbdebug import NbdebugError
 from tests import zoo
 from tests.unchanged import assert_unchanged, snapshot
 
+pytestmark = pytest.mark.slow  # the whole zoo: run by `make test`, not by `make check`
+
 OUTCOMES = ("success", "exception", "interrupt")
 TRAINED = {"values", "grads", "optimizer_state", "state_dict", "rng"}  # what a user's training loop changes
 

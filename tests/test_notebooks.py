@@ -25,6 +25,8 @@ EXPECT = {
         "ERROR softmax-before-ce",
         "WARNING eval-mode",
         "nbdebug-watch",
+        "INFO overfitting [validation]",
+        "best epoch:",
     ],
     "07_search.ipynb": [
         "WARNING search-trials-failed [lr]",
@@ -68,6 +70,7 @@ EXPECT = {
         "forward pass failed at fc (Linear)",
         "expected last dimension 12544 (in_features) but got 10816",
         "warnings or errors: 0",
+        "INFO overfitting [validation]: the model overfits",
     ],
     "01_shape_walkthrough.ipynb": [
         "H_out = (14 - 1)*2 - 2*1 + 1*(3-1) + 1 + 1 = 28",

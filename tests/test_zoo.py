@@ -44,6 +44,8 @@ from nbdebug import NbdebugError
 from tests import zoo
 from tests.unchanged import Change, changes, snapshot
 
+pytestmark = pytest.mark.slow  # the whole zoo: run by `make test`, not by `make check`
+
 Shape = tuple[int, ...]
 
 # ------------------------------------------------------------------------------------------------------

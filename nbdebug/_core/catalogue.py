@@ -201,6 +201,38 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "PyTorch FAQ 'My model reports cuda runtime error(2): out of memory' (total_loss += loss)",
         ),
         _c(
+            "overfitting",
+            "the model fits the training data better and better, the validation data worse (advice, info)",
+            "validation loss up >= 3% from its minimum for >= 2 epochs while the training loss falls, or a "
+            "train/validation accuracy gap above 2 standard errors of the validation accuracy + 2% that grew "
+            "over 3 epochs while training improves; the loss rise must also exceed 2 standard errors (taken as loss / "
+            "sqrt(n)) with validation accuracy not clearly up, and the training loss be at most half the first "
+            "epoch's; needs >= 3 epochs with validation; names the best epoch (lowest validation loss)",
+            "CS231n 'Babysitting the learning process': Training & Validation accuracy",
+        ),
+        _c(
+            "underfitting",
+            "training and validation accuracy are close, low and no longer improving (advice, info)",
+            "|train - val accuracy| <= 2 standard errors + 2%, both < 90%, validation accuracy not up by more "
+            "than 2 standard errors and training loss within 2% over the last 3 epochs",
+            "CS231n 'Babysitting the learning process': no gap at a low accuracy means the model is too small",
+        ),
+        _c(
+            "val-too-small",
+            "the validation set is too small to tell a real change from noise (advice, info)",
+            "standard error of the validation accuracy sqrt(p(1-p)/n) > 2.5% and every epoch-to-epoch change "
+            "over the last 3 epochs within 2 standard errors",
+            "binomial standard error of an accuracy; CS231n: a validation set of respectable size",
+        ),
+        _c(
+            "val-above-train",
+            "validation accuracy stays above training accuracy (advice, info)",
+            "validation accuracy above training accuracy by 2 standard errors + 1% on the last 3 epochs, with "
+            "training accuracy no longer rising; explained by dropout when the model has it, else a hint of "
+            "leakage or mislabelled training data",
+            "Keras FAQ 'Why is my training loss much higher than my testing loss?' (dropout is off at test time)",
+        ),
+        _c(
             "gan-d-collapse",
             "the discriminator wins outright",
             "D(x) > 0.95 and D(G(z)) < 0.05 (as probabilities) for 5 G steps in a row; D's loss is shown, "

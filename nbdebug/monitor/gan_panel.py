@@ -71,6 +71,9 @@ class GanPanel(Panel):
         long as the last one took), so the dashboard does not slow the training it watches.
         """
         self.findings.value = findings_html(self.gan.findings, empty="No findings so far.")
+        if not self.gan.running:  # the run is over: this refresh shows the final grid and curves
+            self.grid.reset()
+            self.curves.reset()
         n = len(self.gan.frames)
         if n != self._shown_frames and self.grid.due():
             start = time.perf_counter()

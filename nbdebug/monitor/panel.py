@@ -18,6 +18,7 @@ import ipywidgets as w
 from .._core.findings import findings_html
 from .._core.panel import Panel
 from .._core.throttle import Throttle
+from .fit import CODES as FIT_CODES
 from .plot import curves_figure, histogram_figure, loss_figure, ratio_figure
 
 TABS = ("Loss", "Update ratios", "Distributions", "Train / val")
@@ -39,12 +40,13 @@ class WatchPanel(Panel):
         self.step = w.SelectionSlider(options=[0], value=0, description="step", continuous_update=False)
         self.hist_img = w.Image(format="png")
         self.curves_img = w.Image(format="png")
+        self.advice = w.HTML()  # the train/validation advice next to the curves
         self.tabs = w.Tab(
             children=[
                 w.VBox([self.scale, self.loss_img]),
                 self.ratio_img,
                 w.VBox([w.HBox([self.layer, self.kind]), self.step, self.hist_img]),
-                self.curves_img,
+                w.VBox([self.curves_img, self.advice]),
             ]
         )
         for i, title in enumerate(TABS):
@@ -62,6 +64,7 @@ class WatchPanel(Panel):
             (self.step, "nbdebug-watch-step"),
             (self.hist_img, "nbdebug-watch-hist"),
             (self.curves_img, "nbdebug-watch-curves"),
+            (self.advice, "nbdebug-watch-advice"),
             (self.tabs, "nbdebug-watch-tabs"),
         )
         self.scale.observe(lambda _: self._draw_loss(), names="value")
@@ -138,6 +141,10 @@ class WatchPanel(Panel):
     def _draw_curves(self) -> None:
         if len(self.watch.epochs):
             self.curves_img.value = self.png(curves_figure(self.watch), dpi=80)
+        advice = [f for f in self.watch.findings if f.code in FIT_CODES]
+        best = self.watch.best_epoch
+        head = f"<b>best epoch: {best}</b> (lowest validation loss)" if best is not None else ""
+        self.advice.value = head + (findings_html(advice) if advice else "")
 
     def _draw_hist(self) -> None:
         layers = self.watch.layers()

@@ -97,6 +97,9 @@ def curves_figure(w: Any, ax: Axes | None = None) -> Figure:
             ax2.plot(ep["epoch"], ep["val_loss"], "--", color="C1", alpha=0.6, label="validation loss")
             ax2.set_ylabel("loss (dashed)")
             ax2.legend(loc="upper right", fontsize=8)
+        best = getattr(w, "best_epoch", None)
+        if best is not None:  # the epoch with the lowest validation loss: where early stopping would stop
+            ax.axvline(best, color="C2", ls=":", lw=1.5, label=f"best epoch {best}")
         ax.legend(loc="lower right", fontsize=8)
     ax.set_xlabel("epoch")
     ax.set_ylabel("accuracy")

@@ -25,17 +25,18 @@ import functools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from .._core.errors import NbdebugError
 from .._core.hooks import HookSet, preserved
 from .._core.tensors import first_tensor, is_float
 from .amp import ScaleTracker
+from .records import LayerSample, StepRecord, _GradState
 from .summaries import histogram, subsample, unit_dead_fraction
+from .tables import SampleTables
 
 RELU_TYPES = (nn.ReLU, nn.ReLU6)
 SATURATING_TYPES = (nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Softsign)
@@ -58,54 +59,8 @@ def safe(method: Callable) -> Callable:
     return wrapper
 
 
-@dataclass(slots=True)
-class LayerSample:
-    """Summaries of one layer at one sampled step (a row of `Watch.layer_stats()`)."""
-
-    step: int
-    layer: str
-    type: str
-    act_mean: float = math.nan
-    act_std: float = math.nan
-    act_zero_frac: float = math.nan
-    dead_frac: float = math.nan
-    saturated_frac: float = math.nan
-    act_nonfinite: bool = False
-    grad_norm: float = math.nan
-    weight_norm: float = math.nan
-    update_norm: float = math.nan
-    update_ratio: float = math.nan
-    act_hist: tuple[float, float, list[int]] | None = None
-    grad_hist: tuple[float, float, list[int]] | None = None
-
-
-@dataclass(slots=True)
-class StepRecord:
-    """One optimizer step: the loss the backward passes since the previous step saw, and flags."""
-
-    step: int
-    loss: float = math.nan
-    grad_norm: float = math.nan
-    lr: float = math.nan
-    batch_size: int = 0
-    backwards: int = 0
-    eval_mode: bool = False
-    leaked: int = 0  # parameters whose gradient carried the previous step's gradient
-    time: float = 0.0
-
-
-@dataclass(slots=True)
-class _GradState:
-    """What we know about one parameter's .grad since the last optimizer step (no copies)."""
-
-    obj: Any = None  # the .grad tensor object last seen
-    ver: int = -1  # its version counter then
-    zeroed: bool = True  # a zero_grad happened since the last step
-    carried: bool = False  # a backward accumulated onto the last step's gradient
-
-
 @dataclass
-class StepMonitor:
+class StepMonitor(SampleTables):
     """Hooks one optimizer (or, without one, each backward) and one model; collects summaries.
 
     `every`: sample layer statistics on the first step and every `every` steps. `histograms`: also
@@ -483,46 +438,6 @@ class StepMonitor:
         modules = dict(self.model.named_modules())
         m = modules.get("" if layer == "<root>" else layer)
         return type(m).__name__ if m is not None else ""
-
-    # -- tables ------------------------------------------------------------------------------------------
-    def layer_stats(self, last: bool = False):
-        """One row per layer per sampled step (activation mean/std/zero and dead fraction, saturation,
-        gradient norm, weight norm, update/weight ratio). `last=True`: only the latest sample."""
-        import pandas as pd
-
-        samples = self.samples
-        keys = sorted(samples)[-1:] if last else sorted(samples)
-        rows = []
-        for k in keys:
-            for s in samples[k]:
-                d = asdict(s)
-                d.pop("act_hist"), d.pop("grad_hist")
-                rows.append(d)
-        cols = [f for f in LayerSample.__dataclass_fields__ if f not in ("act_hist", "grad_hist")]
-        return pd.DataFrame(rows, columns=cols)
-
-    def histogram_series(
-        self, layer: str, kind: str = "activation"
-    ) -> list[tuple[int, float, float, list[int]]]:
-        """(step, low, high, counts) of `layer`'s activations or gradients at each sampled step."""
-        if kind not in ("activation", "gradient"):
-            raise NbdebugError(f"kind must be 'activation' or 'gradient', got {kind!r}")
-        attr = "act_hist" if kind == "activation" else "grad_hist"
-        out = []
-        for step in sorted(self.samples):
-            for s in self.samples[step]:
-                h = getattr(s, attr)
-                if s.layer == layer and h is not None:
-                    out.append((step, *h))
-        return out
-
-    def layers(self) -> list[str]:
-        """Layers with statistics, in forward order."""
-        seen: dict[str, None] = {}
-        for step in sorted(self.samples):
-            for s in self.samples[step]:
-                seen.setdefault(s.layer)
-        return list(seen)
 
     # -- nonfinite -----------------------------------------------------------------------------------
     def _record_nonfinite_loss(self, step: int, value: float) -> None:

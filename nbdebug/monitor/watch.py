@@ -24,9 +24,10 @@ import torch
 from torch import nn
 
 from .._core.errors import NbdebugError, describe
-from .._core.findings import findings_html
+from .._core.findings import Finding, findings_html
 from .._core.hooks import HookSet
 from .checks import BLOCK, RunData, diagnose
+from .fit import Epoch, best_epoch, epochs_from_frame, fit_findings
 from .live import LiveResults
 from .losscalls import BINARY, CLASSIFICATION, CUSTOM, LossCall, describe_call
 from .stats import StepMonitor, StepRecord, safe
@@ -246,7 +247,9 @@ class Watch(LiveResults):
         return [(a + 1, a + BLOCK) for a in range(0, n - BLOCK + 1, BLOCK)], "block"
 
     def _diagnose(self, final: bool = False) -> None:
-        self._run_checks(lambda: diagnose(self._run_data(final)), lambda: self.monitor.count)
+        self._run_checks(
+            lambda: diagnose(self._run_data(final)) + self._fit_findings(), lambda: self.monitor.count
+        )
 
     @property
     def steps(self) -> int:
@@ -292,6 +295,7 @@ class Watch(LiveResults):
                     "val_loss": float(e.val_loss) / e.val_seen if e.val_seen else math.nan,
                     "val_acc": val_acc,
                     "acc_gap": train_acc - val_acc,
+                    "val_n": e.val_acc_seen,
                 }
             )
         cols = [
@@ -304,8 +308,33 @@ class Watch(LiveResults):
             "val_loss",
             "val_acc",
             "acc_gap",
+            "val_n",
         ]
         return pd.DataFrame(rows, columns=cols)
+
+    def _complete_epochs(self) -> list[Epoch]:
+        """Epochs with validation numbers, the one still running left out."""
+        frame = self.epochs
+        if self.running and len(self._epochs) > 1:
+            frame = frame[frame["epoch"] < len(self._epochs) - 1]
+        return epochs_from_frame(frame)
+
+    @property
+    def best_epoch(self) -> int | None:
+        """The epoch with the lowest validation loss (else the highest validation accuracy); None without
+        a validation pass. The overfitting advice suggests stopping there."""
+        return best_epoch(self._complete_epochs())
+
+    def _fit_findings(self) -> list[Finding]:
+        """The train/validation advice (`monitor/fit.py`), from complete epochs."""
+        dropout = any(  # training mode behaves differently: dropout, or batch norm on training batches
+            (isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0)
+            or isinstance(m, nn.modules.batchnorm._BatchNorm)
+            for m in self.model.modules()
+        )
+        ratios = self.monitor.layer_stats(last=True)["update_ratio"].dropna()
+        ratio = float(ratios.median()) if len(ratios) else None
+        return fit_findings(self._complete_epochs(), dropout=dropout, update_ratio=ratio)
 
     def layer_stats(self, last: bool = False):
         """One row per layer per sampled step (activation mean/std/zero and dead fraction, saturation,

@@ -34,3 +34,25 @@ for epoch in range(3):
 # %%
 print(run.findings[0])
 run.epochs.round(3)
+
+# %% [markdown]
+# The train/validation curves also say what to do next. A wide MLP on 100 digits overfits: the validation
+# loss rises while the training loss keeps falling. The advice (`info`, not an alarm) names the best epoch
+# and how to regularize; the panel's **Train / val** tab marks that epoch.
+
+# %%
+few_dl = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xd[:100], yd[:100]), batch_size=20, shuffle=True)
+wide = nn.Sequential(nn.Linear(64, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+adam = torch.optim.Adam(wide.parameters(), lr=1e-3)
+with nbdebug.watch(wide, adam) as fit_run:
+    for epoch in range(30):
+        wide.train()
+        for xb, yb in few_dl:
+            adam.zero_grad()
+            criterion(wide(xb), yb).backward()
+            adam.step()
+        wide.eval()
+        with torch.no_grad():
+            criterion(wide(xd[1000:]), yd[1000:])  # validation
+print(f"best epoch {fit_run.best_epoch}")
+print(next(f for f in fit_run.findings if f.code == "overfitting"))

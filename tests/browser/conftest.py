@@ -1,6 +1,7 @@
 """Fixtures for real-browser tests: one JupyterLab per session, a fresh Chromium page per test.
 
-A failing test leaves a screenshot and the JupyterLab log in `test-artifacts/`.
+A failing test leaves a screenshot and the JupyterLab log in `test-artifacts/`. Pass or fail, the page
+is closed and every kernel the test started is interrupted and shut down when the test ends.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.harness import CHROMIUM, CHROMIUM_ARGS, JupyterLab
+from tests.browser.harness import CHROMIUM, CHROMIUM_ARGS, JupyterLab, lab_page
 from tests.conftest import ROOT, kernel_env
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -52,16 +53,17 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def page(browser, lab, request):
     height = 1600 if os.environ.get("NBDEBUG_GALLERY") == "1" else 1000  # whole panels in the gallery
-    context = browser.new_context(viewport={"width": 1400, "height": height})
-    pg = context.new_page()
-    pg.set_default_timeout(60_000)
-    yield pg
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
-        ARTIFACTS.mkdir(exist_ok=True)
-        pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-        shutil.copy(lab.root / "jupyterlab.log", ARTIFACTS / f"{request.node.name}.jupyterlab.log")
-    context.close()
+    with lab_page(browser, lab, height) as pg:  # closes the page, shuts the test's kernels down
+        yield pg
+        rep = getattr(request.node, "rep_call", None)
+        if rep is not None and rep.failed:
+            ARTIFACTS.mkdir(exist_ok=True)
+            try:
+                pg.screenshot(
+                    path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True, timeout=30_000
+                )
+            finally:
+                shutil.copy(lab.root / "jupyterlab.log", ARTIFACTS / f"{request.node.name}.jupyterlab.log")
 
 
 GALLERY = ROOT / "docs" / "img"

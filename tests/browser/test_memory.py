@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.browser.harness import cell_errors, open_and_run
+from tests.browser.harness import cell_errors, kernel_stdout, open_and_run
 
 SETUP = """
 import torch
@@ -39,10 +39,7 @@ def test_sort_and_refresh(page, lab, gallery):
     )
 
     # a new tensor appears in the kernel; Refresh re-scans the namespace
-    page.evaluate(
-        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
-        ".requestExecute({code: 'omega = torch.ones(5000)'}).done"
-    )
+    assert kernel_stdout(page, "omega = torch.ones(5000)") == ""
     page.locator(".nbdebug-memory-refresh").click()
     page.wait_for_function(
         "() => document.querySelector('.nbdebug-memory-headline').innerText.includes('4 tensors')"

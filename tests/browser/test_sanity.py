@@ -1,8 +1,20 @@
-"""%nn_overfit in JupyterLab: the curve updates while the cell runs, Stop ends the run, the model is restored."""
+"""%nn_overfit in JupyterLab: the curve updates while the cell runs, Stop ends the run, the model is restored.
+
+Both runs have a 240 s budget and only end when stopped; a test that fails before stopping its run does
+not leave it running: the `page` fixture interrupts and shuts down the kernel when the test ends.
+"""
 
 from __future__ import annotations
 
-from tests.browser.harness import cell_errors, kernel_stdout
+from tests.browser.harness import (
+    cell_errors,
+    interrupt_kernel,
+    kernel_stdout,
+    open_notebook,
+    start_all_cells,
+    wait_cell_done,
+    wait_output,
+)
 
 SETUP = """
 import torch
@@ -28,18 +40,8 @@ def _epoch(page) -> int:
 
 
 def test_overfit_curve_updates_and_stop_ends_the_run(page, lab, gallery):
-    name = lab.write_notebook("sanity_overfit.ipynb", [SETUP, RUN, AFTER])
-    page.goto(lab.url(name))
-    page.wait_for_function(
-        "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-        " && window.jupyterapp.shell.currentWidget.sessionContext"
-        " && window.jupyterapp.shell.currentWidget.sessionContext.session"
-        " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
-        " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
-        timeout=180_000,
-    )
-    # fire and forget: awaiting the command's promise would wait for the whole run to end
-    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    open_notebook(page, lab, "sanity_overfit.ipynb", [SETUP, RUN, AFTER])
+    start_all_cells(page)
 
     # the panel appears and its curve is redrawn while the cell is still running
     page.locator(".nbdebug-overfit-status").wait_for(timeout=120_000)
@@ -68,38 +70,28 @@ def test_overfit_curve_updates_and_stop_ends_the_run(page, lab, gallery):
     assert "stopped by the user" in title and "cannot overfit" in title
     assert "cannot-overfit" in page.locator(".nbdebug-overfit-verdict").inner_text()
     gallery(page.locator(".nbdebug-overfit"), "overfit_panel")
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.jp-OutputArea-output')].some(e => e.innerText.includes('restored:'))",
-        timeout=60_000,
-    )
+    wait_output(page, "restored:")
     outputs = page.eval_on_selector_all(".jp-OutputArea-output", "els => els.map(e => e.innerText)")
     assert any("restored: True" in o for o in outputs), outputs
     assert cell_errors(page) == []
 
 
 def test_kernel_interrupt_restores_the_model_and_says_so(page, lab):
-    name = lab.write_notebook("sanity_interrupt.ipynb", [SETUP, RUN, AFTER])
-    page.goto(lab.url(name))
-    page.wait_for_function(
-        "() => window.jupyterapp?.shell.currentWidget?.sessionContext?.session?.kernel?.status === 'idle'",
-        timeout=180_000,
-    )
-    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    open_notebook(page, lab, "sanity_interrupt.ipynb", [SETUP, RUN, AFTER])
+    start_all_cells(page)
     page.wait_for_function(
         "() => (document.querySelector('.nbdebug-overfit-status')?.innerText || '').startsWith('epoch')",
         timeout=120_000,
     )
-    page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.interrupt()")
+    interrupt_kernel(page)
     page.wait_for_function(
         "() => (document.querySelector('.nbdebug-overfit-title')?.innerText || '').includes('interrupted')",
         timeout=60_000,
     )
     assert "model restored" in page.locator(".nbdebug-overfit-title").inner_text()
-    page.wait_for_function(  # the interrupt still reaches the user as a KeyboardInterrupt
-        "() => [...document.querySelectorAll('.jp-OutputArea-output')]"
-        ".some(e => e.innerText.includes('KeyboardInterrupt'))",
-        timeout=30_000,
-    )
-    # run-all stopped at the interrupted cell: ask the kernel directly (a cell run raced the interrupt's
-    # cleanup under load), queued behind anything still running
+    wait_output(page, "KeyboardInterrupt", timeout=30_000)  # the interrupt still reaches the user
+    # run-all stopped at the interrupted cell (the kernel aborted the queued AFTER cell); once the kernel
+    # replied to the interrupted cell, ask it directly (kernel_stdout sends again a request the kernel
+    # aborted because it arrived while it was still aborting the cells queued behind the failed one)
+    wait_cell_done(page, 1, timeout=60_000)
     assert kernel_stdout(page, AFTER).strip() == "restored: True"

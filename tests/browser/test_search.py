@@ -1,20 +1,31 @@
 """%nn_search in real JupyterLab + Chromium: the live table fills while trials run in the background,
 the Stop button stops the search after the running trial; a search run in the cell ends with its
-findings, the best trial highlighted and the scatter drawn."""
+findings, the best trial highlighted and the scatter drawn.
+
+`slow`, the objective of the live tests, waits on a gate (not a sleep) before each trial: the test lets
+a few trials run, looks at the panel while the next one is held, and then lets the search go on.
+"""
 
 from __future__ import annotations
 
 import re
 
-from tests.browser.harness import cell_errors, open_and_run
+from tests.browser.gates import Gate
+from tests.browser.harness import (
+    cell_errors,
+    cell_running,
+    open_and_run,
+    open_notebook,
+    start_all_cells,
+)
 
 SETUP = """
-import math, time
+import math
 import nbdebug
 %load_ext nbdebug
 
 def slow(lr, wd):
-    time.sleep(0.4)
+    gate.step()  # held until the test allows this trial
     return 1 - (math.log10(lr) + 2.5) ** 2
 
 def fast(lr, wd):
@@ -43,12 +54,17 @@ space = {"lr": nbdebug.loguniform(1e-4, 10), "weight_decay": nbdebug.loguniform(
 
 
 def test_stop_button_stops_background_search(page, lab):
+    gate = Gate(lab.root, "search_stop").reset()
     open_and_run(
-        page, lab, "search_stop.ipynb", [SETUP, "panel = %nn_search slow space -n 200 --background -o"]
+        page,
+        lab,
+        "search_stop.ipynb",
+        [SETUP + gate.code(), "panel = %nn_search slow space -n 200 --background -o"],
     )
     assert cell_errors(page) == []
     page.locator(".nbdebug-search").wait_for()
     # trials arrive while the kernel is idle: the table and the progress bar follow them live
+    gate.allow_and_wait(2)  # two trials done, the third one held
     page.wait_for_function(
         "() => document.querySelectorAll('.nbdebug-search-table tr.nbdebug-status-ok').length >= 2",
         timeout=60_000,
@@ -56,6 +72,10 @@ def test_stop_button_stops_background_search(page, lab):
     stop = page.locator(".nbdebug-search-stop")
     assert stop.is_enabled()
     stop.click()
+    page.wait_for_function(  # the click reached the kernel: the search stops after the running trial
+        "() => document.querySelector('.nbdebug-search-stop').innerText.includes('Stopping')", timeout=60_000
+    )
+    gate.open()
     page.wait_for_function(
         "() => document.querySelector('.nbdebug-search-stop').innerText.includes('Stopped')", timeout=60_000
     )
@@ -89,25 +109,17 @@ def test_foreground_search_shows_findings_and_failed_rows(page, lab, gallery):
 
 def test_foreground_search_updates_live_while_the_cell_runs(page, lab):
     """Widget updates travel on iopub while the cell blocks: rows appear before the kernel is idle."""
-    lab.write_notebook("search_live.ipynb", [SETUP, "%nn_search slow space -n 25"])
-    page.goto(lab.url("search_live.ipynb"))
-    page.wait_for_function(
-        "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-        " && window.jupyterapp.shell.currentWidget.sessionContext.session"
-        " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
-        " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
-        timeout=180_000,
-    )
-    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    gate = Gate(lab.root, "search_live").reset()
+    open_notebook(page, lab, "search_live.ipynb", [SETUP + gate.code(), "%nn_search slow space -n 25"])
+    start_all_cells(page)
+    gate.allow_and_wait(3)  # three trials done, the fourth one held
     page.wait_for_function(
         "() => document.querySelectorAll('.nbdebug-search-table tr.nbdebug-status-ok').length >= 3",
         timeout=60_000,
     )
-    running = page.evaluate(
-        "() => window.jupyterapp.shell.currentWidget.content.widgets[1].model.executionCount === null"
-    )
-    assert running  # the search (25 x 0.4 s) is still running in the cell
+    assert cell_running(page, 1)  # the search is still running in the cell
     assert page.locator(".nbdebug-search-stop").is_disabled()  # in-cell search: interrupt the kernel instead
+    gate.open()
     page.wait_for_function(
         "() => document.querySelector('.nbdebug-search-stop').innerText.includes('Done')", timeout=120_000
     )

@@ -1,11 +1,16 @@
-"""%%nn_watch in real JupyterLab + Chromium: the loss plot and a finding appear while the cell runs."""
+"""%%nn_watch in real JupyterLab + Chromium: the loss plot and a finding appear while the cell runs.
+
+The loop waits on a gate before each step (no sleep keeping the cell running): the test lets it run one
+step at a time until the panel shows what it must while the cell runs, then lets it run to the end.
+"""
 
 from __future__ import annotations
 
-from tests.browser.harness import cell_errors
+from tests.browser.gates import Gate
+from tests.browser.harness import cell_errors, cell_running, open_notebook, shows_within, start_all_cells
 
 SETUP = """
-import time, torch, torch.nn.functional as F
+import torch, torch.nn.functional as F
 from torch import nn
 torch.set_num_threads(1)
 torch.manual_seed(0)
@@ -16,46 +21,45 @@ model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 4))
 opt = torch.optim.SGD(model.parameters(), lr=0.01)
 """
 
-# zero_grad() is missing; the sleep keeps the cell running long enough to look at it while it runs
+# zero_grad() is missing; the gate holds the loop before each step until the test allows it
 CELL = """%%nn_watch model opt --every 2 --interval 0.3
 for epoch in range(2):
     for xb, yb in dl:
+        gate.step()
         F.cross_entropy(model(xb), yb).backward()
         opt.step()
-        time.sleep(0.4)
 """
+STEPS = 40  # 2 epochs of 20 batches
 
-# the training cell has no execution count yet: it is still running (the kernel's status is no guide,
-# comm traffic from the widgets flips it to 'idle' while the cell runs)
-RUNNING = "window.jupyterapp.shell.currentWidget.content.widgets[1].model.executionCount === null"
+# a loss image and the finding are shown, the status says running
+LIVE = """() => {
+    const img = document.querySelector('.nbdebug-watch-loss');
+    const f = document.querySelector('.nbdebug-watch-findings');
+    return Boolean(img && img.src && img.naturalWidth > 0 && f
+        && f.innerHTML.includes('data-code="grad-not-zeroed"')
+        && document.querySelector('.nbdebug-watch-status [data-state="running"]'));
+}"""
 
 
 def test_live_panel_shows_loss_and_finding_while_running(page, lab, gallery):
-    lab.write_notebook("watch_live.ipynb", [SETUP, CELL])
-    page.goto(lab.url("watch_live.ipynb"))
-    page.wait_for_function(
-        "() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-        " && window.jupyterapp.shell.currentWidget.sessionContext.session"
-        " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
-        " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
-        timeout=180_000,
-    )
-    # start the cells without awaiting the command's promise (it resolves only when they are done)
-    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-    # while the kernel is still busy with the training cell: a loss image and the finding are shown
-    page.wait_for_function(
-        f"""() => {{
-            const img = document.querySelector('.nbdebug-watch-loss');
-            const f = document.querySelector('.nbdebug-watch-findings');
-            return img && img.src && img.naturalWidth > 0 && f
-                && f.innerHTML.includes('data-code="grad-not-zeroed"')
-                && document.querySelector('.nbdebug-watch-status [data-state="running"]') && {RUNNING};
-        }}""",
-        timeout=120_000,
-    )
+    gate = Gate(lab.root, "watch_live").reset()
+    open_notebook(page, lab, "watch_live.ipynb", [SETUP + gate.code(), CELL])
+    start_all_cells(page)
+    # one step at a time: the panel redraws its figures at most every 0.3 s (and ~10% of the time),
+    # so the loss image shows after a few steps held by the gate; the finding comes at the first leak
+    step = 0
+    while True:
+        step += 1
+        gate.allow_and_wait(step)
+        if shows_within(page, LIVE, 1_000):
+            break
+        assert step < STEPS - 1, "the loss image and the finding never showed while the loop ran"
+    # the loop is held before its next step: the cell is still running
+    assert cell_running(page, 1)
     status = page.inner_text(".nbdebug-watch-status")
     assert "running" in status
-    # wait for the end, then open the update-ratio tab and read the final state
+    # let it run to the end, then open the update-ratio tab and read the final state
+    gate.open()
     page.wait_for_function(
         "() => document.querySelector('.nbdebug-watch-status [data-state=\"finished\"]') !== null",
         timeout=120_000,
@@ -65,6 +69,6 @@ def test_live_panel_shows_loss_and_finding_while_running(page, lab, gallery):
     page.wait_for_function(
         "() => { const i = document.querySelector('.nbdebug-watch-ratios'); return i && i.naturalWidth > 0; }"
     )
-    assert "step 40" in page.inner_text(".nbdebug-watch-status")
+    assert f"step {STEPS}" in page.inner_text(".nbdebug-watch-status")
     assert "grad-not-zeroed" in page.inner_text(".nbdebug-watch-findings")
     gallery(page.locator(".nbdebug-watch-panel"), "watch_dashboard")
