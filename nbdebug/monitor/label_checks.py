@@ -13,7 +13,9 @@ and a loop that already weights its loss, uses a focal loss or samples by weight
   (`info`) when the fix is in place or the rare classes are predicted, and is silent when both hold.
 
 Evidence from one period is enough at the end of the run; while it runs, two periods in a row must agree
-(an early epoch has not learned the rare classes yet).
+(an early epoch has not learned the rare classes yet). Both codes describe a state: a collapse that ends
+(a network stuck at chance for a few epochs that then learns) is contradicted by the later periods, and
+the final diagnosis no longer finds it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .task import PeriodClasses, TaskEvidence
 __all__ = ["LM_CLASSES", "check_labels", "language_like"]
 
 MIN_PER_CLASS = 20  # labels per class seen before the counts are read
+MIN_PER_PERIOD = 10  # predictions per class a period needs to count
 LM_COLLAPSE = 0.9  # a language model collapsed when its loss is >= 90% of the label entropy
 
 
@@ -44,8 +47,6 @@ def _entropy(counts: list[int]) -> float:
 
 def _collapse(p: PeriodClasses, lm: bool) -> tuple[int, float, float] | None:
     """(class, its prediction share, its label share) when the period's predictions collapse onto it."""
-    if sum(p.preds) < 10 * len(p.preds):
-        return None
     mode = collapsed(p.preds, p.labels)
     if mode is not None and lm and math.isfinite(p.loss) and p.loss < LM_COLLAPSE * _entropy(p.labels):
         return None  # the argmax is the frequent token, but the loss shows the model reads its input
@@ -67,10 +68,14 @@ def _recall(p: PeriodClasses, c: int) -> float:
 def check_labels(run: RunData) -> Iterator[Finding]:
     """predicts-mode and class-imbalance, judged against the task (see the module docstring)."""
     task: TaskEvidence | None = run.task
-    if task is None or not task.periods or not task.target_counts:
+    if task is None or not task.target_counts:
+        return
+    # periods with >= 10 predictions per class (a run's short trailing block is not evidence)
+    periods = [p for p in task.periods if sum(p.preds) >= MIN_PER_PERIOD * len(p.preds)]
+    if not periods:
         return
     lm = language_like(task)
-    periods = task.periods if not run.final else task.periods[-1:]
+    periods = periods if not run.final else periods[-1:]
     last = periods[-1]
     collapses = [_collapse(p, lm) for p in periods]
     mode = collapses[-1] if all(collapses) and len({c[0] for c in collapses}) == 1 else None
