@@ -98,9 +98,20 @@ def test_a_language_model_collapses_only_at_the_entropy_of_its_labels(loss_over_
     h = -sum(c / sum(labels) * math.log(c / sum(labels)) for c in labels)
     p = period(labels, [sum(labels) - 54] + [1] * 54, loss=loss_over_entropy * h)
     task = TaskEvidence(n_classes=55, target_counts=[3 * c for c in labels], periods=[p, p])
-    codes = found(run_of(task))
+    codes = found(run_of(task, final=True))
     assert ("predicts-mode" in codes) is fires
     assert "class-imbalance" not in codes  # Zipf-skewed targets are not a bug
+    assert found(run_of(task)) == {}  # while it trains, a unigram phase is no verdict
+
+
+@pytest.mark.parametrize("loss_over_uniform, live", [(0.96, False), (0.94, True)])
+def test_a_collapse_at_the_uniform_loss_is_judged_when_the_run_ends(loss_over_uniform, live):
+    """Outputs still about uniform (cross-entropy near ln C): the network has learned nothing yet and its
+    argmax is noise; healthy tutorials sit there for epochs before they learn. At the end it counts."""
+    collapsed = period([100] * 10, [910] + [10] * 9, loss=loss_over_uniform * math.log(10))
+    task = TaskEvidence(n_classes=10, target_counts=[300] * 10, periods=[collapsed, collapsed])
+    assert ("predicts-mode" in found(run_of(task))) is live
+    assert "predicts-mode" in found(run_of(task, final=True))
 
 
 # -- class-imbalance: the edge of the evidence ----------------------------------------------------------

@@ -13,7 +13,11 @@ and a loop that already weights its loss, uses a focal loss or samples by weight
   (`info`) when the fix is in place or the rare classes are predicted, and is silent when both hold.
 
 Evidence from one period is enough at the end of the run; while it runs, two periods in a row must agree
-(an early epoch has not learned the rare classes yet). Both codes describe a state: a collapse that ends
+(an early epoch has not learned the rare classes yet), and a collapse is only told while training when
+the network has learned something (its cross-entropy below 95% of ln C, the loss of uniform outputs) and
+the targets are no language model's: many healthy programs (the PyTorch quickstart, the CIFAR-10
+tutorial at batch 4, a language model's unigram phase) sit at chance predicting one class for a few epochs
+before they learn, and whether a run ended collapsed is known when it ends. Both codes describe a state: a collapse that ends
 (a network stuck at chance for a few epochs that then learns) is contradicted by the later periods, and
 the final diagnosis no longer finds it.
 """
@@ -33,6 +37,7 @@ __all__ = ["LM_CLASSES", "check_labels", "language_like"]
 MIN_PER_CLASS = 20  # labels per class seen before the counts are read
 MIN_PER_PERIOD = 10  # predictions per class a period needs to count
 LM_COLLAPSE = 0.9  # a language model collapsed when its loss is >= 90% of the label entropy
+UNTRAINED = 0.95  # a cross-entropy at >= 95% of ln C: outputs still about uniform
 
 
 def language_like(task: TaskEvidence) -> bool:
@@ -51,6 +56,13 @@ def _collapse(p: PeriodClasses, lm: bool) -> tuple[int, float, float] | None:
     if mode is not None and lm and math.isfinite(p.loss) and p.loss < LM_COLLAPSE * _entropy(p.labels):
         return None  # the argmax is the frequent token, but the loss shows the model reads its input
     return mode
+
+
+def _untrained(p: PeriodClasses) -> bool:
+    """The period's cross-entropy is still at the level of uniform outputs (>= 95% of ln C): the network
+    has learned nothing yet, and tiny logit differences decide its argmax."""
+    c = len(p.preds)
+    return math.isfinite(p.loss) and c > 1 and p.loss >= UNTRAINED * math.log(c)
 
 
 def _weights(counts: list[int], binary: bool) -> str:
@@ -79,8 +91,8 @@ def check_labels(run: RunData) -> Iterator[Finding]:
     last = periods[-1]
     collapses = [_collapse(p, lm) for p in periods]
     mode = collapses[-1] if all(collapses) and len({c[0] for c in collapses}) == 1 else None
-    if not run.final and len(periods) < 2:
-        mode = None
+    if not run.final and (len(periods) < 2 or lm or _untrained(last)):
+        mode = None  # judged when the run ends: an early phase is not a verdict
     counts = task.target_counts
     present = [c for c in counts if c > 0]
     imbalanced = skewed(counts) and sum(present) >= MIN_PER_CLASS * len(present)
