@@ -45,9 +45,9 @@ def found(run: RunData) -> dict[str, str]:
 
 
 def period(labels, preds, hits=None, loss=math.nan) -> PeriodClasses:
-    return PeriodClasses(
-        list(labels), list(preds), list(hits or [min(a, b) for a, b in zip(labels, preds)]), loss
-    )
+    """One period's counts; `loss` is both its plain and its (any) cross-entropy."""
+    hits = list(hits or [min(a, b) for a, b in zip(labels, preds)])
+    return PeriodClasses(list(labels), list(preds), hits, loss, loss)
 
 
 # -- predicts-mode: the edge of the evidence ------------------------------------------------------------

@@ -62,7 +62,7 @@ def _untrained(p: PeriodClasses) -> bool:
     """The period's cross-entropy is still at the level of uniform outputs (>= 95% of ln C): the network
     has learned nothing yet, and tiny logit differences decide its argmax."""
     c = len(p.preds)
-    return math.isfinite(p.loss) and c > 1 and p.loss >= UNTRAINED * math.log(c)
+    return math.isfinite(p.ce) and c > 1 and p.ce >= UNTRAINED * math.log(c)
 
 
 def _weights(counts: list[int], binary: bool) -> str:

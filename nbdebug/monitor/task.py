@@ -40,6 +40,8 @@ class ClassCounts:
     hits: Any = None
     loss_sum: Any = 0.0
     loss_n: int = 0
+    ce_sum: Any = 0.0  # any mean-reduced cross-entropy (weighted or smoothed too): ln C at uniform outputs
+    ce_n: int = 0
 
     def add(self, labels: torch.Tensor, preds: torch.Tensor, hits: torch.Tensor) -> None:
         self.labels = labels if self.labels is None else self.labels + labels
@@ -50,7 +52,8 @@ class ClassCounts:
         if self.labels is None:
             return None
         loss = float(self.loss_sum) / self.loss_n if self.loss_n else math.nan
-        return PeriodClasses(self.labels.tolist(), self.preds.tolist(), self.hits.tolist(), loss)
+        ce = float(self.ce_sum) / self.ce_n if self.ce_n else math.nan
+        return PeriodClasses(self.labels.tolist(), self.preds.tolist(), self.hits.tolist(), loss, ce)
 
 
 @dataclass
@@ -61,6 +64,7 @@ class PeriodClasses:
     preds: list[int]
     hits: list[int]
     loss: float = math.nan  # mean cross-entropy (nats) of the period's unweighted mean-reduced calls
+    ce: float = math.nan  # mean of its mean-reduced cross-entropy calls, weighted or not (ln C if uniform)
 
 
 @dataclass
@@ -139,6 +143,9 @@ class TaskCounter:
         block = self.blocks.setdefault((step - 1) // self.block, ClassCounts())
         for acc in (counts, block):
             acc.add(lab, pc, hits)
+            if name in CLASSIFICATION and output.numel() == 1 and kwargs.get("reduction", "mean") == "mean":
+                acc.ce_sum = acc.ce_sum + output.detach().float()
+                acc.ce_n += 1
             if name in CLASSIFICATION and output.numel() == 1 and _plain(kwargs):
                 acc.loss_sum = acc.loss_sum + output.detach().float() * labels.numel()
                 acc.loss_n += labels.numel()
