@@ -12,16 +12,23 @@ One line per model, then the overall ratio: the median of the per-model ratios t
 ratio of the total times, over the models both tools handle; models either tool fails on are listed with
 the reason and left out of the ratio. Ends with the zoo's size and the bench's own run time.
 
-Run: python bench/bench_zoo.py [--quick] [--only SUBSTRING] [--threads N]
+`--clock cpu` times each call by this process's CPU time instead of the wall clock: on a machine shared
+with other jobs, a call the scheduler preempts costs 10-20 ms of wall time that has nothing to do with it
+(the tiny models take under 2 ms), while its CPU time stays what it is (one torch thread: no hidden
+parallelism either way).
+
+Run: python bench/bench_zoo.py [--quick] [--only SUBSTRING] [--threads N] [--clock wall|cpu]
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +54,27 @@ def _torchinfo_call(model: torch.nn.Module, args: tuple, kwargs: dict):
     return run
 
 
-def bench_entry(entry, repeat: int) -> dict[str, Any]:
+def _interleaved(
+    fns: dict[str, Callable[[], object]], repeat: int, clock: Callable[[], float]
+) -> dict[str, float]:
+    """bench._common.interleaved (one warm-up round, then shuffled rounds) with the clock given."""
+    if clock is time.perf_counter:
+        return interleaved(fns, repeat=repeat, warmup=1, shuffle=True)
+    order = random.Random(0)
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeat):
+        items = list(fns.items())
+        order.shuffle(items)
+        for k, fn in items:
+            t0 = clock()
+            fn()
+            times[k].append(clock() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def bench_entry(entry, repeat: int, clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
     import nbdebug
     from tests import zoo
 
@@ -78,7 +105,7 @@ def bench_entry(entry, repeat: int) -> dict[str, Any]:
         meta_ok = False
     if meta_ok:
         fns["meta"] = lambda: nbdebug.trace(m_meta, *args_m, device="meta", **kwargs_m)
-    row.update(interleaved(fns, repeat=repeat, warmup=1, shuffle=True))
+    row.update(_interleaved(fns, repeat, clock))
     return row
 
 
@@ -87,6 +114,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="3 rounds per model instead of 7")
     ap.add_argument("--only", default="", help="only entries whose name contains this")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: tiny models)")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="cpu: this process's CPU time")
     args = ap.parse_args()
     t_start = time.perf_counter()
     torch.set_num_threads(args.threads)
@@ -96,7 +124,8 @@ def main() -> int:
     logging.getLogger("transformers").setLevel(logging.ERROR)
     from tests import zoo
 
-    print(f"machine: {machine()}, torch threads {torch.get_num_threads()}")
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    print(f"machine: {machine()}, torch threads {torch.get_num_threads()}, clock {args.clock}")
     try:
         import torchinfo
 
@@ -114,7 +143,7 @@ def main() -> int:
     rows = []
     for e in entries:
         try:
-            r = bench_entry(e, repeat)
+            r = bench_entry(e, repeat, clock)
         except Exception as exc:  # a builder that fails here is a zoo bug: say so and go on
             r = {"name": e.name, "trace_note": f"could not build/run: {type(exc).__name__}: {exc}"[:100]}
         rows.append(r)

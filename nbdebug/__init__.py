@@ -37,6 +37,8 @@ _LAZY = {
     "watch": "monitor.watch",
     "Watch": "monitor.watch",
     "watch_gan": "monitor.watch_gan",
+    "watch_ranks": "monitor.ranks_run",
+    "DistributedRun": "monitor.ranks_run",
     "GanWatch": "monitor.gan",
     "predictions": "predictions.compute",
     "PredictionReport": "predictions.report",

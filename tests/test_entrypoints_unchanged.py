@@ -136,17 +136,8 @@ def _with_grads(model: nn.Module, x: torch.Tensor, loss: Callable, y: torch.Tens
     loss(model(x), y).backward()
 
 
-# Today's failures, xfail(strict=True) so that the fix shows up as XPASS: (entry point, model, outcome) -> why
-KNOWN = {
-    ("memory.step", "hard_pruned_cnn", "success"): (
-        "issue 16 defect 2 (in memory.step too): its meta runs (_memory_step._run_step, functional_call) "
-        "leave the pruned modules' `weight`/`bias` attributes as meta tensors"
-    ),
-    ("memory.step", "hard_shared_block_and_tied", "success"): (
-        "issue 16 defect 1 (in memory.step too): its meta runs (_memory_step._run_step, functional_call) "
-        "replace the shared block's parameters (and gradients) with meta tensors"
-    ),
-}
+# Failures known today, xfail(strict=True) so that a fix shows up as XPASS: (entry point, model, outcome) -> why
+KNOWN: dict[tuple[str, str, str], str] = {}
 
 
 def _cases(models: list[str], entry_point: str) -> list[Any]:
@@ -420,9 +411,7 @@ def test_watch_gan_on_exit(outcome: str) -> None:
 
 TRACE_MODELS = ["ti_single_input_net", "hard_pruned_cnn", "hard_user_hooks", "classic_densenet_train"]
 TRACE_CASES = [
-    pytest.param(m, d, o, id=f"{m}-{d or 'real'}-{o}", marks=[pytest.mark.xfail(strict=True, reason=zoo.D2)])
-    if (m, d, o) == ("hard_pruned_cnn", "meta", "success")
-    else pytest.param(m, d, o, id=f"{m}-{d or 'real'}-{o}")
+    pytest.param(m, d, o, id=f"{m}-{d or 'real'}-{o}")
     for m in TRACE_MODELS
     for d in (None, "meta")
     for o in OUTCOMES
@@ -440,7 +429,8 @@ def test_trace(name: str, device: str | None, outcome: str) -> None:
     else:
         t = nbdebug.trace(model, x, device=device)
         assert (t.error is None) == (outcome == "success")
-        if t.error is not None:  # (which step it names: test_zoo's new defect G)
+        if t.error is not None:  # the step whose hook the tripwire is: the root (the model's own pre-hook)
             assert "raised by the user's code" in t.error.message
+            assert t.error.step == 0 and t.steps[0].status == "error", t.error
     assert_unchanged(model, before)
     wire.handle.remove()

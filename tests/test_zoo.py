@@ -18,9 +18,11 @@ differences after. The checks:
 - `params`: `Trace.total_params` (real and meta) is the sum of the unique parameters' `numel()`.
 - `unchanged_real` / `unchanged_meta`: `assert_unchanged` after each trace.
 
-Today's failures are `xfail(strict=True)` with the issue's defect number (or a new defect) as reason,
-declared on the entry (`Entry.known`): when a fix makes one pass, pytest reports XPASS(strict) as a
-failure, and the mark comes off. `pytest --runxfail` shows every failure as it is.
+A failure found but not fixed yet is declared on the entry (`Entry.known`: check -> "issue N defect ..."
+or "new defect ...") and runs as `xfail(strict=True)`: when a fix makes it pass, pytest reports
+XPASS(strict) as a failure, and the mark comes off. Issue 16's defects (1-9) and the zoo's new ones (A-G)
+are all fixed: no entry declares one. What PyTorch itself cannot do on meta is `meta_unsupported` (the
+meta trace must then report it at a step) or, for a jit.trace'd module, `meta_nbdebug_error`.
 """
 
 from __future__ import annotations
@@ -157,7 +159,8 @@ def record_calls(model: nn.Module) -> tuple[list[Call], list[Any]]:
 
 
 def script_types(model: nn.Module) -> set[str]:
-    return {type(m).__name__ for m in model.modules() if _is_script(m)}
+    """How trace labels a ScriptModule's step (one opaque step: the hooks above never see it)."""
+    return {f"{m.original_name} (TorchScript)" for m in model.modules() if _is_script(m)}
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -476,10 +479,7 @@ def test_hf_entries_are_skipped_without_transformers(monkeypatch) -> None:
 # ------------------------------------------------------------------------------------------------------
 # one regression test per defect of issue 16 (the issue's minimal reproductions)
 
-xfail = pytest.mark.xfail
 
-
-@xfail(strict=True, reason=zoo.D1)
 def test_defect1_shared_module_keeps_real_weights_after_meta_trace() -> None:
     lin = nn.Linear(10, 10)
     model = nn.Sequential(lin, nn.ReLU(), lin)
@@ -510,7 +510,29 @@ def test_defect1_guard_tied_weights_stay_tied_on_meta() -> None:
     assert model.head.weight is model.emb.weight and model.emb.weight.device.type == "cpu"
 
 
-@xfail(strict=True, reason=zoo.D2)
+def test_defect1_meta_weights_swaps_each_slot_once_and_puts_the_same_objects_back() -> None:
+    """The swap behind the meta trace and memory.step's meta runs (nbdebug._core.hooks.MetaWeights)."""
+    from torch.nn.utils import prune
+
+    from nbdebug._core.hooks import MetaWeights
+
+    lin, gru = nn.Linear(4, 4), nn.GRU(4, 4)
+    tied = _TiedCheck()
+    prune.l1_unstructured(lin, "weight", 0.5)
+    model = nn.ModuleDict({"a": lin, "b": lin, "gru": gru, "tied": tied})
+    params = {n: p for n, p in model.named_parameters(remove_duplicate=False)}
+    pruned_weight = lin.weight
+    with MetaWeights(model):
+        assert all(p.device.type == "meta" for p in model.parameters())
+        assert all(w.device.type == "meta" for w in gru._flat_weights)
+        assert tied.head.weight is tied.emb.weight  # one twin per tensor: still tied
+        assert lin(torch.randn(2, 4, device="meta")).device.type == "meta"  # the pruning hook ran on meta
+        assert lin.weight.device.type == "meta"
+    after = dict(model.named_parameters(remove_duplicate=False))
+    assert after.keys() == params.keys() and all(after[n] is p for n, p in params.items())
+    assert lin.weight is pruned_weight and all(w.device.type == "cpu" for w in gru._flat_weights)
+
+
 def test_defect2_pruned_weight_is_real_after_meta_trace() -> None:
     from torch.nn.utils import prune
 
@@ -521,7 +543,6 @@ def test_defect2_pruned_weight_is_real_after_meta_trace() -> None:
     assert layer(torch.randn(3, 4)).shape == (3, 2)
 
 
-@xfail(strict=True, reason=zoo.D3)
 def test_defect3_script_module_is_an_opaque_step() -> None:
     scripted = torch.jit.script(nn.Linear(4, 2))
     t = nbdebug.trace(scripted, torch.randn(3, 4))
@@ -540,22 +561,53 @@ def test_defect3_script_module_is_an_opaque_step() -> None:
     assert t.ok and t["inner"].output_shapes == [(3, 2)] and t["out"].output_shapes == [(3, 1)]
 
 
-@xfail(strict=True, reason=zoo.D3_META)
 def test_defect3_jit_traced_model_on_meta_gets_a_clear_nbdebug_error() -> None:
-    traced = torch.jit.trace(nn.Linear(4, 2), torch.randn(3, 4))
-    with pytest.raises(NbdebugError):
-        nbdebug.trace(traced, torch.randn(3, 4), device="meta")
+    traced, x = torch.jit.trace(nn.Linear(4, 2), torch.randn(3, 4)), torch.randn(3, 4)
+    before = snapshot(traced)
+    with pytest.raises(NbdebugError, match=r"the model \(TopLevelTracedModule\) was made by torch.jit.trace"):
+        nbdebug.trace(traced, x, device="meta")
+    assert not changes(traced, before)
+    # why: the graph keeps the device it was traced on, even for device=x.device
+    graph = str(torch.jit.trace(_MakesZeros(), torch.randn(2, 4)).graph)
+    assert 'Device = prim::Constant[value="cpu"]' in graph
 
 
-@xfail(strict=True, reason=zoo.D4)
+class _MakesZeros(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.zeros(x.shape[0], 4, device=x.device)
+
+
+def test_defect3_jit_traced_submodule_on_meta_is_named() -> None:
+    model = zoo.build(zoo.get("hard_jit_inside"))[0]
+    with pytest.raises(NbdebugError, match=r"^features \(TopLevelTracedModule\) was made by torch.jit.trace"):
+        nbdebug.trace(model, torch.randn(2, 3, 10, 10), device="meta")
+
+
+def test_defect3_scripted_model_on_meta_is_an_opaque_step() -> None:
+    scripted = torch.jit.script(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)))
+    t = nbdebug.trace(scripted, torch.randn(3, 4), device="meta")
+    assert t.ok and len(t.steps) == 1 and t.steps[0].output_shapes == [(3, 2)]
+    assert t.steps[0].type == "Sequential (TorchScript)" and t.total_params == 4 * 8 + 8 + 8 * 2 + 2
+    assert all(p.device.type == "cpu" for p in scripted.parameters())
+
+
 def test_defect4_lazy_module_is_traced_and_counted() -> None:
     model = nn.Sequential(nn.LazyLinear(3))
     t = nbdebug.trace(model, torch.randn(2, 5))
     assert t.ok and t.steps[0].output_shapes == [(2, 3)]
-    assert t.total_params == 5 * 3 + 3
+    assert t.total_params == 5 * 3 + 3 and t.steps[1].params == 5 * 3 + 3
+    assert type(model[0]) is nn.Linear  # initialized, as by its first call
 
 
-@xfail(strict=True, reason=zoo.D5)
+def test_defect4_lazy_module_on_meta_is_initialized_with_real_weights() -> None:
+    model = nn.Sequential(nn.LazyConv2d(4, 3), nn.LazyBatchNorm2d(), nn.Flatten(), nn.LazyLinear(2))
+    t = nbdebug.trace(model, torch.randn(2, 3, 6, 6), device="meta")
+    assert t.ok, str(t.error)
+    assert t.steps[0].output_shapes == [(2, 2)] and t.total_params == (4 * 3 * 9 + 4) + 2 * 4 + (64 * 2 + 2)
+    assert all(p.device.type == "cpu" for p in (*model.parameters(), *model.buffers()))
+    assert model(torch.randn(2, 3, 6, 6)).shape == (2, 2)
+
+
 def test_defect5_packed_sequence_input_on_meta() -> None:
     from torch.nn.utils.rnn import pack_padded_sequence
 
@@ -566,7 +618,6 @@ def test_defect5_packed_sequence_input_on_meta() -> None:
     assert meta.ok and meta.steps[0].output_shapes == real.steps[0].output_shapes
 
 
-@xfail(strict=True, reason=zoo.D5)
 def test_defect5_pack_padded_sequence_inside_forward_on_meta() -> None:
     from torch.nn.utils.rnn import pack_padded_sequence
 
@@ -598,7 +649,6 @@ class _Defect6(nn.Module):
         return s.fc(torch.flatten(x, 1)[:, :12])
 
 
-@xfail(strict=True, reason=zoo.D6)
 def test_defect6_caught_exception_keeps_recording() -> None:
     t = nbdebug.trace(_Defect6(), torch.randn(2, 1, 2, 2))
     assert t.ok
@@ -606,11 +656,11 @@ def test_defect6_caught_exception_keeps_recording() -> None:
     assert "Tensor.repeat" in types and "torch.flatten" in types, types
     fc = t["fc"]
     assert fc.parent == 0 and fc.depth == 1  # not nested under conv, which raised
-    assert t["conv"].status != "incomplete"
+    assert t["conv"].status == "caught" and t["conv"].output_repr == "raised RuntimeError"
     assert t.steps[0].output_shapes == [(2, 2)]
+    assert "x    conv" in t.to_text()
 
 
-@xfail(strict=True, reason=zoo.D7)
 def test_defect7_failure_names_the_failing_step_not_a_caught_one() -> None:
     class M(nn.Module):
         def __init__(self) -> None:
@@ -629,7 +679,6 @@ def test_defect7_failure_names_the_failing_step_not_a_caught_one() -> None:
 
 
 @pytest.mark.slow
-@xfail(strict=True, reason=zoo.D8)
 def test_defect8_compiled_model_is_traced() -> None:
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
     compiled = torch.compile(model, backend="eager")
@@ -637,9 +686,27 @@ def test_defect8_compiled_model_is_traced() -> None:
     t = nbdebug.trace(compiled, torch.randn(3, 4))
     assert t.ok, str(t.error)
     assert t.steps[0].output_shapes == [(3, 2)]
+    assert [s.name for s in t.steps if s.kind == "module"][:3] == [
+        "OptimizedModule",
+        "_orig_mod",
+        "_orig_mod.0",
+    ]
+    meta = nbdebug.trace(compiled, torch.randn(3, 4), device="meta")
+    assert meta.ok and meta.steps[0].output_shapes == [(3, 2)]
+
+    class Holder(nn.Module):  # a compiled submodule, and a compiled function in forward
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = torch.compile(nn.Linear(4, 4), backend="eager")
+            self.act = torch.compile(torch.tanh, backend="eager")
+
+        def forward(self, x):
+            return self.act(self.body(x))
+
+    t = nbdebug.trace(Holder(), torch.randn(3, 4))
+    assert t.ok and t["body._orig_mod"].output_shapes == [(3, 4)], t.to_text()
 
 
-@xfail(strict=True, reason=zoo.D9_DEEP)
 def test_defect9_outputs_nested_deeper_than_6_keep_their_shapes() -> None:
     class Deep(nn.Module):
         def forward(self, x):
@@ -652,7 +719,6 @@ def test_defect9_outputs_nested_deeper_than_6_keep_their_shapes() -> None:
     assert t.steps[0].output_shapes == [(2, 3)]
 
 
-@xfail(strict=True, reason=zoo.D9_OBJ)
 def test_defect9_tensors_inside_plain_objects_get_shapes() -> None:
     class Result:
         def __init__(self, boxes):
@@ -666,7 +732,6 @@ def test_defect9_tensors_inside_plain_objects_get_shapes() -> None:
     assert t.steps[0].output_shapes == [(2, 4)]
 
 
-@xfail(strict=True, reason=zoo.D9_DIST)
 def test_defect9_distribution_outputs_get_shapes() -> None:
     class M(nn.Module):
         def __init__(self) -> None:
@@ -680,7 +745,6 @@ def test_defect9_distribution_outputs_get_shapes() -> None:
     assert (2, 3) in (t.steps[0].output_shapes or [])
 
 
-@xfail(strict=True, reason=zoo.D9_FACTORY)
 def test_defect9_factory_call_without_device_on_meta() -> None:
     class M(nn.Module):
         def __init__(self) -> None:
@@ -698,7 +762,6 @@ def test_defect9_factory_call_without_device_on_meta() -> None:
 # -- the zoo's new defects (not in issue 16), one minimal reproduction each --------------------------------
 
 
-@xfail(strict=True, reason=zoo.NEW_A)
 def test_new_defect_a_prehook_attribute_restored_after_real_trace() -> None:
     conv = nn.utils.spectral_norm(nn.Conv2d(3, 4, 3))  # train mode: each forward runs a power iteration
     before = conv.weight.clone()
@@ -706,23 +769,36 @@ def test_new_defect_a_prehook_attribute_restored_after_real_trace() -> None:
     assert torch.equal(conv.weight, before)
 
 
-@xfail(strict=True, reason=zoo.NEW_B)
 def test_new_defect_b_rnn_flat_weights_real_after_meta_trace() -> None:
     gru = nn.GRU(8, 16)
     nbdebug.trace(gru, torch.randn(5, 2, 8), device="meta")
     assert all(w.device.type == "cpu" for w in gru._flat_weights)
 
 
-@xfail(strict=True, reason=zoo.NEW_C)
 def test_new_defect_c_nested_tensor_between_layers() -> None:
     enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, batch_first=True), 2).eval()
     mask = torch.tensor([[False] * 5, [False] * 3 + [True] * 2])
     t = nbdebug.trace(enc, torch.randn(2, 5, 16), src_key_padding_mask=mask)
     assert t.ok, str(t.error)
     assert t.steps[0].output_shapes == [(2, 5, 16)]
+    # between the layers, the fast path passes a nested tensor: ragged sequence length shown as *
+    assert t["layers.0"].input_shapes == [(2, None, 16)] and t["layers.0"].input_repr == "(2, *, 16)"
 
 
-@xfail(strict=True, reason=zoo.NEW_D)
+def test_new_defect_c_a_failing_hook_is_a_note_never_the_models_error(monkeypatch) -> None:
+    from nbdebug.shapes import record
+
+    def broken(obj, depth=0):
+        raise RuntimeError("recorder bug")
+
+    monkeypatch.setattr(record, "_struct", broken)
+    lstm = nn.LSTM(4, 8)  # outputs a tuple: the post-hook reads its structure
+    t = nbdebug.trace(lstm, torch.randn(5, 2, 4))
+    assert t.ok and t.error is None
+    assert t.notes and "nbdebug could not record the output of LSTM: RuntimeError: recorder bug" in t.notes[0]
+    assert "Note: nbdebug could not record" in t.to_text()
+
+
 def test_new_defect_d_data_parallel_on_meta() -> None:
     t = nbdebug.trace(nn.DataParallel(nn.Linear(4, 2)), torch.randn(3, 4), device="meta")
     assert t.ok, str(t.error)
@@ -743,14 +819,12 @@ class _TakesBatch(nn.Module):
         return self.lin(b.x)
 
 
-@xfail(strict=True, reason=zoo.NEW_E)
 def test_new_defect_e_dataclass_input_on_meta() -> None:
     t = nbdebug.trace(_TakesBatch(), _Batch(torch.randn(3, 4)), device="meta")
     assert t.ok, str(t.error)
     assert t.steps[0].output_shapes == [(3, 2)]
 
 
-@xfail(strict=True, reason=zoo.NEW_F)
 def test_new_defect_f_weights_written_in_forward_are_restored() -> None:
     emb = nn.Embedding(10, 4, max_norm=1.0)
     with torch.no_grad():
@@ -760,7 +834,6 @@ def test_new_defect_f_weights_written_in_forward_are_restored() -> None:
     assert torch.equal(emb.weight, before)
 
 
-@xfail(strict=True, reason=zoo.NEW_G)
 def test_new_defect_g_error_in_a_user_pre_hook_names_the_module() -> None:
     def validate(module, args):
         if args[0].shape[-1] != 4:
@@ -772,6 +845,19 @@ def test_new_defect_g_error_in_a_user_pre_hook_names_the_module() -> None:
     assert t.error is not None and t.error.message == "expected 4 features"
     assert t.error.step == 0 and t.steps[0].status == "error"
     assert "inputs' types and count" not in t.error.hint
+    assert t.error.hint.startswith("the forward pre-hook")
+    assert "validate registered on Sequential raised before its forward ran" in t.error.hint
+
+
+def test_meta_hint_says_meta_tensors_have_no_values() -> None:
+    """What PyTorch cannot do on meta (zoo: meta_unsupported) is reported at a step, with the reason."""
+    model, args, _ = zoo.build(zoo.get("hard_value_dependent"))
+    with pytest.raises(RuntimeError, match="cannot be called on meta tensors"):
+        model.to("meta")(*(a.to("meta") for a in args))
+    model, args, _ = zoo.build(zoo.get("hard_value_dependent"))
+    t = nbdebug.trace(model, *args, device="meta")
+    assert t.error is not None and t.error.where == "_Branchy"
+    assert "tensors have shapes but no values" in t.error.hint and ".item()" in t.error.hint
 
 
 def test_zoo_transformers_pin_is_installed_when_available() -> None:

@@ -254,6 +254,44 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "Goodfellow et al. 2014 (saturating generator loss)",
         ),
         _c(
+            "ddp-duplicate-data",
+            "ranks of a DistributedDataParallel run train on identical batches",
+            "the fingerprint of the step's input (sum, sum of squares and 64 strided values of its first tensor) "
+            "is equal on two or more ranks at >= 2 sampled steps",
+            "PyTorch docs, torch.utils.data.distributed.DistributedSampler: each process loads a subset of the "
+            "dataset exclusive to it",
+        ),
+        _c(
+            "ddp-sampler-epoch",
+            "DistributedSampler.set_epoch never called: the same order every epoch",
+            "a DistributedSampler(shuffle=True) of the training DataLoader has the same epoch at two passes",
+            "PyTorch docs, DistributedSampler: calling set_epoch() at the beginning of each epoch is necessary to "
+            "make shuffling work properly across epochs, otherwise the same ordering is always used",
+        ),
+        _c(
+            "ddp-params-diverged",
+            "parameters or buffers differ across ranks",
+            "a parameter's or buffer's sum or norm, as the forward pass used it, differs across ranks by more "
+            "than 1e-6 relative at a sampled step (DDP keeps replicas bitwise identical)",
+            "PyTorch docs, DDP notes: parameters are broadcast from rank 0 at construction and gradients are "
+            "all-reduced, so all replicas stay identical; buffers: broadcast_buffers / SyncBatchNorm",
+        ),
+        _c(
+            "ddp-unused-parameters",
+            "parameters that get no gradient on some ranks",
+            "a parameter not reached from the loss's autograd graph on a rank at a sampled step",
+            "PyTorch docs, DistributedDataParallel find_unused_parameters: unused parameters are marked ready "
+            "(reduced as zero gradients) instead of raising",
+        ),
+        _c(
+            "ddp-straggler",
+            "one rank far slower than the others",
+            "a rank's data loading + forward time per step gives a relative score (fastest rank's time / its "
+            "time) below 0.5 and is >= 5 ms slower, over the run or on 2 gathers in a row",
+            "NVIDIA Resiliency Extension straggler detection: relative performance score against the fastest "
+            "rank, per section (data loading, forward)",
+        ),
+        _c(
             "search-edge-of-range",
             "the best hyperparameter value sits at the edge of its search range",
             "best trial's value in the outer 10% of the range on the search scale (log10 for loguniform/"

@@ -3,8 +3,10 @@
 nbdebug must never change the user's model behind their back. Every feature attaches its hooks
 through `HookSet` and wraps its work in `preserved(...)`, so that on success, on an exception and on
 KeyboardInterrupt alike the model comes back with the same hooks, train/eval mode (per submodule),
-`requires_grad` flags, buffers (BatchNorm running statistics), and, when asked, weights, gradients,
-optimizer state and RNG state.
+`requires_grad` flags, buffers (BatchNorm running statistics), the tensors a module keeps as plain
+attributes (what a pruning or legacy weight-norm pre-hook recomputes), weights a layer writes in place
+(`nn.Embedding(max_norm=...)`), and, when asked, all weights, gradients, optimizer state and RNG state.
+`MetaWeights` runs a block with every parameter and buffer swapped for a meta tensor.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import random
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import UninitializedTensorMixin
 from torch.utils.hooks import RemovableHandle
 
 
@@ -80,9 +84,72 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def _clone(t: torch.Tensor | None) -> torch.Tensor | None:
-    if t is None or t.device.type == "meta":
+    if t is None or t.device.type == "meta" or isinstance(t, UninitializedTensorMixin):
         return t
     return t.detach().clone()
+
+
+_SLOTS = frozenset(("_parameters", "_buffers", "_modules"))  # the dicts every module has
+# types of module attributes that never hold a tensor (dict: only the slots above, counted apart)
+_PLAIN = frozenset({bool, int, float, str, bytes, tuple, set, type(None), dict, OrderedDict, torch.Size})
+TensorAttrs = list[tuple[nn.Module, list[tuple[str, Any, Any]]]]
+
+
+def tensor_attributes(modules: Iterable[nn.Module]) -> TensorAttrs:
+    """The tensors each module keeps in its `__dict__` outside its parameter and buffer slots, by
+    reference (a pruning or legacy weight/spectral-norm pre-hook sets a new `weight` on every forward
+    pass), and the items of each list or dict of tensors it keeps there (RNNs' `_flat_weights`)."""
+    out: TensorAttrs = []
+    for m in modules:
+        d = m.__dict__
+        types = list(map(type, d.values()))  # C-level: most modules hold nothing of interest
+        kinds = set(types)
+        kinds.difference_update(_PLAIN)
+        if not kinds and types.count(dict) <= len(_SLOTS):
+            continue
+        found = None
+        for k, v in d.items():
+            t = type(v)
+            if t is list or t is dict:
+                if not v or k in _SLOTS:
+                    continue
+                if any(isinstance(x, torch.Tensor) for x in (v if t is list else v.values())):
+                    (found := found or []).append((k, v, list(v) if t is list else dict(v)))
+            elif isinstance(v, torch.Tensor):
+                (found := found or []).append((k, v, None))
+        if found:
+            out.append((m, found))
+    return out
+
+
+def restore_tensor_attributes(saved: TensorAttrs) -> None:
+    """Put back what `tensor_attributes` saved: the same objects, list and dict contents in place."""
+    for m, items in saved:
+        d = m.__dict__
+        for k, v, contents in items:
+            if contents is None:
+                if d.get(k) is not v:
+                    d[k] = v
+            elif d.get(k) is not v:
+                d[k] = v
+                _refill(v, contents)
+            else:
+                _refill(v, contents)
+
+
+def _refill(container: Any, contents: Any) -> None:
+    if isinstance(container, list):
+        if len(container) != len(contents) or any(a is not b for a, b in zip(container, contents)):
+            container[:] = contents
+    elif container.keys() != contents.keys() or any(container[k] is not v for k, v in contents.items()):
+        container.clear()
+        container.update(contents)
+
+
+def _writes_own_weights(m: nn.Module) -> bool:
+    """Layers that write their weight in place during forward: an embedding with `max_norm` renormalises
+    the rows it looks up (torch.embedding_renorm_)."""
+    return isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.max_norm is not None
 
 
 def _may_write_buffers(m: nn.Module) -> bool:
@@ -101,6 +168,8 @@ class ModelState:
     modes: dict[nn.Module, bool]
     requires_grad: dict[nn.Parameter, bool]
     buffers: dict[tuple[nn.Module, str], torch.Tensor | None]
+    attributes: TensorAttrs = field(default_factory=list)
+    written: dict[nn.Parameter, tuple[int, torch.Tensor]] = field(default_factory=dict)
     weights: dict[nn.Parameter, torch.Tensor] | None = None
     grads: dict[nn.Parameter, torch.Tensor | None] | None = None
     optimizers: list[tuple[torch.optim.Optimizer, dict]] = field(default_factory=list)
@@ -124,11 +193,19 @@ class ModelState:
             for m in modules
             for name, b in m._buffers.items()
         }
+        written = {}
+        if not weights:  # copy only the weights a layer is known to write in place, with their version
+            for m in modules:
+                w = m._parameters.get("weight") if _writes_own_weights(m) else None
+                if w is not None and not isinstance(w, UninitializedTensorMixin):
+                    written[w] = (w._version, _clone(w))
         return cls(
             model=model,
             modes={m: m.training for m in modules},
             requires_grad={p: p.requires_grad for p in params},
             buffers=buffers,
+            attributes=tensor_attributes(modules),
+            written=written,
             weights={p: _clone(p) for p in params} if weights else None,
             grads={p: _clone(p.grad) for p in params} if grads else None,
             optimizers=[(o, copy.deepcopy(o.state_dict())) for o in optimizers],
@@ -142,7 +219,7 @@ class ModelState:
             for p, flag in self.requires_grad.items():
                 p.requires_grad_(flag)
             for (m, name), saved in self.buffers.items():
-                current = m._buffers.get(name)
+                current = m._buffers[name] if name in m._buffers else None  # (a ScriptModule's has no .get)
                 if saved is current:
                     continue  # not copied (see _may_write_buffers) and not replaced
                 if saved is None or current is None or current.device.type == "meta":
@@ -151,6 +228,10 @@ class ModelState:
                     current.copy_(saved)
                 else:
                     m._buffers[name] = saved
+            for p, (version, saved) in self.written.items():
+                if p._version != version and saved is not None and p.device.type != "meta":
+                    p.data.copy_(saved)
+            restore_tensor_attributes(self.attributes)
             if self.weights is not None:
                 for p, saved in self.weights.items():
                     if saved is not None and p.device.type != "meta":
@@ -187,6 +268,70 @@ def preserved(
         yield state
     finally:
         state.restore()
+
+
+class MetaWeights:
+    """`with MetaWeights(model):` runs the block with every parameter and buffer slot of every module
+    holding a meta tensor of the same shape, dtype and `requires_grad` (nothing allocated, nothing
+    computed), and puts the same objects back on exit, whatever happened.
+
+    Each unique (module, name) slot is swapped once, with `setattr` (so RNNs' `_flat_weights` follow),
+    and a tensor reachable from several slots gets one meta twin, so tied weights stay tied; a module
+    reachable by two paths is one module. (`torch.func.functional_call` swaps by path, and left a shared
+    module's weights on meta.) The tensors modules keep as plain attributes are put back too: a pruning
+    pre-hook sets `weight` from the meta tensors. Uninitialized (lazy) parameters are left alone until
+    they are materialized: call `swap(module)` after that (a forward pre-hook of the lazy module).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self._twins: dict[int, torch.Tensor] = {}
+        self._slots: list[tuple[nn.Module, str, torch.Tensor]] = []
+        self._attributes: TensorAttrs = []
+
+    def swap(self, module: nn.Module) -> None:
+        """Swap the module's own parameters and buffers (not its children's) that are not on meta yet."""
+        for table, is_param in ((module._parameters, True), (module._buffers, False)):
+            for name, t in list(table.items()):
+                if t is None or t.device.type == "meta" or isinstance(t, UninitializedTensorMixin):
+                    continue
+                twin = self._twins.get(id(t))
+                if twin is None:
+                    twin = _meta_twin(t, is_param)
+                    self._twins[id(t)] = twin
+                self._slots.append((module, name, t))
+                setattr(module, name, twin)
+
+    def __enter__(self) -> MetaWeights:
+        modules = list({id(m): m for m in self.model.modules()}.values())
+        self._attributes = tensor_attributes(modules)
+        try:
+            for m in modules:
+                self.swap(m)
+        except BaseException:
+            self.restore()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
+
+    def restore(self) -> None:
+        while self._slots:
+            module, name, t = self._slots.pop()
+            setattr(module, name, t)
+        self._twins.clear()
+        restore_tensor_attributes(self._attributes)
+
+
+def _meta_twin(t: torch.Tensor, is_param: bool) -> torch.Tensor:
+    try:
+        twin = torch.empty_like(t, device="meta")
+    except (RuntimeError, NotImplementedError):  # layouts empty_like cannot make on meta
+        twin = torch.empty(t.shape, dtype=t.dtype, device="meta")
+    if is_param:
+        return nn.Parameter(twin, requires_grad=t.requires_grad)
+    return twin
 
 
 def hook_counts(model: nn.Module) -> dict[str, int]:

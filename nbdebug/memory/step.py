@@ -23,7 +23,7 @@ from torch.utils._pytree import tree_leaves, tree_map
 
 from .._core.data import model_device, split_batch
 from .._core.errors import NbdebugError, describe
-from .._core.hooks import HookSet, preserved
+from .._core.hooks import HookSet, MetaWeights, preserved
 from .._core.units import parse_bytes
 from .step_result import Forecast, LayerMemory, StepMemory
 
@@ -158,7 +158,6 @@ def _one_step(
     kwargs: dict,
     target: Any,
     loss_fn: Callable,
-    params: dict[str, torch.Tensor] | None,
     layers: bool,
 ) -> tuple[LiveBytes, dict[str, dict[str, Any]]]:
     """Forward + backward once under the tracker; per-layer figures when `layers`."""
@@ -168,8 +167,6 @@ def _one_step(
     names = {m: n or type(model).__name__ for n, m in model.named_modules()}
     exclude = {_key(t) for t in (*model.parameters(), *model.buffers()) if t.layout == torch.strided}
     exclude |= {_key(t) for t in (*inputs, *kwargs.values()) if isinstance(t, torch.Tensor)}
-    if params is not None:
-        exclude |= {_key(t) for t in params.values()}
     saved_seen: set[int] = set()
 
     def pre(module: nn.Module, args: Any) -> None:
@@ -208,10 +205,7 @@ def _one_step(
                 hooks.forward_pre(m, pre)
                 hooks.forward(m, post)
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), tracker:
-            if params is None:
-                out = model(*inputs, **kwargs)
-            else:
-                out = torch.func.functional_call(model, params, inputs, kwargs)
+            out = model(*inputs, **kwargs)
             tracker.label = "(loss)"
             loss = loss_fn(out, target) if target is not None else loss_fn(out)
             if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
@@ -225,17 +219,15 @@ def _one_step(
 
 
 def _run_step(model, batch, loss_fn, n, device, layers):
-    """One measured step at batch size `n` on `device` ('meta' runs with meta parameters)."""
+    """One measured step at batch size `n` on `device` ('meta' runs with meta parameters and buffers:
+    `MetaWeights` swaps each unique slot once, so shared modules and tied weights come back real)."""
     inputs, kwargs, target = split_batch(batch)
     resize = lambda t: _resize(t, n, device)  # noqa: E731
     inputs, kwargs, target = tree_map(resize, inputs), tree_map(resize, kwargs), tree_map(resize, target)
-    params = None
-    if str(device) == "meta":
-        params = {
-            k: torch.empty_like(v, device="meta").requires_grad_(v.requires_grad)
-            for k, v in (*model.named_parameters(), *model.named_buffers())
-        }
-    return _one_step(model, inputs, kwargs, target, loss_fn, params, layers)
+    if str(device) != "meta":
+        return _one_step(model, inputs, kwargs, target, loss_fn, layers)
+    with MetaWeights(model):
+        return _one_step(model, inputs, kwargs, target, loss_fn, layers)
 
 
 def _default_sizes(n: int) -> tuple[int, int]:
@@ -378,11 +370,11 @@ def _fragmentation_note(device: torch.device, message: str) -> list[str]:
 def _measure(model, inputs, kwargs, target, loss_fn, device, result):
     """The real step on the model's device; on CUDA also the allocator's peak (GPU-ONLY)."""
     if device.type != "cuda":
-        return _one_step(model, inputs, kwargs, target, loss_fn, None, layers=True)
+        return _one_step(model, inputs, kwargs, target, loss_fn, layers=True)
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     base = torch.cuda.memory_allocated(device)
-    out = _one_step(model, inputs, kwargs, target, loss_fn, None, layers=True)
+    out = _one_step(model, inputs, kwargs, target, loss_fn, layers=True)
     torch.cuda.synchronize(device)
     result.allocator_peak = torch.cuda.max_memory_allocated(device) - base
     return out

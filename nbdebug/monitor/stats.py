@@ -34,9 +34,11 @@ from torch import nn
 from .._core.hooks import HookSet, preserved
 from .._core.tensors import first_tensor, is_float
 from .amp import ScaleTracker
+from .closure import after_first_call
 from .records import LayerSample, StepRecord, _GradState
 from .summaries import histogram, subsample, unit_dead_fraction
 from .tables import SampleTables
+from .wrapped import attach_compiled, unwrap, unwrap_optimizer
 
 RELU_TYPES = (nn.ReLU, nn.ReLU6)
 SATURATING_TYPES = (nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Softsign)
@@ -86,6 +88,9 @@ class StepMonitor(SampleTables):
     layer_order: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        # the module the user calls (a compiled model, DDP) and the one whose layers we name (monitor/wrapped.py)
+        self.root, self.model = self.model, unwrap(self.model)
+        self.optimizer = unwrap_optimizer(self.optimizer)
         self._param_names = {p: n for n, p in self.model.named_parameters()}
         owner = {}
         for mname, m in self.model.named_modules():
@@ -126,16 +131,20 @@ class StepMonitor(SampleTables):
         self._own = {id(p) for p in self.params}
         self._awaiting: int | None = None  # weight versions at a backward that waits to be confirmed
         self.analysis_backwards = 0
+        # set by a training framework's adapter (nbdebug/integrations): every backward pass trains, an optimizer
+        # step follows (gradient accumulation before the first step is not analysis)
+        self.expect_optimizer = False
         self.amp = ScaleTracker(self)  # under a GradScaler: the user's loss, gradients read unscaled
 
     # -- attaching -----------------------------------------------------------------------------------
     def attach(self, hooks: HookSet) -> None:
-        for module in self._leaves:
-            hooks.forward(module, self._forward_hook)
-        hooks.forward_pre(self.model, self._root_pre_hook, with_kwargs=True)
+        if not attach_compiled(self, hooks):  # a compiled model is hooked from outside its graph
+            for module in self._leaves:
+                hooks.forward(module, self._forward_hook)
+            hooks.forward_pre(self.root, self._root_pre_hook, with_kwargs=True)
         if self.optimizer is not None:
-            hooks.add(self.optimizer.register_step_pre_hook(self._step_pre))
-            hooks.add(self.optimizer.register_step_post_hook(self._step_post))
+            hooks.add(self.optimizer.register_step_pre_hook(self._given_step_pre))
+            hooks.add(self.optimizer.register_step_post_hook(self._any_step_post))
         else:
             from torch.optim.optimizer import (
                 register_optimizer_step_post_hook,
@@ -159,17 +168,26 @@ class StepMonitor(SampleTables):
             self.adopted.append(optimizer)
         return mine
 
-    def _any_step_pre(self, optimizer: Any, args: tuple, kwargs: dict) -> None:
+    def _any_step_pre(self, optimizer: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
         # every optimizer of the model is adopted; the first one's steps are this monitor's steps
         if self._in_step or not self._ours(optimizer) or optimizer is not self.stepping:
-            return
+            return None
         if self._awaiting is not None:  # the backward's record is already open: this step confirms it
             self._awaiting = None
             self._in_step = True
             if self.steps:
                 self.steps[-1].lr = float(optimizer.param_groups[0].get("lr", math.nan))
-            return
-        self._step_pre(optimizer, args, kwargs)
+            return None
+        return self._given_step_pre(optimizer, args, kwargs)
+
+    def _given_step_pre(self, optimizer: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict] | None:
+        # step(closure) (Lightning, LBFGS): the loss and gradients exist once the closure has run
+        if self._in_step:
+            return None
+        deferred = after_first_call(optimizer, args, kwargs, lambda: self._step_pre(optimizer, args, kwargs))
+        if deferred is None:
+            self._step_pre(optimizer, args, kwargs)
+        return deferred
 
     def _any_step_post(self, optimizer: Any, args: tuple, kwargs: dict) -> None:
         if self._in_step and optimizer is self.stepping:
@@ -274,7 +292,7 @@ class StepMonitor(SampleTables):
             return
         self._backwards += 1
         self._mark_accumulated()
-        if self.stepping is None and self.params:
+        if self.stepping is None and self.params and not self.expect_optimizer:
             # no optimizer (yet): open this backward's record; an optimizer step, or weights that change
             # before the next forward/backward, confirm it (settle); else it was analysis and is dropped
             self._step_pre(None, (), {})

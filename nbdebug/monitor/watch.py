@@ -27,7 +27,7 @@ from .._core.errors import NbdebugError, describe
 from .._core.findings import Finding, findings_html
 from .._core.hooks import HookSet
 from .checks import BLOCK, RunData, diagnose
-from .fit import Epoch, best_epoch, epochs_from_frame, fit_findings
+from .fit import MIN_EPOCHS, Epoch, best_epoch, epochs_from_frame, fit_findings
 from .live import LiveResults
 from .losscalls import BINARY, CLASSIFICATION, CUSTOM, LossCall, describe_call
 from .stats import StepMonitor, StepRecord, safe
@@ -248,8 +248,13 @@ class Watch(LiveResults):
 
     def _diagnose(self, final: bool = False) -> None:
         self._run_checks(
-            lambda: diagnose(self._run_data(final)) + self._fit_findings(), lambda: self.monitor.count
+            lambda: diagnose(self._run_data(final)) + self._fit_findings() + self._extra_findings(),
+            lambda: self.monitor.count,
         )
+
+    def _extra_findings(self) -> list[Finding]:
+        """Findings a subclass adds to each diagnosis (the ranks compared, `monitor/distributed.py`)."""
+        return []
 
     @property
     def steps(self) -> int:
@@ -313,17 +318,37 @@ class Watch(LiveResults):
         return pd.DataFrame(rows, columns=cols)
 
     def _complete_epochs(self) -> list[Epoch]:
-        """Epochs with validation numbers, the one still running left out."""
-        frame = self.epochs
-        if self.running and len(self._epochs) > 1:
-            frame = frame[frame["epoch"] < len(self._epochs) - 1]
-        return epochs_from_frame(frame)
+        """Epochs with validation numbers, the one still running left out. Read from the accumulators and
+        the step records directly (no DataFrame): it runs with every diagnosis."""
+        accs = self._epochs[:-1] if self.running else self._epochs
+        if sum(e.val_seen > 0 or e.val_acc_seen > 0 for e in accs) < MIN_EPOCHS:
+            return []  # no advice before MIN_EPOCHS epochs with validation: skip the work
+        steps = self.monitor.steps
+        bounds = [e.start for e in self._epochs] + [len(steps) + 10**9]
+        out = []
+        for i, e in enumerate(accs):
+            if not (e.val_seen or e.val_acc_seen):
+                continue
+            losses = [r.loss for r in steps if bounds[i] < r.step <= bounds[i + 1] and math.isfinite(r.loss)]
+            out.append(
+                Epoch(
+                    epoch=i,
+                    loss=sum(losses) / len(losses) if losses else math.nan,
+                    train_acc=float(e.train_correct) / e.train_seen if e.train_seen else math.nan,
+                    val_loss=float(e.val_loss) / e.val_seen if e.val_seen else math.nan,
+                    val_acc=float(e.val_correct) / e.val_acc_seen if e.val_acc_seen else math.nan,
+                    val_n=e.val_acc_seen,
+                )
+            )
+        return out
 
     @property
     def best_epoch(self) -> int | None:
         """The epoch with the lowest validation loss (else the highest validation accuracy); None without
         a validation pass. The overfitting advice suggests stopping there."""
-        return best_epoch(self._complete_epochs())
+        return best_epoch(
+            epochs_from_frame(self.epochs[self.epochs["epoch"] < len(self._epochs) - self.running])
+        )
 
     def _fit_findings(self) -> list[Finding]:
         """The train/validation advice (`monitor/fit.py`), from complete epochs."""
@@ -332,9 +357,13 @@ class Watch(LiveResults):
             or isinstance(m, nn.modules.batchnorm._BatchNorm)
             for m in self.model.modules()
         )
-        ratios = self.monitor.layer_stats(last=True)["update_ratio"].dropna()
-        ratio = float(ratios.median()) if len(ratios) else None
-        return fit_findings(self._complete_epochs(), dropout=dropout, update_ratio=ratio)
+        epochs = self._complete_epochs()
+        if not epochs:
+            return []
+        last = self.monitor.samples[max(self.monitor.samples)] if self.monitor.samples else []
+        ratios = sorted(s.update_ratio for s in last if math.isfinite(s.update_ratio))
+        ratio = ratios[len(ratios) // 2] if ratios else None
+        return fit_findings(epochs, dropout=dropout, update_ratio=ratio)
 
     def layer_stats(self, last: bool = False):
         """One row per layer per sampled step (activation mean/std/zero and dead fraction, saturation,
@@ -421,7 +450,11 @@ def watch(
     or yours); with none, a backward pass followed by a hand-written update of the weights is a step, and
     one followed by no update at all (an adversarial example, a saliency map) is analysis, not training.
     """
-    return Watch(
+    from ..integrations import watch_class  # Lightning / Hugging Face adapters; imports no framework
+    from .distributed import DistributedWatch, distributed_world  # each rank of a DDP run
+
+    base = DistributedWatch if distributed_world() is not None else Watch
+    return watch_class(model, base)(
         model,
         optimizer,
         loss_fn,

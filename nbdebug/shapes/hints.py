@@ -32,9 +32,66 @@ def _shape_origin(steps: list[Step], step: Step) -> Step | None:
     return None
 
 
-def _hint(step: Step, module: nn.Module | None, exc: BaseException, steps: list[Step]) -> str:
+def _hook_that_raised(module: nn.Module | None, exc: BaseException) -> tuple[str, str] | None:
+    """(kind, name) of the user's forward (pre-)hook on `module` whose code raised `exc`, if one did."""
+    if module is None:
+        return None
+    codes = set()
+    tb = exc.__traceback__
+    while tb is not None:
+        codes.add(tb.tb_frame.f_code)
+        tb = tb.tb_next
+    for kind, table in (("forward pre-hook", "_forward_pre_hooks"), ("forward hook", "_forward_hooks")):
+        for h in (getattr(module, table, None) or {}).values():
+            fn = getattr(h, "__func__", h)
+            call = type(h).__dict__.get("__call__")  # a callable object's method
+            code = getattr(fn, "__code__", None) or getattr(call, "__code__", None)
+            if code in codes:
+                return kind, getattr(fn, "__qualname__", None) or type(h).__qualname__
+    return None
+
+
+_NEEDS_VALUES = ("cannot be called on meta", "Cannot copy out of meta", "meta tensor", "data-dependent")
+
+
+def _meta_hint(step: Step, msg: str) -> str | None:
+    """On the meta device tensors have shapes and no values: what failed for that reason, in words."""
+    if "no fake impl or Meta kernel" in msg or "no Meta kernel" in msg:
+        return (
+            f"{step.name} ({step.type}) uses an operation PyTorch has no meta implementation for, so the meta "
+            "walk cannot go past it. Trace without device='meta' (on a smaller input) to see this step."
+        )
+    if "is not on the expected device" in msg or "same device" in msg:
+        return (
+            f"a tensor {step.name} uses is not on the meta device: one made in forward with an explicit "
+            "device (device='cpu', torch.from_numpy) or kept as a plain attribute. Make it with "
+            "device=x.device (or register it as a buffer), or trace without device='meta'."
+        )
+    if any(s in msg for s in _NEEDS_VALUES):
+        return (
+            f"on the meta device tensors have shapes but no values, and {step.name} ({step.type}) needs one: "
+            "an op that reads values (.item(), .tolist(), .all(), a Python `if` on a tensor, a mask's "
+            "contents). PyTorch itself cannot run this on meta; trace without device='meta' (on a "
+            "smaller input) to see the shapes."
+        )
+    return None
+
+
+def _hint(
+    step: Step, module: nn.Module | None, exc: BaseException, steps: list[Step], meta: bool = False
+) -> str:
     msg = str(exc)
     shapes = step.input_shapes
+    hook = _hook_that_raised(module, exc)
+    if hook is not None:
+        kind, name = hook
+        when = "before its forward ran" if kind == "forward pre-hook" else "after its forward returned"
+        listed = ", ".join(_fmt_shape(s) for s in shapes) or "-"
+        return f"the {kind} {name} registered on {step.name} raised {when}, with input {listed}."
+    if meta:
+        hint = _meta_hint(step, msg)
+        if hint is not None:
+            return hint
     x = shapes[0] if shapes else None
     prev = _previous_output(steps, step)
     after = ""
@@ -146,4 +203,6 @@ def _hint(step: Step, module: nn.Module | None, exc: BaseException, steps: list[
             )
     if "mat1 and mat2 shapes cannot be multiplied" in msg:
         return f"a matrix product got incompatible shapes{after}."
+    if isinstance(exc, TypeError) and "forward()" in msg and "argument" in msg:
+        return f"{step.name}'s forward() was called with arguments it does not take: check the inputs' types and count."
     return f"{step.name} ({step.type}) raised with input {', '.join(_fmt_shape(s) for s in shapes) or '-'}{after}."

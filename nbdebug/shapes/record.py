@@ -1,133 +1,55 @@
 """The recording behind `trace`: forward pre/post hooks on every module and a `TorchFunctionMode` that sees
-the functional ops written in user code, switched off inside built-in layers (the layer is the step)."""
+the functional ops written in user code, switched off inside built-in layers (the layer is the step).
+
+Hooks never raise into the model: a failure of nbdebug's own bookkeeping becomes a note on the trace.
+Pre-hooks go first (`prepend=True`), so a step is open when a user's pre-hook raises; post-hooks are
+`always_call=True`, so a layer that raises closes its step even when `forward` catches the exception.
+ScriptModules take no hooks: a module-global pair of hooks (registered only when the model holds one)
+makes each ScriptModule called from Python one opaque step.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import sys
 from typing import Any
 
 import torch
 from torch import nn
 from torch._C import DisableTorchFunction as _NoTorchFunction
+from torch.nn.modules import module as _module_globals
 from torch.overrides import TorchFunctionMode, _get_current_function_mode, _pop_mode, _push_mode
 
+from .._core.hooks import HookSet
 from . import arithmetic
-from .result import Shape, Step, _fmt_shape
+from .result import Step, _fmt_shape
+from .values import _NOISE, _args_struct, _fn_display, _leaves, _preview, _shapes, _struct
 
-# Calls that never change a shape or only read metadata: not worth a step of their own.
-_NOISE = {
-    "__get__", "__set__", "__len__", "__bool__", "__format__", "__repr__", "__str__", "__hash__",
-    "__index__", "__int__", "__float__", "__contains__", "__iter__", "__reversed__", "__array__",
-    "size", "dim", "numel", "item", "tolist", "is_floating_point", "is_complex", "element_size",
-    "stride", "storage_offset", "data_ptr", "is_contiguous", "get_device", "type_as", "to", "cpu",
-    "cuda", "type", "float", "double", "half", "bfloat16", "long", "int", "bool", "detach", "detach_",
-    "clone", "contiguous", "requires_grad_", "retain_grad", "numpy", "__setitem__", "__deepcopy__",
-    "__reduce_ex__", "_has_compatible_shallow_copy_type", "is_nonzero", "equal", "allclose",
-    "isfinite", "isnan", "isinf", "any", "all", "_is_view", "__dlpack__", "dim_order", "new_empty",
-    "new_zeros", "new_ones", "new_full", "new_tensor", "zeros_like", "ones_like", "empty_like",
-    "full_like", "rand_like", "randn_like", "normal_", "uniform_", "fill_", "zero_", "copy_",
-}  # fmt: skip
-
-_OPERATORS = {
-    "__add__": "+", "__radd__": "+", "__iadd__": "+=", "__sub__": "-", "__rsub__": "-", "__isub__": "-=",
-    "__mul__": "*", "__rmul__": "*", "__imul__": "*=", "__truediv__": "/", "__rtruediv__": "/",
-    "__itruediv__": "/=", "__matmul__": "@", "__rmatmul__": "@", "__getitem__": "[]", "__pow__": "**",
-    "__neg__": "-x", "__floordiv__": "//", "__mod__": "%", "__and__": "&", "__or__": "|",
-}  # fmt: skip
-
-_PREVIEW_CHANNELS = 8
-_PREVIEW_PIXELS = 64
-
-
-def _leaves(obj: Any, depth: int = 0) -> list[torch.Tensor]:
-    """Tensors in a (nested) structure: tuple/list/namedtuple, dict, dataclass."""
-    if isinstance(obj, torch.Tensor):
-        return [obj]
-    if depth > 6:
-        return []
-    if isinstance(obj, (list, tuple)):
-        return [t for o in obj for t in _leaves(o, depth + 1)]
-    if isinstance(obj, dict):
-        return [t for o in obj.values() for t in _leaves(o, depth + 1)]
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return [t for f in dataclasses.fields(obj) for t in _leaves(getattr(obj, f.name, None), depth + 1)]
-    return []
-
-
-def _struct(obj: Any, depth: int = 0) -> str:
-    """Readable shape structure: `(8, 5, 20), ((1, 8, 20), (1, 8, 20))`, `{logits: (8, 10)}`."""
-    if isinstance(obj, torch.Tensor):
-        return _fmt_shape(obj.shape)
-    if depth > 4:
-        return "..."
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        inner = ", ".join(f"{k}={_struct(getattr(obj, k), depth + 1)}" for k in obj._fields)
-        return f"{type(obj).__name__}({inner})"
-    if isinstance(obj, (list, tuple)):
-        inner = ", ".join(_struct(o, depth + 1) for o in obj[:6]) + (", ..." if len(obj) > 6 else "")
-        return f"[{inner}]" if isinstance(obj, list) else f"({inner})"
-    if isinstance(obj, dict):
-        return "{" + ", ".join(f"{k}: {_struct(v, depth + 1)}" for k, v in list(obj.items())[:6]) + "}"
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        inner = ", ".join(
-            f"{f.name}={_struct(getattr(obj, f.name, None), depth + 1)}" for f in dataclasses.fields(obj)
-        )
-        return f"{type(obj).__name__}({inner})"
-    if obj is None:
-        return "None"
-    if isinstance(obj, (int, float, bool, str)):
-        return repr(obj) if not isinstance(obj, str) or len(obj) < 20 else "str"
-    return type(obj).__name__
-
-
-def _args_struct(args: tuple, kwargs: dict) -> str:
-    parts = [_struct(a) for a in args if _leaves(a)]
-    parts += [f"{k}={_struct(v)}" for k, v in kwargs.items() if _leaves(v)]
-    return ", ".join(parts)
-
-
-def _shapes(tensors: list[torch.Tensor]) -> list[Shape]:
-    return [tuple(t.shape) for t in tensors]
-
-
-def _fn_display(func: Any) -> tuple[str, str]:
-    """(short name, type label) of a function torch dispatched to us."""
-    name = getattr(func, "__name__", None) or type(func).__name__
-    qual = getattr(func, "__qualname__", name) or name
-    module = getattr(func, "__module__", "") or ""
-    op = _OPERATORS.get(name)
-    if op is not None:
-        return name.strip("_").removeprefix("r").removeprefix(
-            "i"
-        ) if op != "[]" else "getitem", f"operator {op}"
-    if qual.startswith("Tensor.") or qual.startswith("TensorBase."):
-        return name, "Tensor." + name
-    if module.startswith("torch.nn.functional"):
-        return name, "F." + name
-    return name, "torch." + name
-
-
-def _preview(out: Any) -> torch.Tensor | None:
-    """First channels of an image-like output as a small float CPU tensor (C, H, W) for the panel."""
-    if not isinstance(out, torch.Tensor) or out.dim() != 4 or out.device.type == "meta":
-        return None
-    if out.shape[-1] < 2 or out.shape[-2] < 2 or not (out.is_floating_point() or out.dtype == torch.uint8):
-        return None
-    x = out[0, :_PREVIEW_CHANNELS].detach()
-    step = -(-max(x.shape[-2:]) // _PREVIEW_PIXELS)  # ceil: strided view, a copy of <= 64x64 pixels
-    if step > 1:
-        x = x[..., ::step, ::step]
-    # the copy matters: later in-place ops (ReLU(inplace=True)) would change a view of the activation
-    return x.to(device="cpu", dtype=torch.float32, copy=True)
-
-
-# ------------------------------------------------------------------------------------------------------
-# the recorder
+_MAX_NOTES = 5
 
 
 def _is_builtin(module: nn.Module) -> bool:
+    """torch's own layers and ScriptModules: one step each, the ops inside them are not recorded (on meta
+    a TorchScript graph runs some ops through Python decompositions the recorder would see)."""
     mod = type(module).__module__
-    return mod.startswith("torch.nn.") or mod.startswith("torch.ao.")
+    return mod.startswith(("torch.nn.", "torch.ao.", "torch.jit."))
+
+
+def _is_script(module: nn.Module) -> bool:
+    return isinstance(module, torch.jit.ScriptModule)
+
+
+def type_name(module: nn.Module) -> str:
+    """The class name, or for a ScriptModule the name of the class it was made from."""
+    if _is_script(module):
+        return f"{getattr(module, 'original_name', type(module).__name__)} (TorchScript)"
+    return type(module).__name__
+
+
+def _numel(p: torch.Tensor | None) -> int:
+    """0 for a lazy module's parameter that its first call has not materialized yet."""
+    if p is None or isinstance(p, nn.parameter.UninitializedTensorMixin):
+        return 0
+    return p.numel()
 
 
 class _State:
@@ -138,12 +60,16 @@ class _State:
         self.calls: dict[int, int] = {}
         self.names = {}
         for name, m in model.named_modules(remove_duplicate=False):
-            self.names.setdefault(id(m), name or type(model).__name__)
+            self.names.setdefault(id(m), name or type_name(model).removesuffix(" (TorchScript)"))
         self.root = model
         self.previews = previews
         self.param_counts: dict[int, int] = {}
+        self.lazy = False  # a lazy module's parameters were counted before its first call
         self.count_params(model)
-        self.failed_function: int | None = None
+        self.raised: list[tuple[int, BaseException]] = []  # (step, exception) in the order raised
+        self.outer_exc = sys.exc_info()[1]  # an exception being handled where trace() was called
+        self.notes: list[str] = []
+        self.script_ids: set[int] = set()
         self.paused = False  # True while our own hooks run, so their tensor ops are not steps
         # The function recorder is only needed while user code runs: inside a built-in layer every call
         # would go through Python for nothing (the layer is the step). It is switched off on entering a
@@ -173,8 +99,8 @@ class _State:
             self.toggled.discard(index)
             self._set_mode(not self.mode_on)
 
-    def start(self) -> None:
-        self.mode = _Recorder(self)
+    def start(self, recorder: _Recorder | None = None) -> None:
+        self.mode = recorder if recorder is not None else _Recorder(self)
         self._set_mode(True)
 
     def stop(self) -> None:
@@ -184,10 +110,16 @@ class _State:
         self.mode_on = False
         self.mode = None
 
+    def note(self, where: str, exc: BaseException) -> None:
+        """nbdebug's own bookkeeping failed (never the model's error): say so, once per kind."""
+        text = f"nbdebug could not record {where}: {type(exc).__name__}: {exc}"[:200]
+        if len(self.notes) < _MAX_NOTES and text not in self.notes:
+            self.notes.append(text)
+
     def params(self, m: nn.Module) -> int:
         key = id(m)
         if key not in self.param_counts:
-            self.param_counts[key] = sum(p.numel() for p in m.parameters())
+            self.param_counts[key] = sum(_numel(p) for p in m.parameters())
         return self.param_counts[key]
 
     def count_params(self, model: nn.Module) -> None:
@@ -198,12 +130,24 @@ class _State:
         def visit(m: nn.Module) -> int:
             key = id(m)
             if key not in counts:
-                own = sum(p.numel() for p in m._parameters.values() if p is not None)
+                try:
+                    own = sum(p.numel() for p in m._parameters.values() if p is not None)
+                except ValueError:  # an uninitialized (lazy) parameter
+                    own = sum(_numel(p) for p in m._parameters.values())
+                    self.lazy = True
                 counts[key] = own + sum(visit(c) for c in m._modules.values() if c is not None)
             return counts[key]
 
         visit(model)
-        counts[id(model)] = sum(p.numel() for p in model.parameters())  # tied weights counted once
+        counts[id(model)] = sum(_numel(p) for p in model.parameters())  # tied weights counted once
+
+    def recount_params(self) -> None:
+        """After a pass that materialized lazy parameters: every module step's count again."""
+        self.param_counts.clear()
+        self.count_params(self.root)
+        for step, m in zip(self.steps, self.modules):
+            if m is not None:
+                step.params = self.params(m)
 
     def open_step(self, step: Step, module: nn.Module | None) -> int:
         self.steps.append(step)
@@ -216,15 +160,89 @@ class _State:
         top = self.stack[-1]
         return top, self.steps[top].depth + 1
 
+    def close(self, module: nn.Module) -> int | None:
+        """Pop the most recent open step of `module` (and any step a caught exception left above it)."""
+        stack, modules = self.stack, self.modules
+        for pos in range(len(stack) - 1, -1, -1):
+            if modules[stack[pos]] is module:
+                idx = stack[pos]
+                del stack[pos:]
+                return idx
+        return None
+
+    def record_raise(self, index: int, exc: BaseException) -> None:
+        step = self.steps[index]
+        step.status = "error"
+        step.output_repr = f"raised {type(exc).__name__}"
+        self.raised.append((index, exc))
+
+    def finish(self, exc: BaseException | None) -> int | None:
+        """Statuses once the pass is over; the index of the step that raised `exc` (the escaping error):
+        the first step that saw it (innermost), else one that saw an exception it was raised from. Steps
+        that raised an exception the forward pass caught are 'caught'; the enclosing steps of the
+        failing one are 'incomplete'."""
+        failing = None
+        if exc is not None:
+            chain = [exc]
+            while chain[-1].__cause__ is not None or chain[-1].__context__ is not None:
+                nxt = chain[-1].__cause__ or chain[-1].__context__
+                if nxt in chain or len(chain) > 8:
+                    break
+                chain.append(nxt)  # type: ignore[arg-type]
+            for e in chain:
+                failing = next((i for i, seen in self.raised if seen is e), None)
+                if failing is not None:
+                    break
+            if failing is None and self.stack:
+                failing = self.stack[-1]  # a step whose close hook never ran (a ScriptModule's)
+        for i, seen in self.raised:
+            if i != failing and exc is not None and seen is exc:  # an enclosing step the error went through
+                self.steps[i].status, self.steps[i].output_repr = "incomplete", ""
+            elif i != failing:
+                self.steps[i].status = "caught"
+        for i in self.stack:
+            if i != failing and self.steps[i].status != "ok":
+                self.steps[i].status = "incomplete"
+        if failing is not None:  # its error is shown in full below the table
+            self.steps[failing].status, self.steps[failing].output_repr = "error", ""
+        return failing
+
+
+def attach(hooks: HookSet, state: _State, model: nn.Module) -> None:
+    """Pre/post hooks on every module except ScriptModules (they refuse hooks); those get global ones."""
+    pre, post = _pre_hook(state), _post_hook(state)
+    scripts = state.script_ids
+    for m in {id(m): m for m in model.modules()}.values():
+        if _is_script(m):
+            scripts.add(id(m))
+        else:
+            hooks.forward_pre(m, pre, with_kwargs=True, prepend=True)
+            hooks.forward(m, post, with_kwargs=True, always_call=True)
+    if scripts:
+        # only ScriptModules called from Python get here (what runs inside a TorchScript graph does not)
+        def script_pre(module: nn.Module, args: tuple) -> None:
+            if id(module) in scripts:
+                pre(module, args, {})
+
+        def script_post(module: nn.Module, args: tuple, output: Any) -> None:
+            if id(module) in scripts:
+                post(module, args, {}, output)
+
+        hooks.add(_module_globals.register_module_forward_pre_hook(script_pre))
+        hooks.add(_module_globals.register_module_forward_hook(script_post, always_call=True))
+
 
 def _pre_hook(state: _State):
     def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        if state.mode_on:
-            with _NoTorchFunction():  # our own metadata reads are not steps, and cheaper without the mode
+        try:
+            if state.mode_on:
+                with _NoTorchFunction():  # our own metadata reads are not steps, and cheaper without the mode
+                    index = _pre(state, module, args, kwargs)
+            else:
                 index = _pre(state, module, args, kwargs)
-        else:
-            index = _pre(state, module, args, kwargs)
-        state.enter_module(index, module)
+            state.enter_module(index, module)
+        except Exception as e:  # never into the model
+            state.note(f"the input of {state.names.get(id(module), type(module).__name__)}", e)
 
     return hook
 
@@ -238,11 +256,15 @@ def _pre(state: _State, module: nn.Module, args: tuple, kwargs: dict) -> int:
     name = state.names.get(key, type(module).__name__)
     if state.calls[key] > 1:
         name = f"{name} (call {state.calls[key]})"
-    if len(args) == 1 and not kwargs and type(args[0]) is torch.Tensor:  # the common case, kept cheap
-        tensors = [args[0]]
-        shapes = [tuple(args[0].shape)]
-        input_repr = _fmt_shape(shapes[0])
-    else:
+    simple = len(args) == 1 and not kwargs and type(args[0]) is torch.Tensor  # the common case, kept cheap
+    if simple:
+        try:
+            shapes = [tuple(args[0].shape)]
+            tensors = [args[0]]
+            input_repr = _fmt_shape(shapes[0])
+        except RuntimeError:  # a nested tensor has no single shape
+            simple = False
+    if not simple:
         tensors = _leaves(args) + _leaves(kwargs)
         shapes = _shapes(tensors)
         input_repr = _args_struct(args, kwargs)
@@ -256,7 +278,7 @@ def _pre(state: _State, module: nn.Module, args: tuple, kwargs: dict) -> int:
         index=len(state.steps),
         name=name,
         kind="module",
-        type=type(module).__name__,
+        type=type_name(module) if key in state.script_ids else type(module).__name__,
         input_shapes=shapes,
         output_shapes=None,
         dtype=None,
@@ -280,43 +302,57 @@ def _pre(state: _State, module: nn.Module, args: tuple, kwargs: dict) -> int:
 
 def _post_hook(state: _State):
     def hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-        if state.mode_on:
-            with _NoTorchFunction():
-                index = _post(state, module, output)
-        else:
-            index = _post(state, module, output)
-        if index is not None:
+        try:
+            stack = state.stack
+            if stack and state.modules[stack[-1]] is module:  # the common case, kept cheap
+                index = stack.pop()
+            else:
+                index = state.close(module)
+                if index is None:
+                    return
+        except Exception as e:
+            state.note(f"the end of {state.names.get(id(module), type(module).__name__)}", e)
+            return
+        try:
+            exc = sys.exc_info()[1] if output is None else None
+            if exc is not None and exc is not state.outer_exc:  # called because the module raised
+                state.record_raise(index, exc)
+            elif state.mode_on:
+                with _NoTorchFunction():
+                    _post(state, index, output)
+            else:
+                _post(state, index, output)
+        except Exception as e:
+            state.steps[index].status = "ok"
+            state.note(f"the output of {state.steps[index].name}", e)
+        finally:
             state.leave_module(index)
 
     return hook
 
 
-def _post(state: _State, module: nn.Module, output: Any) -> int | None:
-    # pop to the most recent open step of this module (robust to a child that raised and was caught)
-    while state.stack:
-        idx = state.stack.pop()
-        if state.modules[idx] is module:
-            break
-    else:
-        return None
+def _post(state: _State, idx: int, output: Any) -> None:
     step = state.steps[idx]
-    if type(output) is torch.Tensor:
-        tensors = [output]
-        step.output_shapes = [tuple(output.shape)]
-        step.output_repr = _fmt_shape(step.output_shapes[0])
-    else:
+    step.status = "ok"
+    simple = type(output) is torch.Tensor
+    if simple:
+        try:
+            step.output_shapes = [tuple(output.shape)]
+            tensors = [output]
+            step.output_repr = _fmt_shape(step.output_shapes[0])
+        except RuntimeError:  # a nested tensor
+            simple = False
+    if not simple:
         tensors = _leaves(output)
         step.output_shapes = _shapes(tensors)
         step.output_repr = _struct(output)
     step.dtype = str(tensors[0].dtype).removeprefix("torch.") if tensors else None
-    step.status = "ok"
     if state.previews and not step.is_container:
         state.paused = True
         try:
             step.preview = _preview(output)
         finally:
             state.paused = False
-    return idx
 
 
 class _Recorder(TorchFunctionMode):
@@ -343,14 +379,17 @@ class _Recorder(TorchFunctionMode):
             return func(*args, **kwargs)
         try:
             out = func(*args, **kwargs)
-        except Exception:
-            idx = self._add(func, args, kwargs, in_tensors, None)
-            state.steps[idx].status = "error"
-            state.failed_function = idx
+        except Exception as exc:
+            try:
+                state.record_raise(self._add(func, args, kwargs, in_tensors, None), exc)
+            except Exception as e:
+                state.note(f"the inputs of {name}", e)
             raise
-        out_tensors = _leaves(out)
-        if out_tensors:
-            self._add(func, args, kwargs, in_tensors, out)
+        try:
+            if _leaves(out):
+                self._add(func, args, kwargs, in_tensors, out)
+        except Exception as e:  # never into the model
+            state.note(f"the output of {name}", e)
         return out
 
     def _add(self, func, args, kwargs, in_tensors, out) -> int:

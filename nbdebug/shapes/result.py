@@ -13,7 +13,7 @@ import torch
 from .._core.errors import NbdebugError
 from .._core.result import Result
 
-Shape = tuple[int, ...]
+Shape = tuple[int, ...]  # a nested tensor's ragged dimension is None
 
 
 @dataclass(slots=True)
@@ -37,7 +37,9 @@ class Step:
     parent: int | None = None
     call: int = 1
     is_container: bool = False
-    status: str = "ok"  # "ok" | "error" | "incomplete" (an enclosing module of the failing step)
+    # "ok" | "error" | "incomplete" (an enclosing module of the failing step) | "caught" (it raised, and the
+    # forward pass caught the exception and went on)
+    status: str = "ok"
     input_repr: str = ""
     output_repr: str = ""
     preview: torch.Tensor | None = field(default=None, repr=False, compare=False)
@@ -80,6 +82,7 @@ class Trace(Result):
     device: str = "cpu"
     seconds: float = 0.0
     total_params: int = 0
+    notes: list[str] = field(default_factory=list)  # what nbdebug itself could not record (never the model)
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -136,7 +139,7 @@ class Trace(Result):
         lines = [self.summary()]
         rows = [("#", "name", "type", "input", "output", "params")]
         for s in self.steps[:max_rows]:
-            mark = {"error": "!! ", "incomplete": ".. "}.get(s.status, "")
+            mark = {"error": "!! ", "incomplete": ".. ", "caught": "x  "}.get(s.status, "")
             name = "  " * s.depth + s.name
             rows.append(
                 (str(s.index), mark + name, s.type, s.input_repr, s.output_repr or "-", f"{s.params:,}")
@@ -146,6 +149,7 @@ class Trace(Result):
             lines.append("  ".join(c[:48].ljust(w) for c, w in zip(r, widths)).rstrip())
         if len(self.steps) > max_rows:
             lines.append(f"... {len(self.steps) - max_rows} more steps (see .to_frame())")
+        lines.extend(f"Note: {n}" for n in self.notes)
         if self.error is not None:
             lines.append("")
             lines.append(f"ERROR {self.error}")
@@ -187,6 +191,7 @@ class Trace(Result):
         out.append("</tbody></table>")
         if len(self.steps) > max_rows:
             out.append(f"<p>... {len(self.steps) - max_rows} more steps (see <code>.to_frame()</code>)</p>")
+        out.extend(f"<p><i>Note: {esc(n)}</i></p>" for n in self.notes)
         out.append("</div>")
         return "".join(out)
 
@@ -211,4 +216,6 @@ def _fmt_shape(shape: Sequence[int] | None) -> str:
     if shape is None:
         return "-"
     text = str(tuple(shape))  # "(8, 1, 28, 28)"; called per step, so kept to one C-level str()
+    if "N" in text:  # a nested tensor's ragged dimension
+        text = text.replace("None", "*")
     return text[:-2] + ")" if text.endswith(",)") else text

@@ -7,13 +7,20 @@ are blind to those, and that is where shape bugs live. Operations inside built-i
 (the `F.conv2d` inside `nn.Conv2d`) are not separate steps: the layer is the step.
 
 When the forward pass raises, the steps before the failure are kept and `Trace.error` names the failing
-step, its input shapes, the original message and a hint in plain words. The model always comes back
-unchanged (hooks, mode, requires_grad, buffers, RNG).
+step (the one that raised the exception that escaped, not one whose exception `forward` caught), its
+input shapes, the original message and a hint in plain words. The model always comes back unchanged
+(hooks, mode, requires_grad, buffers, tensor attributes, weights a layer writes in place, RNG).
+
+Any model: a ScriptModule is one opaque step (shapes in and out); a `torch.compile`d model is traced
+eagerly (`torch.compiler.set_stance("force_eager")`: the same modules and weights, no recompilation);
+a lazy module is materialized by the pass, as by its first call, and counted afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import sys
 import time
 from typing import Any
 
@@ -23,8 +30,10 @@ from torch import nn
 from .._core.errors import NbdebugError, describe
 from .._core.hooks import HookSet, preserved
 from .hints import _hint
-from .record import _args_struct, _leaves, _post_hook, _pre_hook, _State, _struct
+from .meta import MetaRecorder, Shadows, check_supported, meta_walk, to_meta
+from .record import _State, attach, type_name
 from .result import Step, Trace, TraceError
+from .values import _args_struct, _leaves, _struct
 
 __all__ = ["Step", "Trace", "TraceError", "trace"]
 
@@ -34,8 +43,9 @@ def _call_args(model: nn.Module, inputs: tuple, kwargs: dict) -> tuple[tuple, di
     if len(inputs) != 1 or kwargs:
         return inputs, kwargs
     (batch,) = inputs
+    forward = getattr(model, "_orig_mod", model).forward  # a torch.compile'd module: the original's
     try:
-        params = list(inspect.signature(model.forward).parameters.values())
+        params = list(inspect.signature(forward).parameters.values())
     except (TypeError, ValueError):
         return inputs, kwargs
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
@@ -53,18 +63,6 @@ def _call_args(model: nn.Module, inputs: tuple, kwargs: dict) -> tuple[tuple, di
         ):
             return (), dict(batch)
     return inputs, kwargs
-
-
-def _to_meta(obj: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.to("meta")
-    if isinstance(obj, tuple) and hasattr(obj, "_fields"):
-        return type(obj)(*(_to_meta(o) for o in obj))
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_meta(o) for o in obj)
-    if isinstance(obj, dict):
-        return {k: _to_meta(v) for k, v in obj.items()}
-    return obj
 
 
 def _on_meta(model: nn.Module) -> bool:
@@ -99,69 +97,72 @@ def trace(
     if device is not None and torch.device(device).type != "meta":
         raise NbdebugError(f"trace(device=...) only supports 'meta' (shapes without compute), got {device!r}")
     meta = device is not None or _on_meta(model)
-    args, kw = _call_args(model, inputs, kwargs)
     if meta:
-        args, kw = _to_meta(args), _to_meta(kw)
+        check_supported(model)
+    args, kw = _call_args(model, inputs, kwargs)
+    shadows = Shadows()
+    if meta:
+        args, kw = to_meta(args, shadows), to_meta(kw, shadows)
 
     state = _State(model, previews=previews and not meta)
     error: TraceError | None = None
     output: Any = None
+    exc: Exception | None = None
     t0 = time.perf_counter()
     # trace never changes the mode, so eval-mode norm layers' running statistics need no copy
     with preserved(model, rng=not meta, copy_eval_norm_buffers=False), HookSet() as hooks:
-        for m in {id(m): m for m in model.modules()}.values():
-            hooks.forward_pre(m, _pre_hook(state), with_kwargs=True)
-            hooks.forward(m, _post_hook(state), with_kwargs=True)
+        attach(hooks, state, model)
         try:
-            with torch.no_grad():
-                state.start()
-                if meta and not _on_meta(model):
-                    swapped = {n: torch.empty_like(t, device="meta") for n, t in model.named_parameters()}
-                    swapped.update({n: torch.empty_like(t, device="meta") for n, t in model.named_buffers()})
-                    output = torch.func.functional_call(model, swapped, args, kw)
-                else:
+            walk = meta_walk(model, hooks) if meta else contextlib.nullcontext()
+            with torch.no_grad(), _eager(), walk:
+                state.start(MetaRecorder(state, shadows) if meta else None)
+                try:
                     output = model(*args, **kw)
-        except Exception as exc:
-            state.stop()
-            error = _make_error(state, exc)
-        finally:
-            state.stop()
+                finally:
+                    state.stop()  # before the meta walk's device mode leaves the mode stack
+        except Exception as e:
+            exc = e
+        failing = state.finish(exc)
+        if exc is not None:
+            error = _make_error(state, exc, failing, meta)
+    if state.lazy:
+        state.recount_params()
     seconds = time.perf_counter() - t0
     in_tensors = _leaves(args) + _leaves(kw)
     return Trace(
         steps=state.steps,
         error=error,
-        model_type=type(model).__name__,
+        model_type=type_name(model),
         input_repr=_args_struct(tuple(args), kw),
         output_repr=_struct(output) if error is None else "",
         device="meta" if meta else str(in_tensors[0].device if in_tensors else "cpu"),
         seconds=seconds,
         total_params=state.params(model),
+        notes=state.notes,
     )
 
 
-def _make_error(state: _State, exc: BaseException) -> TraceError:
+def _eager() -> contextlib.AbstractContextManager:
+    """torch.compile'd code (a compiled model, submodule or function) runs eagerly during the trace: the
+    hooks would make dynamo recompile, and fail. Nothing is compiled unless dynamo was imported."""
+    if "torch._dynamo" not in sys.modules:
+        return contextlib.nullcontext()
+    return torch.compiler.set_stance("force_eager")
+
+
+def _make_error(state: _State, exc: BaseException, idx: int | None, meta: bool) -> TraceError:
     steps = state.steps
-    idx = state.failed_function
-    if idx is None:
-        # innermost module still open when the exception escaped
-        open_steps = [i for i in state.stack]
-        idx = open_steps[-1] if open_steps else None
-    for i in state.stack:
-        if steps[i].status != "ok" and i != idx:
-            steps[i].status = "incomplete"
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if idx is None:
         return TraceError(
-            where=type(state.root).__name__, message=message, exception_type=type(exc).__name__,
+            where=state.names[id(state.root)], message=message, exception_type=type(exc).__name__,
             hint="the forward pass raised before any layer ran: check the inputs' types and count",
-            type=type(state.root).__name__,
+            type=type_name(state.root),
         )  # fmt: skip
     step = steps[idx]
-    step.status = "error"
     module = state.modules[idx]
     try:
-        hint = _hint(step, module, exc, steps)
+        hint = _hint(step, module, exc, steps, meta=meta)
     except Exception:  # never let a hint hide the real error
         hint = f"{step.name} ({step.type}) raised."
     return TraceError(

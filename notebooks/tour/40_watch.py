@@ -36,6 +36,15 @@ print(run.findings[0])
 run.epochs.round(3)
 
 # %% [markdown]
+# The same monitor works where you train: `with nbdebug.watch(lit_module): trainer.fit(...)` for PyTorch
+# Lightning and `with nbdebug.watch(model): trainer.train()` for the Hugging Face `Trainer` (the optimizer
+# is found, the loss read where the framework computes it; `NbdebugCallback()` in
+# `nbdebug.integrations.lightning` / `.transformers` for scripts), on a `torch.compile`d model (no dynamo
+# warning, the eager model's findings), and in every rank of a DDP run launched from the notebook inside
+# `with nbdebug.watch_ranks() as run:`, which compares the ranks (duplicate batches, `set_epoch` never
+# called, replicas that diverge, unused parameters, a straggler). See the README's "Where you train".
+
+# %% [markdown]
 # The train/validation curves also say what to do next. A wide MLP on 100 digits overfits: the validation
 # loss rises while the training loss keeps falling. The advice (`info`, not an alarm) names the best epoch
 # and how to regularize; the panel's **Train / val** tab marks that epoch.

@@ -41,54 +41,9 @@ CHECKS = (
     "unchanged_meta",  # ... and after the meta trace
 )
 
-# Today's failures, by the numbering of issue 16 ("Shapes and meta on any model").
-D1 = "issue 16 defect 1: meta trace replaces a shared module's weights with meta tensors"
-D2 = "issue 16 defect 2: a pruned module's `weight` attribute stays a meta tensor after a meta trace"
-D3 = "issue 16 defect 3: ScriptModules crash trace (register_forward_pre_hook is not supported)"
-D3_META = "issue 16 defect 3: a jit.trace'd model on meta is blamed on the model, not a clear NbdebugError"
-D4 = "issue 16 defect 4: lazy modules crash (parameters counted before the forward pass materializes them)"
-D5 = "issue 16 defect 5: PackedSequence input / pack_padded_sequence in forward fails on meta"
-D6 = "issue 16 defect 6: an exception caught inside forward switches off recording for the rest of the pass"
-D7 = "issue 16 defect 7: a stale caught failure names the wrong step"
-D8 = "issue 16 defect 8: torch.compile'd models get a false failure (dynamo: ... already tracked)"
-D9_DEEP = "issue 16 defect 9: outputs nested more than 6 containers deep lose their shapes"
-D9_OBJ = "issue 16 defect 9: tensors inside plain objects get no shape"
-D9_DIST = "issue 16 defect 9: torch.distributions outputs get no shape"
-D9_FACTORY = "issue 16 defect 9: factory calls without a device inside forward fail on meta"
-D2_LEGACY = (
-    "issue 16 defect 2 (same mechanism): the legacy weight_norm/spectral_norm pre-hook sets `weight`; after "
-    "a meta trace it stays a meta tensor"
-)
-
-# Failures found by the zoo that are none of issue 16's defects (see the report of the zoo's session).
-NEW_A = (
-    "new defect A: a tensor attribute a module's own pre-hook recomputes (legacy spectral_norm's `weight`, "
-    "train mode) keeps the trace's value: trace restores the u/v buffers, not the attribute made from them"
-)
-NEW_B = (
-    "new defect B: after a meta trace nn.RNNBase's `_flat_weights` cache still holds meta tensors "
-    "(functional_call restores module._parameters directly, bypassing RNNBase.__setattr__)"
-)
-NEW_C = (
-    "new defect C: a nested tensor between layers (nn.TransformerEncoder's fast path with a padding mask, "
-    "eval) crashes trace's own pre-hook (tuple(t.shape)); the crash is reported as the model's error"
-)
-NEW_D = (
-    "new defect D: meta trace of an nn.DataParallel-wrapped model fails (functional_call refuses "
-    "DataParallel) with an error that names no step and blames the inputs"
-)
-NEW_E = (
-    "new defect E: meta trace leaves tensors inside dataclass inputs on the CPU (_to_meta walks only "
-    "tuples, lists and dicts); the device mismatch is reported at a layer"
-)
-NEW_G = (
-    "new defect G: an exception raised by a user's forward pre-hook on the model (registered before trace) "
-    "gets step=None and the hint 'check the inputs' types and count': trace's pre-hook runs after the user's"
-)
-NEW_F = (
-    "new defect F: a layer that writes its weight in place during forward (nn.Embedding(max_norm=...)) "
-    "keeps the change after trace (trace does not save weights)"
-)
+# A failure found and not fixed yet goes in an entry's `known` (check -> reason), as "issue N defect M: ..."
+# or "new defect X: ..."; test_zoo runs it as xfail(strict=True). Issue 16's defects 1-9 and the zoo's new
+# defects A-G are fixed, each with its regression test in test_zoo.py: none is declared today.
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from . import D5, NEW_B, NEW_C, NEW_F, register
+from . import register
 
 DOCS = "torch.nn docs examples ({})"
 
@@ -47,7 +47,6 @@ def builtin_transformer_encoder_train():
     source=DOCS.format("nn.TransformerEncoder") + ", eval mode with a key padding mask: PyTorch's fast path "
     "turns the batch into a nested tensor (data-dependent) and back",
     meta_unsupported="the fast path builds a nested tensor from the padding mask's values (data-dependent)",
-    known={"real": NEW_C, "real_shapes": NEW_C},
 )  # fmt: skip
 def builtin_transformer_encoder_padded_eval():
     layer = nn.TransformerEncoderLayer(32, 4, dim_feedforward=37, batch_first=True)
@@ -83,7 +82,6 @@ def builtin_multihead_attention():
     "builtin_lstm_bidirectional",
     tags="builtin rnn nested_output",
     source=DOCS.format("nn.LSTM"),
-    known={"unchanged_meta": NEW_B},
 )
 def builtin_lstm_bidirectional():
     model = nn.LSTM(8, 16, num_layers=2, bidirectional=True, batch_first=True, proj_size=4)
@@ -91,7 +89,7 @@ def builtin_lstm_bidirectional():
     return model, (torch.randn(2, 6, 8), (h0, c0)), {}
 
 
-@register("builtin_gru", tags="builtin rnn", source=DOCS.format("nn.GRU"), known={"unchanged_meta": NEW_B})
+@register("builtin_gru", tags="builtin rnn", source=DOCS.format("nn.GRU"))
 def builtin_gru():
     return nn.GRU(8, 16, num_layers=2, dropout=0.0), (torch.randn(6, 2, 8),), {}
 
@@ -100,7 +98,6 @@ def builtin_gru():
     "builtin_rnn_relu_unbatched",
     tags="builtin rnn",
     source=DOCS.format("nn.RNN") + ", unbatched input",
-    known={"unchanged_meta": NEW_B},
 )
 def builtin_rnn_relu_unbatched():
     return nn.RNN(8, 16, nonlinearity="relu", bidirectional=True), (torch.randn(6, 8),), {}
@@ -109,7 +106,6 @@ def builtin_rnn_relu_unbatched():
 @register(
     "builtin_lstm_packed_input", tags="builtin rnn packed hard",
     source=DOCS.format("nn.utils.rnn.pack_padded_sequence") + ": a PackedSequence passed to nn.LSTM",
-    known={"meta": D5, "meta_shapes": D5, "params": D5},
 )  # fmt: skip
 def builtin_lstm_packed_input():
     packed = pack_padded_sequence(torch.randn(2, 6, 8), torch.tensor([6, 4]), batch_first=True)
@@ -135,7 +131,6 @@ class _PackInForward(nn.Module):
 @register(
     "builtin_pack_in_forward", tags="builtin rnn packed hard",
     source=DOCS.format("nn.utils.rnn.pack_padded_sequence") + " + pad_packed_sequence inside forward",
-    known={"meta": D5, "meta_shapes": D5},
 )  # fmt: skip
 def builtin_pack_in_forward():
     ids = torch.randint(1, 20, (2, 6))
@@ -355,7 +350,6 @@ def builtin_misc_layers():
     "builtin_embedding_max_norm", tags="builtin embedding hard",
     source=DOCS.format("nn.Embedding(max_norm=...)") + ": the forward pass renormalizes the looked-up rows "
     "of the weight in place",
-    known={"unchanged_real": NEW_F},
 )  # fmt: skip
 def builtin_embedding_max_norm():
     emb = nn.Embedding(20, 8, max_norm=1.0)

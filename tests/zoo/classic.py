@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import NEW_B, register
+from . import register
 
 TV = "torchvision/models/{} (re-written, scaled down)"
 EX = "pytorch/examples {} (re-written, scaled down)"
@@ -652,7 +652,7 @@ class RNNModel(nn.Module):
 
 @register(
     "classic_word_lm_lstm_tied_train", tags="classic rnn nlp tied train",
-    source=EX.format("word_language_model/model.py: RNNModel('LSTM', tie_weights=True)") + ", train mode", known={"unchanged_meta": NEW_B})  # fmt: skip
+    source=EX.format("word_language_model/model.py: RNNModel('LSTM', tie_weights=True)") + ", train mode")  # fmt: skip
 def classic_word_lm_lstm_tied_train():
     model = RNNModel().train()
     return model, (torch.randint(0, 50, (7, 2)), model.init_hidden(2)), {}

@@ -17,25 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrizations, parametrize, prune
 
-from . import (
-    D1,
-    D2,
-    D2_LEGACY,
-    D3,
-    D3_META,
-    D4,
-    D6,
-    D7,
-    D8,
-    D9_DEEP,
-    D9_DIST,
-    D9_FACTORY,
-    D9_OBJ,
-    NEW_A,
-    NEW_D,
-    NEW_E,
-    register,
-)  # fmt: skip
+from . import register
 
 DOCS = "PyTorch docs: {}"
 
@@ -69,7 +51,6 @@ IMG = (2, 3, 10, 10)
 
 @register(
     "hard_jit_script", tags="hard jit", source=DOCS.format("torch.jit.script") + " of a whole CNN",
-    known={"real": D3, "real_shapes": D3, "meta": D3, "meta_shapes": D3, "params": D3},
 )  # fmt: skip
 def hard_jit_script():
     return torch.jit.script(_SmallCNN().eval()), (torch.randn(*IMG),), {}
@@ -77,7 +58,6 @@ def hard_jit_script():
 
 @register(
     "hard_jit_trace", tags="hard jit", source=DOCS.format("torch.jit.trace") + " of a whole CNN",
-    known={"meta": D3_META},
     meta_nbdebug_error="issue 16 defect 3: a jit.trace'd model on meta gets a clear NbdebugError",
 )  # fmt: skip
 def hard_jit_trace():
@@ -98,7 +78,8 @@ class _WithScripted(nn.Module):
 @register(
     "hard_jit_inside", tags="hard jit",
     source=DOCS.format("torch.jit.trace / torch.jit.script") + ": a traced and a scripted submodule",
-    known={"real": D3, "real_shapes": D3, "meta": D3, "meta_shapes": D3, "params": D3},
+    meta_nbdebug_error="issue 16 defect 3: the jit.trace'd submodule cannot run on meta (its graph fixes "
+    "the devices of the tensors it creates), so the meta trace says so, naming it, before anything runs",
 )  # fmt: skip
 def hard_jit_inside():
     return _WithScripted().eval(), (torch.randn(*IMG),), {}
@@ -111,7 +92,6 @@ def hard_jit_inside():
     "hard_torch_compile", tags="hard compile slow",
     source=DOCS.format("torch.compile") + " with backend='eager' (dynamo only: the default inductor "
     "backend compiles C++ for ~45 s on a cold 2-core machine; the defect is dynamo's)",
-    known={"real": D8, "real_shapes": D8, "meta": D8, "meta_shapes": D8},
 )  # fmt: skip
 def hard_torch_compile():
     return torch.compile(_SmallCNN().eval(), backend="eager"), (torch.randn(*IMG),), {}
@@ -123,7 +103,6 @@ def hard_torch_compile():
 @register(
     "hard_lazy_modules", tags="hard lazy",
     source=DOCS.format("torch.nn.modules.lazy.LazyModuleMixin") + ": LazyConv2d, LazyBatchNorm2d, LazyLinear",
-    known={"real": D4, "real_shapes": D4, "meta": D4, "meta_shapes": D4, "params": D4},
 )  # fmt: skip
 def hard_lazy_modules():
     model = nn.Sequential(
@@ -137,7 +116,6 @@ def hard_lazy_modules():
 
 @register(
     "hard_pruned_issue", tags="hard pruning", source="issue 16 defect 2 reproduction (prune.l1_unstructured)",
-    known={"unchanged_meta": D2},
 )  # fmt: skip
 def hard_pruned_issue():
     layer = nn.Linear(4, 2)
@@ -149,7 +127,6 @@ def hard_pruned_issue():
     "hard_pruned_cnn", tags="hard pruning",
     source=DOCS.format("torch.nn.utils.prune") + ": l1_unstructured, random_structured, global_unstructured, "
     "ln_structured on a CNN's convs and Linear (as torchinfo's test_pruning does)",
-    known={"unchanged_meta": D2},
 )  # fmt: skip
 def hard_pruned_cnn():
     model = _SmallCNN()
@@ -176,7 +153,6 @@ def hard_weight_norm():
     "hard_weight_norm_legacy", tags="hard parametrization",
     source=DOCS.format("torch.nn.utils.weight_norm (deprecated: a forward pre-hook that sets the `weight` "
     "attribute, like pruning)"),
-    known={"unchanged_meta": D2_LEGACY},
 )  # fmt: skip
 def hard_weight_norm_legacy():
     import warnings
@@ -203,7 +179,6 @@ def hard_spectral_norm_train():
 @register(
     "hard_spectral_norm_legacy_train", tags="hard parametrization train",
     source=DOCS.format("torch.nn.utils.spectral_norm (the hook-based version)") + " in train mode",
-    known={"unchanged_real": NEW_A, "unchanged_meta": D2_LEGACY},
 )  # fmt: skip
 def hard_spectral_norm_legacy_train():
     model = _SmallCNN().train()
@@ -233,7 +208,7 @@ def hard_orthogonal_and_custom_parametrization():
 
 @register(
     "hard_shared_module_issue", tags="hard shared",
-    source="issue 16 defect 1 reproduction: nn.Sequential(lin, nn.ReLU(), lin)", known={"unchanged_meta": D1},
+    source="issue 16 defect 1 reproduction: nn.Sequential(lin, nn.ReLU(), lin)",
 )  # fmt: skip
 def hard_shared_module_issue():
     lin = nn.Linear(10, 10)
@@ -259,7 +234,6 @@ class _SharedAndTied(nn.Module):
 @register(
     "hard_shared_block_and_tied", tags="hard shared tied",
     source="a block registered under two names (self.block and encoder.a) and a tied Linear weight",
-    known={"unchanged_meta": D1},
 )  # fmt: skip
 def hard_shared_block_and_tied():
     return _SharedAndTied(), (torch.randn(2, 16),), {}
@@ -358,7 +332,7 @@ class _Structured(nn.Module):
 
 @register(
     "hard_structured_io", tags="hard dataclass namedtuple dict_input dict_output",
-    source="dataclass / namedtuple / dict inputs and outputs", known={"meta": NEW_E, "meta_shapes": NEW_E},
+    source="dataclass / namedtuple / dict inputs and outputs",
 )  # fmt: skip
 def hard_structured_io():
     batch = Batch(torch.randn(*IMG), torch.randint(0, 20, (2, 5)), {"name": "b0"})
@@ -382,7 +356,6 @@ class _Deep(nn.Module):
 @register(
     "hard_nested_8_deep", tags="hard nested_output",
     source="an output nested 8 containers deep (issue 16 defect 9)",
-    known={"real_shapes": D9_DEEP, "meta_shapes": D9_DEEP},
 )  # fmt: skip
 def hard_nested_8_deep():
     return _Deep(), (torch.randn(2, 4),), {}
@@ -410,7 +383,6 @@ class _Detector(nn.Module):
 @register(
     "hard_plain_object_output", tags="hard plain_object",
     source="a model returning a plain object holding tensors (issue 16 defect 9)",
-    known={"real_shapes": D9_OBJ, "meta_shapes": D9_OBJ},
 )  # fmt: skip
 def hard_plain_object_output():
     return _Detector(), (torch.randn(*IMG),), {}
@@ -431,7 +403,6 @@ class _Policy(nn.Module):
 @register(
     "hard_distribution_output", tags="hard distribution",
     source="an RL policy returning torch.distributions.Independent(Normal) (issue 16 defect 9)",
-    known={"real_shapes": D9_DIST, "meta_shapes": D9_DIST},
 )  # fmt: skip
 def hard_distribution_output():
     return _Policy(), (torch.randn(2, 6),), {}
@@ -457,7 +428,6 @@ class _Factories(nn.Module):
 @register(
     "hard_factory_without_device", tags="hard factory",
     source="torch.arange / torch.ones without device= in forward (issue 16 defect 9)",
-    known={"meta": D9_FACTORY, "meta_shapes": D9_FACTORY},
 )  # fmt: skip
 def hard_factory_without_device():
     return _Factories(), (torch.randint(0, 16, (2, 5)),), {}
@@ -485,7 +455,6 @@ class _CatchesConv(nn.Module):
 @register(
     "hard_caught_exception", tags="hard exception",
     source="issue 16 defect 6 reproduction: a layer's error caught inside forward",
-    known={"real_shapes": D6},
 )  # fmt: skip
 def hard_caught_exception():
     return _CatchesConv(), (torch.randn(2, 1, 2, 2),), {}
@@ -509,7 +478,6 @@ class _StaleFailure(nn.Module):
 @register(
     "hard_stale_failure", tags="hard exception raises",
     source="issue 16 defect 7 reproduction: the real failure is in head", raises_at="head",
-    known={"real": D7, "meta": D7},
 )  # fmt: skip
 def hard_stale_failure():
     return _StaleFailure(), (torch.randn(2, 5),), {}
@@ -642,7 +610,6 @@ def hard_buffers_written_in_forward():
 @register(
     "hard_data_parallel_cpu", tags="hard wrapper",
     source=DOCS.format("nn.DataParallel") + " on a CPU-only machine (it just calls the module)",
-    known={"meta": NEW_D, "meta_shapes": NEW_D},
 )  # fmt: skip
 def hard_data_parallel_cpu():
     return nn.DataParallel(_SmallCNN()), (torch.randn(*IMG),), {}

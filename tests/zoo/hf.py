@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from . import D9_OBJ, register
+from . import register
 
 HF = ("transformers",)
 VOCAB = 99
@@ -161,7 +161,7 @@ def hf_esm():
 def _causal(cls: str, config: str, cfg: dict, **extra):
     # eager attention and an explicit all-ones mask: with sdpa (the default) transformers' mask code asks
     # whether the mask is all ones (`.all()`, an `.item()`) and looks for packed sequences in the
-    # position ids, which reads values the meta device does not have (see hf_llama_sdpa)
+    # position ids, which reads values the meta device does not have (see hf_llama_sdpa and hf_bert)
     mask = torch.ones(2, 8, dtype=torch.long)
     return _text(
         cls, config, cfg, eager=True, input_ids=_ids(), attention_mask=mask, use_cache=False, **extra
@@ -183,7 +183,7 @@ def hf_gpt2():
     "hf_gpt2_kv_cache", tags="hf nlp decoder tied plain_object",
     source=_src("GPT2LMHeadModel", "GPT2Config") + "; use_cache=True: the output holds a DynamicCache, "
     "a plain object whose layers keep the key/value tensors",
-    requires=HF, known={"real_shapes": D9_OBJ, "meta_shapes": D9_OBJ},
+    requires=HF,
 )  # fmt: skip
 def hf_gpt2_kv_cache():
     import transformers
@@ -205,8 +205,11 @@ def hf_llama():
 
 @register(
     "hf_llama_sdpa", tags="hf nlp decoder rotary gqa",
-    source=_src("LlamaForCausalLM", "LlamaConfig") + " with the default sdpa attention and no mask",
-    requires=HF, meta_unsupported=SDPA_META,
+    source=_src("LlamaForCausalLM", "LlamaConfig") + " with the default sdpa attention and no mask: the "
+    "mask code checks the position ids (torch.arange in forward) for packed sequences with .item(), which "
+    "a plain meta forward pass cannot do; trace's meta walk follows the values of small integer tensors "
+    "made by factories (issue 16 defect 9), so it steps through",
+    requires=HF,
 )  # fmt: skip
 def hf_llama_sdpa():
     import transformers

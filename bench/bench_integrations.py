@@ -1,0 +1,170 @@
+"""Overhead of `nbdebug.watch` inside PyTorch Lightning and the Hugging Face Trainer, against the bare
+framework on the same steps.
+
+Variants, timed over one `fit` / `train` each (the Trainer objects are built outside the timing):
+  Lightning   bare `trainer.fit(lit, dl)`; `with nbdebug.watch(lit): trainer.fit(...)`; the same with
+              `Trainer(callbacks=[NbdebugCallback()])`. Small CNN (conv 16, conv 32, fc 64, fc 10), batches
+              of 64 1x28x28, Adam, 60 steps (20 with --quick), one epoch, no validation.
+  Trainer     bare `trainer.train()`; `with nbdebug.watch(model): trainer.train()`; the same with
+              `histograms=False` ("no hist"). A BERT built from a
+              config (hidden 64, 4 layers, 4 heads, sequence 32, batch 16), 60 steps (20 with --quick).
+Rounds interleave the variants (a fresh model and Trainer per run, same seed); each figure is the median of
+the rounds (7, or 3 with --quick), in ms per optimizer step, and its ratio to bare.
+
+Usage: python bench/bench_integrations.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import nbdebug
+from bench._common import machine
+
+
+def small_cnn() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(32 * 7 * 7, 64), nn.ReLU(), nn.Linear(64, 10),
+    )  # fmt: skip
+
+
+def lightning_runs(steps: int):
+    import lightning.pytorch as pl
+
+    from nbdebug.integrations.lightning import NbdebugCallback
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+
+    class Lit(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = small_cnn()
+
+        def training_step(self, batch, i):
+            x, y = batch
+            return F.cross_entropy(self.net(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(steps * 64, 1, 28, 28, generator=g), torch.randint(0, 10, (steps * 64,), generator=g)
+    dl = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=64)
+
+    def run(variant: str) -> float:
+        torch.manual_seed(0)
+        lit = Lit()
+        cbs = [NbdebugCallback()] if variant == "callback" else []
+        trainer = pl.Trainer(
+            max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+            enable_progress_bar=False, enable_model_summary=False, callbacks=cbs,
+        )  # fmt: skip
+        ctx = nbdebug.watch(lit) if variant == "watch" else contextlib.nullcontext()
+        t0 = time.perf_counter()
+        with ctx:
+            trainer.fit(lit, dl)
+        return (time.perf_counter() - t0) / steps
+
+    return run, ["bare", "watch", "callback"]
+
+
+def trainer_runs(steps: int):
+    import transformers
+    from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+
+    transformers.logging.set_verbosity_error()
+    g = torch.Generator().manual_seed(0)
+    n, length = steps * 16, 32
+    ids = torch.randint(5, 1000, (n, length), generator=g)
+    labels = (ids[:, 0] >= 500).long()
+
+    class DS(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return n
+
+        def __getitem__(self, i: int):
+            return {
+                "input_ids": ids[i],
+                "attention_mask": torch.ones(length, dtype=torch.long),
+                "labels": labels[i],
+            }
+
+    cfg = BertConfig(
+        vocab_size=1000, hidden_size=64, num_hidden_layers=4, num_attention_heads=4, intermediate_size=128,
+        max_position_embeddings=64, num_labels=2,
+    )  # fmt: skip
+    out = tempfile.mkdtemp()
+
+    def run(variant: str) -> float:
+        torch.manual_seed(0)
+        model = BertForSequenceClassification(cfg)
+        args = TrainingArguments(
+            output_dir=out, learning_rate=1e-3, num_train_epochs=1, per_device_train_batch_size=16,
+            logging_strategy="no", save_strategy="no", report_to=[], use_cpu=True, disable_tqdm=True, seed=0,
+        )  # fmt: skip
+        trainer = Trainer(model=model, args=args, train_dataset=DS())
+        ctx = {
+            "watch": lambda: nbdebug.watch(model),
+            "no hist": lambda: nbdebug.watch(model, histograms=False),
+        }.get(variant, contextlib.nullcontext)()
+        with contextlib.redirect_stdout(io.StringIO()):
+            t0 = time.perf_counter()
+            with ctx:
+                trainer.train()
+            return (time.perf_counter() - t0) / steps
+
+    return run, ["bare", "watch", "no hist"]
+
+
+def measure(run, variants: list[str], rounds: int) -> dict[str, float]:
+    for v in variants:  # warm-up
+        run(v)
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    for _ in range(rounds):
+        for v in variants:
+            times[v].append(run(v))
+    return {v: statistics.median(t) for v, t in times.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="3 rounds of 20 steps")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rounds, steps = (3, 20) if args.quick else (7, 60)
+    print(f"{machine()}; 1 torch thread; median of {rounds} interleaved rounds of {steps} steps\n")
+    print(f"{'framework':<12}{'variant':<12}{'ms/step':>10}{'x bare':>9}")
+    for name, make in (("Lightning", lightning_runs), ("HF Trainer", trainer_runs)):
+        try:
+            run, variants = make(steps)
+        except ImportError as e:
+            print(f"{name:<12}skipped: {e}")
+            continue
+        t = measure(run, variants, rounds)
+        for v in variants:
+            print(f"{name:<12}{v:<12}{t[v] * 1e3:>10.2f}{t[v] / t['bare']:>9.3f}")
+
+
+if __name__ == "__main__":
+    main()

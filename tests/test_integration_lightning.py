@@ -1,0 +1,179 @@
+"""PyTorch Lightning under `nbdebug.watch` and `NbdebugCallback`: the Trainer's own loop (closures, its
+zero_grad placement, accumulation, bf16 autocast, the sanity check, validation) read as a plain loop is.
+
+Each planted bug is trained twice, by the textbook loop and by `trainer.fit` over the same data order and
+initial weights: both runs take the same steps, so the monitor must say the same thing in both.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+pl = pytest.importorskip("lightning.pytorch")
+
+import nbdebug  # noqa: E402
+from nbdebug._core import intercept as _intercept  # noqa: E402
+from nbdebug._core.hooks import hook_counts  # noqa: E402
+from tests.integration_models import (  # noqa: E402
+    BUGS,
+    EXPECTED,
+    Net,
+    make_opt,
+    plain_run,
+    quiet_lightning,
+    setup,
+)
+from tests.watch_loops import codes, loader, serious, single_thread  # noqa: E402, F401
+
+quiet_lightning()
+
+
+class Lit(pl.LightningModule):
+    """The tests' Net as a LightningModule, the way the Lightning docs write one."""
+
+    def __init__(self, bug: str = "healthy", opt: str = "adam", lr: float = 1e-3, fail_at: int = 0) -> None:
+        super().__init__()
+        self.net = Net(bug)
+        self.opt, self.lr, self.fail_at = opt, lr, fail_at
+        self.losses: list[float] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        if self.fail_at and self.global_step + 1 >= self.fail_at:
+            raise RuntimeError("boom in training_step")
+        x, y = batch
+        loss = F.cross_entropy(self(x), y)
+        self.losses.append(loss.item())
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", F.cross_entropy(self(x), y))
+
+    def configure_optimizers(self):
+        return make_opt(self.opt, self.parameters(), self.lr)
+
+
+def trainer(epochs: int, **kw) -> pl.Trainer:
+    kw.setdefault("num_sanity_val_steps", 2)
+    return pl.Trainer(
+        max_epochs=epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, **kw,
+    )  # fmt: skip
+
+
+def lightning_run(bug: str, watched: bool = True, callback: bool = False, **trainer_kw):
+    cfg = setup(bug)
+    torch.manual_seed(0)
+    lit = Lit(bug, cfg["opt"], cfg["lr"])
+    train_dl = loader(*cfg["train"], batch_size=cfg["batch"], shuffle=False)
+    val_dl = loader(*cfg["val"], batch_size=100, shuffle=False) if cfg["val"] else None
+    if callback:
+        cb = nbdebug.integrations.lightning.NbdebugCallback()
+        trainer(cfg["epochs"], callbacks=[cb], **trainer_kw).fit(lit, train_dl, val_dl)
+        return cb.watch, lit
+    t = trainer(cfg["epochs"], **trainer_kw)
+    if not watched:
+        t.fit(lit, train_dl, val_dl)
+        return None, lit
+    with nbdebug.watch(lit) as w:
+        t.fit(lit, train_dl, val_dl)
+    return w, lit
+
+
+@pytest.mark.parametrize("bug", BUGS)
+def test_same_findings_as_the_plain_loop(bug):
+    plain, _ = plain_run(bug)
+    w, lit = lightning_run(bug)
+    assert w.internal_errors == []
+    assert w.steps == plain.steps and len(w.monitor.adopted) == 1
+    # the same steps: Lightning's losses (read in training_step) are the monitor's, step by step
+    assert w.history["loss"].tolist() == pytest.approx(lit.losses, rel=1e-6)
+    assert w.history["loss"].tolist() == pytest.approx(plain.history["loss"].tolist(), rel=1e-4)
+    assert w.history["grad_norm"].tolist() == pytest.approx(plain.history["grad_norm"].tolist(), rel=1e-4)
+    assert codes(w) == codes(plain)
+    if bug == "healthy":
+        assert serious(w) == []
+    else:
+        assert EXPECTED[bug] in codes(w)
+
+
+def test_validation_epochs_and_sanity_check():
+    w, lit = lightning_run("healthy")
+    ep = w.epochs
+    # three epochs of 10 steps; the 2 sanity-check batches (200 examples) are left out of epoch 0
+    assert list(ep["steps"]) == [10, 10, 10] and list(ep["val_n"]) == [200, 200, 200]
+    lit.eval()
+    x, y = setup("healthy")["val"]
+    with torch.no_grad():
+        acc = float((lit(x).argmax(1) == y).float().mean())
+    assert ep["val_acc"].iloc[-1] == pytest.approx(acc)
+    assert (w.history["backwards"] == 1).all() and w.monitor.analysis_backwards == 0
+
+
+def test_same_weights_with_and_without_watch():
+    _, a = lightning_run("healthy", watched=False)
+    _, b = lightning_run("healthy", watched=True)
+    sa, sb = a.state_dict(), b.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_gradient_accumulation():
+    """accumulate_grad_batches=2: a step per two batches, whose loss is the mean of the two (Lightning
+    divides each by 2 before backward); no leaked gradient, since Lightning zeroes after each step."""
+    w, lit = lightning_run("healthy", accumulate_grad_batches=2)
+    assert w.steps == 15 and (w.history["backwards"] == 2).all()
+    pairs = [(a + b) / 2 for a, b in zip(lit.losses[::2], lit.losses[1::2])]
+    assert w.history["loss"].tolist() == pytest.approx(pairs, rel=1e-5)
+    assert serious(w) == [] and w.monitor.analysis_backwards == 0
+
+
+def test_bf16_mixed_precision():
+    w, lit = lightning_run("healthy", precision="bf16-mixed")
+    assert w.steps == 30 and w.internal_errors == []
+    assert w.history["loss"].tolist() == pytest.approx(lit.losses, rel=1e-6)
+    assert all(math.isfinite(v) for v in w.history["grad_norm"])
+    assert serious(w) == []
+
+
+@pytest.mark.parametrize("bug", ["healthy", "softmax"])
+def test_callback_gives_the_same_watch(bug):
+    w, _ = lightning_run(bug)
+    cbw, lit = lightning_run(bug, callback=True)
+    assert isinstance(cbw, nbdebug.Watch) and not cbw.running
+    assert codes(cbw) == codes(w) and cbw.steps == w.steps
+    assert cbw.history["loss"].tolist() == pytest.approx(lit.losses, rel=1e-6)
+    assert list(cbw.epochs["val_n"]) == [200, 200, 200]
+    assert hook_counts(lit) == {} and not _intercept.installed()
+
+
+def test_callback_detaches_when_training_raises():
+    torch.manual_seed(0)
+    lit = Lit(fail_at=4)
+    cb = nbdebug.integrations.lightning.NbdebugCallback(every=2)
+    cfg = setup("healthy")
+    with pytest.raises(RuntimeError, match="boom in training_step"):
+        trainer(1, callbacks=[cb]).fit(lit, loader(*cfg["train"], batch_size=64))
+    assert cb.watch.steps == 3 and cb.watch.exc_type is RuntimeError and not cb.watch.running
+    assert hook_counts(lit) == {} and not _intercept.installed()
+
+
+def test_magic_watches_trainer_fit(ip):
+    ip.run_cell(
+        "import torch\n"
+        "from tests.test_integration_lightning import Lit, trainer\n"
+        "from tests.integration_models import setup\n"
+        "from tests.watch_loops import loader\n"
+        "torch.manual_seed(0)\n"
+        "lit_module = Lit('softmax')\n"
+        "train_dl = loader(*setup('healthy')['train'])\n"
+    ).raise_error()
+    w = ip.run_cell_magic("nn_watch", "lit_module --no-panel -o", "trainer(2).fit(lit_module, train_dl)")
+    assert w.steps == 20 and "softmax-before-ce" in codes(w)
+    assert hook_counts(ip.user_ns["lit_module"]) == {}
