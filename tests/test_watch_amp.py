@@ -183,3 +183,30 @@ def test_watch_gan_records_unscaled_losses():
     assert h["d_loss"].tolist() == pytest.approx(d_losses, rel=1e-5)
     assert h["g_loss"].tolist() == pytest.approx(g_losses, rel=1e-5)
     assert w.internal_errors == []
+
+
+def test_unscaling_another_optimizer_leaves_ours_scaled():
+    """Per-optimizer stages: `scaler.unscale_(opt_b)` unscales only opt_b's gradients; a fused opt_a still
+    reads its own scaled, and the watch on opt_a's model divides them by the scale."""
+
+    def loop(scaled: bool):
+        torch.manual_seed(0)
+        a, b = mlp(), mlp()
+        opt_a = torch.optim.Adam(a.parameters(), lr=1e-3, fused=True)
+        opt_b = torch.optim.SGD(b.parameters(), lr=0.01)
+        scaler = torch.amp.GradScaler("cpu", enabled=scaled)
+        with nbdebug.watch(a, opt_a) as w:
+            for x, y in _batches(4):
+                opt_a.zero_grad()
+                opt_b.zero_grad()
+                loss = nn.functional.cross_entropy(a(x), y) + nn.functional.cross_entropy(b(x), y)
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt_b)  # e.g. to clip b's gradients
+                scaler.step(opt_b)
+                scaler.step(opt_a)
+                scaler.update()
+        return w
+
+    plain, amp = loop(False), loop(True)
+    assert amp.history["grad_norm"].tolist() == pytest.approx(plain.history["grad_norm"].tolist(), rel=1e-5)
+    assert amp.history["loss"].tolist() == pytest.approx(plain.history["loss"].tolist(), rel=1e-6)
