@@ -89,7 +89,8 @@ def check_wiggle(run: RunData, p: list[tuple[float, float, int]], start: float) 
         f"mean {m:.3g}, {n} steps), {sd / m / expected:.1f}x what sampling a new batch each step explains "
         f"({expected:.2f}: {how}), and its mean did not fall (previous {prev:.3g})",
         "lower the learning rate (try /3 to /10): the steps overshoot; a larger batch only shrinks the part "
-        "of the wiggle that sampling explains",
+        "of the wiggle that sampling explains. If the batches are not random draws (data sorted by class or "
+        "source and not shuffled), consecutive batches differ by more than sampling too: shuffle",
         "loss",
         wiggle=sd / m,
         expected=expected,
