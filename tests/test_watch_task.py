@@ -44,10 +44,11 @@ def found(run: RunData) -> dict[str, str]:
     return {f.code: f.severity for f in check_labels(run)}
 
 
-def period(labels, preds, hits=None, loss=math.nan) -> PeriodClasses:
-    """One period's counts; `loss` is both its plain and its (any) cross-entropy."""
+def period(labels, preds, hits=None, loss=math.nan, value=math.nan) -> PeriodClasses:
+    """One period's counts; `loss` is both its plain and its (any) cross-entropy; `value` the loss calls'
+    mean (NaN: unknown)."""
     hits = list(hits or [min(a, b) for a, b in zip(labels, preds)])
-    return PeriodClasses(list(labels), list(preds), hits, loss, loss)
+    return PeriodClasses(list(labels), list(preds), hits, loss, loss, value)
 
 
 # -- predicts-mode: the edge of the evidence ------------------------------------------------------------
@@ -110,6 +111,16 @@ def test_a_collapse_at_the_uniform_loss_is_judged_when_the_run_ends(loss_over_un
     argmax is noise; healthy tutorials sit there for epochs before they learn. At the end it counts."""
     collapsed = period([100] * 10, [910] + [10] * 9, loss=loss_over_uniform * math.log(10))
     task = TaskEvidence(n_classes=10, target_counts=[300] * 10, periods=[collapsed, collapsed])
+    assert ("predicts-mode" in found(run_of(task))) is live
+    assert "predicts-mode" in found(run_of(task, final=True))
+
+
+@pytest.mark.parametrize("fell_by, live", [(0.04, False), (0.02, True)])
+def test_a_collapse_while_the_loss_still_falls_is_judged_when_the_run_ends(fell_by, live):
+    """Still learning (the loss fell by more than 3% over the last period): the predictions may move on."""
+    before = period([100] * 10, [910] + [10] * 9, loss=1.5, value=1.5)
+    after = period([100] * 10, [910] + [10] * 9, loss=1.5, value=1.5 * (1 - fell_by))
+    task = TaskEvidence(n_classes=10, target_counts=[300] * 10, periods=[before, after])
     assert ("predicts-mode" in found(run_of(task))) is live
     assert "predicts-mode" in found(run_of(task, final=True))
 

@@ -14,8 +14,9 @@ and a loop that already weights its loss, uses a focal loss or samples by weight
 
 Evidence from one period is enough at the end of the run; while it runs, two periods in a row must agree
 (an early epoch has not learned the rare classes yet), and a collapse is only told while training when
-the network has learned something (its cross-entropy below 95% of ln C, the loss of uniform outputs) and
-the targets are no language model's: many healthy programs (the PyTorch quickstart, the CIFAR-10
+the network has learned something (its cross-entropy below 95% of ln C, the loss of uniform outputs), has
+stopped learning (its loss fell by less than 3% over the last period) and the targets are no language
+model's: many healthy programs (the PyTorch quickstart, the CIFAR-10
 tutorial at batch 4, a language model's unigram phase) sit at chance predicting one class for a few epochs
 before they learn, and whether a run ended collapsed is known when it ends. Both codes describe a state: a collapse that ends
 (a network stuck at chance for a few epochs that then learns) is contradicted by the later periods, and
@@ -38,6 +39,7 @@ MIN_PER_CLASS = 20  # labels per class seen before the counts are read
 MIN_PER_PERIOD = 10  # predictions per class a period needs to count
 LM_COLLAPSE = 0.9  # a language model collapsed when its loss is >= 90% of the label entropy
 UNTRAINED = 0.95  # a cross-entropy at >= 95% of ln C: outputs still about uniform
+STILL_FALLING = 0.03  # a loss that fell by more than 3% over the last period is still learning
 
 
 def language_like(task: TaskEvidence) -> bool:
@@ -63,6 +65,13 @@ def _untrained(p: PeriodClasses) -> bool:
     has learned nothing yet, and tiny logit differences decide its argmax."""
     c = len(p.preds)
     return math.isfinite(p.ce) and c > 1 and p.ce >= UNTRAINED * math.log(c)
+
+
+def _falling(periods: list[PeriodClasses]) -> bool:
+    """The loss calls' mean fell by more than `STILL_FALLING` from the previous period to the last: the
+    network is still learning, and its predictions may not stay where they are."""
+    a, b = periods[-2].value, periods[-1].value
+    return math.isfinite(a) and math.isfinite(b) and b < (1 - STILL_FALLING) * a
 
 
 def _weights(counts: list[int], binary: bool) -> str:
@@ -91,7 +100,7 @@ def check_labels(run: RunData) -> Iterator[Finding]:
     last = periods[-1]
     collapses = [_collapse(p, lm) for p in periods]
     mode = collapses[-1] if all(collapses) and len({c[0] for c in collapses}) == 1 else None
-    if not run.final and (len(periods) < 2 or lm or _untrained(last)):
+    if not run.final and (len(periods) < 2 or lm or _untrained(last) or _falling(periods)):
         mode = None  # judged when the run ends: an early phase is not a verdict
     counts = task.target_counts
     present = [c for c in counts if c > 0]

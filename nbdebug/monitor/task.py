@@ -42,6 +42,8 @@ class ClassCounts:
     loss_n: int = 0
     ce_sum: Any = 0.0  # any mean-reduced cross-entropy (weighted or smoothed too): ln C at uniform outputs
     ce_n: int = 0
+    value_sum: Any = 0.0  # the loss calls' own values (any loss), to see whether the loss still falls
+    value_n: int = 0
 
     def add(self, labels: torch.Tensor, preds: torch.Tensor, hits: torch.Tensor) -> None:
         self.labels = labels if self.labels is None else self.labels + labels
@@ -53,7 +55,8 @@ class ClassCounts:
             return None
         loss = float(self.loss_sum) / self.loss_n if self.loss_n else math.nan
         ce = float(self.ce_sum) / self.ce_n if self.ce_n else math.nan
-        return PeriodClasses(self.labels.tolist(), self.preds.tolist(), self.hits.tolist(), loss, ce)
+        value = float(self.value_sum) / self.value_n if self.value_n else math.nan
+        return PeriodClasses(self.labels.tolist(), self.preds.tolist(), self.hits.tolist(), loss, ce, value)
 
 
 @dataclass
@@ -65,6 +68,7 @@ class PeriodClasses:
     hits: list[int]
     loss: float = math.nan  # mean cross-entropy (nats) of the period's unweighted mean-reduced calls
     ce: float = math.nan  # mean of its mean-reduced cross-entropy calls, weighted or not (ln C if uniform)
+    value: float = math.nan  # mean value of its loss calls (any loss): is the loss still falling?
 
 
 @dataclass
@@ -143,6 +147,9 @@ class TaskCounter:
         block = self.blocks.setdefault((step - 1) // self.block, ClassCounts())
         for acc in (counts, block):
             acc.add(lab, pc, hits)
+            if output.numel() == 1:
+                acc.value_sum = acc.value_sum + output.detach().float()
+                acc.value_n += 1
             if name in CLASSIFICATION and output.numel() == 1 and kwargs.get("reduction", "mean") == "mean":
                 acc.ce_sum = acc.ce_sum + output.detach().float()
                 acc.ce_n += 1
