@@ -5,22 +5,20 @@ pays for. Skewed labels alone are no bug: a language model's next-token targets 
 and a loop that already weights its loss, uses a focal loss or samples by weights has applied the fix. So:
 
 - language-model-like targets (a time dimension, or a vocabulary: more than `LM_CLASSES` classes) never
-  get `class-imbalance`; their `predicts-mode` also needs the loss to sit
-  at the entropy of the label frequencies, which is what a model that ignores its input scores;
+  get `class-imbalance`; their `predicts-mode` also needs the loss to sit at the entropy of the label
+  frequencies, which is what a model that ignores its input scores;
 - a model that predicts one class nearly always is `predicts-mode`, on imbalanced labels too (the class
   soaks up the others' predictions), and `class-imbalance` then names the cause when nothing rebalances;
 - otherwise `class-imbalance` warns when a rare class is under-predicted and no fix is in place, is advice
   (`info`) when the fix is in place or the rare classes are predicted, and is silent when both hold.
 
-Evidence from one period is enough at the end of the run; while it runs, two periods in a row must agree
-(an early epoch has not learned the rare classes yet), and a collapse is only told while training when
-the network has learned something (its cross-entropy below 95% of ln C, the loss of uniform outputs), has
-stopped learning (its loss fell by less than 3% over the last period) and the targets are no language
-model's: many healthy programs (the PyTorch quickstart, the CIFAR-10
-tutorial at batch 4, a language model's unigram phase) sit at chance predicting one class for a few epochs
-before they learn, and whether a run ended collapsed is known when it ends. Both codes describe a state: a collapse that ends
-(a network stuck at chance for a few epochs that then learns) is contradicted by the later periods, and
-the final diagnosis no longer finds it.
+At the end of the run the last period decides. While it runs, both are told only when two periods in a
+row agree, the network has learned something (its cross-entropy below 95% of ln C, the loss of uniform
+outputs, where tiny logit differences decide the argmax) and has stopped learning (its loss fell by less
+than 3% over the last period), and a language model's collapse waits for the end: healthy programs (the
+PyTorch quickstart, the CIFAR-10 tutorial at batch 4, the imbalanced-data tutorial, a language model's
+unigram phase) sit at chance predicting one class for a few epochs before they learn. Both codes describe
+a state, which later periods can contradict.
 """
 
 from __future__ import annotations
@@ -100,8 +98,11 @@ def check_labels(run: RunData) -> Iterator[Finding]:
     last = periods[-1]
     collapses = [_collapse(p, lm) for p in periods]
     mode = collapses[-1] if all(collapses) and len({c[0] for c in collapses}) == 1 else None
-    if not run.final and (len(periods) < 2 or lm or _untrained(last) or _falling(periods)):
-        mode = None  # judged when the run ends: an early phase is not a verdict
+    # while training: two periods agree, the network has learned something and stopped learning; an early
+    # phase is no verdict, and the run's end judges it
+    early = not run.final and (len(periods) < 2 or _untrained(last) or _falling(periods))
+    if early or (lm and not run.final):
+        mode = None
     counts = task.target_counts
     present = [c for c in counts if c > 0]
     imbalanced = skewed(counts) and sum(present) >= MIN_PER_CLASS * len(present)
@@ -127,14 +128,12 @@ def check_labels(run: RunData) -> Iterator[Finding]:
                 fixes=task.fixes,
             )
         return
-    if not imbalanced or lm:
+    if not imbalanced or lm or early:
         return
     rare = rare_classes(counts)
     under = set(underpredicted(last.preds, last.labels, rare))
-    if not run.final and len(periods) >= 2:
+    if not run.final:
         under &= set(underpredicted(periods[-2].preds, periods[-2].labels, rare))
-    if len(periods) < 2 and not run.final:
-        return
     lo = min(rare, key=counts.__getitem__) if rare else hi
     if under:
         j = min(under, key=counts.__getitem__)
