@@ -484,3 +484,11 @@ def test_a_positional_class_weight_is_seen_as_the_fix():
             F.cross_entropy(model(xb), yb, w).backward()
             opt.step()
     assert watch._run_data(final=True).task.fixes == ["CrossEntropyLoss(weight=...)"]
+
+
+@pytest.mark.parametrize("loss_over_uniform, live", [(0.96, False), (0.5, True)])
+def test_an_untrained_networks_rare_classes_are_judged_when_the_run_ends(loss_over_uniform, live):
+    task = imbalanced(6, 0.3)
+    task.periods = [period(p.labels, p.preds, loss=loss_over_uniform * math.log(3)) for p in task.periods]
+    assert ("class-imbalance" in found(run_of(task))) is live
+    assert found(run_of(task, final=True)) == {"class-imbalance": "warning"}
