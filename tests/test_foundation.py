@@ -123,6 +123,12 @@ def test_data_accepts_every_documented_form():
     assert len(list(iter_batches(x, batch_size=4))) == 3
     with pytest.raises(NbdebugError, match="cannot read a batch of type int"):
         split_batch(3)
+    # (x, y) of different lengths is a mistake, not two batches: named before anything reads it
+    with pytest.raises(NbdebugError, match=r"x Tensor\(10, 3\).* and y Tensor\(9,\)"):
+        collect((x, y[:9]))
+    # batches of one kind (same shape after the first dimension, same dtype) are a sequence of batches
+    assert [len(b) for b in iter_batches([x[:6], x[6:]])] == [6, 4]
+    assert [len(b) for b in iter_batches((y[:6], y[6:]))] == [6, 4]
 
 
 def test_public_names_and_extension_entry():

@@ -20,7 +20,7 @@ LINE = {
     "nn_gradcheck": ("nn.Linear(6, 2) torch.randn(3, 6, dtype=torch.float64)", nbdebug.GradcheckResult),
     "nn_overfit": ("m (x, y) nn.CrossEntropyLoss() -n 6 --epochs 3 --time 5", nbdebug.OverfitResult),
     "nn_preds": ("m (x, y) -k 2", nbdebug.PredictionReport),
-    "nn_filters": ("conv 0 --data (img, y)", nbdebug.FilterView),
+    "nn_filters": ("conv 0 --data (img, y[:8])", nbdebug.FilterView),
     "nn_search": ("train {'lr': nbdebug.loguniform(1e-3, 1e-1)} -n 2", nbdebug.SearchResult),
 }
 CELL = {

@@ -69,11 +69,11 @@ def test_subset_is_stratified_by_class(data):
         cnn(), (x, y), nn.CrossEntropyLoss(), n=20, max_epochs=1,
         callback=lambda r: seen.append(r.n),
     )  # fmt: skip
-    from nbdebug.sanity.overfit import _subset
+    from nbdebug.sanity.subset import select
 
-    _, sub = _subset((x, y), 20, True)
+    sub = select((x, y), 20, True, torch.device("cpu")).target
     assert torch.bincount(sub, minlength=10).tolist() == [2] * 10
-    _, plain = _subset((x, y), 20, False)
+    plain = select((x, y), 20, False, torch.device("cpu")).target
     assert torch.equal(plain, y[:20])
     assert seen and seen[-1] == 20
 
@@ -207,6 +207,8 @@ def test_bad_input(data):
         nbdebug.overfit(cnn(), (x.flatten(1), y), nn.CrossEntropyLoss())
     with pytest.raises(NbdebugError, match="optimizer must be"):
         nbdebug.overfit(cnn(), (x, y), nn.CrossEntropyLoss(), optimizer="adam")
+    with pytest.raises(NbdebugError, match=r"x Tensor\(300, 1, 8, 8\).* and y Tensor\(299,\)"):
+        nbdebug.overfit(cnn(), (x, y[:299]), nn.CrossEntropyLoss())
 
 
 def test_repr_renders_without_a_kernel(data):
@@ -227,3 +229,99 @@ def test_lbfgs_gets_its_closure(data):
     result = nbdebug.overfit(model, (x, y), nn.CrossEntropyLoss(), optimizer=opt, max_epochs=50)
     assert result.passed and result.optimizer.startswith("LBFGS(lr=0.5)")
     assert_same(model, snap)
+
+
+# -- the subset is read as a real loop reads it: through __getitem__, every epoch ------------------------
+
+
+class DigitsDataset(torch.utils.data.Dataset):
+    """A map-style dataset as users write them; `relabel(i, reads, label)` may replace the label of an
+    index on a read (the data-pipeline bug); `augment` adds noise to the input (normal). Every label
+    it returns is recorded, so the test compares the finding with what __getitem__ really did."""
+
+    def __init__(self, x, y, relabel=None, augment=False, target_mask=False):
+        self.x, self.y = x, y
+        self.relabel, self.augment, self.target_mask = relabel, augment, target_mask
+        self.returned: dict[int, list[int]] = {}
+        self.reads = 0
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int):
+        self.reads += 1
+        x, label = self.x[i], int(self.y[i])
+        if self.augment:
+            x = x + 0.1 * torch.randn_like(x)
+        if self.relabel is not None:
+            label = self.relabel(i, self.reads, label)
+        self.returned.setdefault(i, []).append(label)
+        if self.target_mask:  # a dense target flipped with its input (segmentation): not a class label
+            mask = (x > 0).float()
+            return (x.flip(-1), mask.flip(-1)) if torch.rand(()) < 0.5 else (x, mask)
+        return x, label
+
+
+def test_random_label_in_getitem_is_named_with_the_indices_and_both_labels(data):
+    """Issue 14 symptom 8: labels drawn anew on every read (a real pipeline bug) passed, because the 20
+    examples were read once. Re-read every epoch, the labels move and the evidence says where."""
+    x, y = data
+    ds = DigitsDataset(x, y, relabel=lambda i, reads, label: int(torch.randint(0, 10, ())))
+    result = nbdebug.overfit(cnn(), ds, nn.CrossEntropyLoss(), time_budget=20)
+    assert not result.passed
+    found = {f.code: f for f in result.findings}
+    f = found["unstable-labels"]
+    assert f.severity == "error" and "DigitsDataset.__getitem__" in f.message
+    ev = f.evidence
+    assert ev["changed"] >= 15 and ev["reads"] == result.epochs  # one read per epoch
+    for i, first, later in zip(ev["indices"], ev["first"], ev["later"]):
+        assert first != later and first in ds.returned[i] and later in ds.returned[i]
+    assert "unstable-labels" in found["cannot-overfit"].evidence["causes"][0]
+    assert result.epochs < 50  # the verdict is known after a few epochs of moving labels
+
+
+def test_one_label_changed_once_is_enough_and_stable_labels_are_silent(data):
+    x, y = data
+    # index 9 gives another label once, at epoch 4 (reads 341-360: the first read takes all 300, then 20 an epoch)
+    ds = DigitsDataset(
+        x, y, relabel=lambda i, reads, label: (label + 1) % 10 if i == 9 and 340 < reads <= 360 else label
+    )
+    result = nbdebug.overfit(cnn(), ds, nn.CrossEntropyLoss())
+    assert ds.returned[9] == [int(y[9])] * 3 + [(int(y[9]) + 1) % 10] + [int(y[9])] * (result.epochs - 4)
+    (f,) = [f for f in result.findings if f.code == "unstable-labels"]
+    assert f.evidence["indices"] == [9] and f.evidence["first"] == [int(y[9])]
+    assert f.evidence["later"] == [(int(y[9]) + 1) % 10]
+    stable = DigitsDataset(x, y)
+    result = nbdebug.overfit(cnn(), stable, nn.CrossEntropyLoss())
+    assert result.passed and result.findings == []
+    assert result.epochs > 1 and stable.reads == len(x) + 20 * (result.epochs - 1)  # really re-read
+
+
+def test_augmented_inputs_are_normal_and_the_loader_is_read_through_its_dataset(data):
+    x, y = data
+    ds = DigitsDataset(x, y, augment=True)
+    loader = torch.utils.data.DataLoader(ds, batch_size=32, shuffle=True)
+    model = cnn()
+    rng = torch.get_rng_state()
+    result = nbdebug.overfit(model, loader, nn.CrossEntropyLoss())
+    assert torch.equal(torch.get_rng_state(), rng)  # the sampler and the noise drew from a restored RNG
+    assert result.passed and [f.code for f in result.findings] == []
+    bugged = torch.utils.data.DataLoader(
+        DigitsDataset(x, y, relabel=lambda i, reads, label: int(torch.randint(0, 10, ()))),
+        sampler=torch.utils.data.WeightedRandomSampler(torch.ones(len(x)), num_samples=len(x)),
+        batch_size=32,
+    )
+    result = nbdebug.overfit(cnn(), bugged, nn.CrossEntropyLoss(), time_budget=20)
+    assert "unstable-labels" in {f.code for f in result.findings}
+
+
+def test_dense_targets_that_move_with_the_input_are_not_labels(data):
+    x, y = data
+    ds = DigitsDataset(x, y, target_mask=True)
+    result = nbdebug.overfit(
+        nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 1, 3, padding=1)),
+        ds,
+        nn.BCEWithLogitsLoss(),
+        max_epochs=30,
+    )
+    assert "unstable-labels" not in {f.code for f in result.findings}

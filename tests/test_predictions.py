@@ -89,14 +89,20 @@ def test_model_forced_to_one_class_triggers_predicts_mode():
 
 
 @pytest.mark.slow
-def test_95_5_dataset_triggers_class_imbalance_with_weights_that_fix_the_collapse():
+def test_95_5_dataset_collapses_onto_the_mode_and_class_weights_fix_it():
     x, y = blobs(n=400, c=2, weights=[0.95, 0.05], seed=1)
     x = x * 0.35  # overlapping classes: the unweighted loss learns the mode
     plain = train(nn.Linear(8, 2), x, y, epochs=60, lr=0.05)
     r = nbdebug.predictions(plain, (x, y))
     (f,) = [f for f in r.findings if f.code == "class-imbalance"]
     counts = np.bincount(y, minlength=2)
-    assert f.severity == "warning" and "under-predicts" in f.message
+    # it predicts the majority for every example: that collapse is predicts-mode (issue 19 class 5), with
+    # the skew named as its cause (class-imbalance, info) and the weights in both hints
+    (mode,) = [m for m in r.findings if m.code == "predicts-mode"]
+    assert mode.severity == "warning" and "100% of predictions are class '0'" in mode.message
+    assert r.frequencies["pred_count"][1] == 0
+    assert f.severity == "info" and "under-predicts" in f.message and "see predicts-mode" in f.message
+    assert f"weight=torch.tensor([{r.class_weights[0]:.4g}" in mode.hint
     expected = [float(f"{v:.4g}") for v in (400 / (2 * counts))]
     assert r.class_weights == expected and f.evidence["class_weights"] == expected
     assert "CrossEntropyLoss(weight=torch.tensor([" in f.hint and "FocalLoss" in f.hint
@@ -108,6 +114,56 @@ def test_95_5_dataset_triggers_class_imbalance_with_weights_that_fix_the_collaps
     assert r2.frequencies["recall"][1] > r.frequencies["recall"][1] + 0.3
     (f2,) = [f for f in r2.findings if f.code == "class-imbalance"]
     assert f2.severity == "info"  # still skewed data, but the model no longer ignores the rare class
+    assert "predicts-mode" not in {f.code for f in r2.findings}
+
+
+class Lookup(nn.Module):
+    """Fixed class scores per example: input i (a float index) gets row i of `table`."""
+
+    def __init__(self, table: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("table", table)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.table[x.long().reshape(-1)]
+
+
+def scripted(labels: list[int], preds: list[int], n_classes: int):
+    """A model whose argmax is `preds[i]` on example i, and the data (i, labels[i])."""
+    table = torch.zeros(len(preds), n_classes)
+    table[torch.arange(len(preds)), torch.tensor(preds)] = 5.0
+    return Lookup(table), (torch.arange(len(labels)).float().unsqueeze(1), torch.tensor(labels))
+
+
+@pytest.mark.parametrize("minority_predicted, collapse", [(45, False), (35, True)])
+def test_majority_nearly_always_is_predicts_mode_at_a_quarter_of_the_minority_share(
+    minority_predicted, collapse
+):
+    """84/16 labels; the minority predicted for 45 of 1000 examples keeps 28% of its share (under-predicted:
+    class-imbalance, a warning); for 35 (22%) the majority has soaked up the rest: predicts-mode, and the
+    skew is named as the cause (class-imbalance, info)."""
+    labels = [0] * 840 + [1] * 160
+    preds = [0] * (1000 - minority_predicted) + [1] * minority_predicted
+    r = nbdebug.predictions(*scripted(labels, preds, 2))
+    codes = {f.code: f.severity for f in r.findings}
+    assert ("predicts-mode" in codes) is collapse
+    assert codes["class-imbalance"] == ("info" if collapse else "warning")
+
+
+def test_a_vocabulary_is_not_an_imbalanced_task():
+    """30 classes with Zipf-like label counts (a character or word vocabulary): the rare ones being
+    under-predicted is the data's nature, not a bug; 3 such classes are an imbalanced task."""
+    counts = [max(1, round(300 / (k + 1))) for k in range(30)]
+    labels = [c for c, n in enumerate(counts) for _ in range(n)]
+    preds = [c if c < 10 else 0 for c in labels]  # the 20 rarest classes never predicted
+    r = nbdebug.predictions(*scripted(labels, preds, 30))
+    assert {f.code: f.severity for f in r.findings} == {"class-imbalance": "info"}
+    labels = [0] * 600 + [1] * 100 + [2] * 100
+    preds = (
+        [0] * 600 + [1] * 90 + [0] * 10 + [2] * 20 + [0] * 80
+    )  # 86% class 0 on 75% of the labels: no collapse
+    r = nbdebug.predictions(*scripted(labels, preds, 3))
+    assert {f.code: f.severity for f in r.findings} == {"class-imbalance": "warning"}
 
 
 def test_balanced_weights_give_absent_classes_the_largest_weight():
@@ -224,6 +280,25 @@ def test_bad_inputs_name_the_culprit():
         nbdebug.predictions(nn.Linear(8, 4), x[:3], labels=["cat", "dog", "eel"])
     with pytest.raises(NbdebugError, match="must be a torch.nn.Module"):
         nbdebug.predictions(lambda t: t, (x, y))
+
+
+def test_x_and_y_of_different_lengths_are_named_before_the_model_runs():
+    """Issue 19 class 6: `(x, y)` with 100 inputs and 99 labels was read as a sequence of two batches
+    and `y` was fed to the model (RuntimeError inside its first Linear)."""
+    x, y = blobs(n=100)
+    model = nn.Linear(8, 4)
+    calls = []
+    model.register_forward_pre_hook(lambda m, a: calls.append(1))
+    with pytest.raises(
+        NbdebugError, match=r"x Tensor\(100, 8\) .* and y Tensor\(99,\) .*100 inputs, 99 targets"
+    ):
+        nbdebug.predictions(model, (x, y[:99]))
+    with pytest.raises(NbdebugError, match=r"\(x1, x2, y\) whose first dimensions differ"):
+        nbdebug.predictions(model, (x, x[:, :2], y[:50]))
+    assert calls == []  # nothing reached the model
+    # a list of batches of one kind (the last one shorter) is still a sequence of batches
+    r = nbdebug.predictions(model, [x[:64], x[64:]], labels=y)
+    assert r.n == 100 and len(calls) == 2
 
 
 def test_nonfinite_outputs_are_reported_and_left_out():

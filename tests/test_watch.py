@@ -199,6 +199,31 @@ def test_high_lr_oscillation_and_dead_units_are_one_finding():
     assert f.evidence["ratio"] > 1e-2 and "dead" in f.message
 
 
+@pytest.mark.parametrize("lr", [1.3, 0.3])
+def test_loss_oscillating(lr):
+    """SGD with momentum 0.9 on fresh batches of 256: at lr 1.3 the loss swings from step to step far
+    beyond what sampling 256 examples explains; at lr 0.3 it settles. (A wiggle that the batch size
+    explains is no oscillation: test_watch_task.)"""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    w_true = torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
+    with nbdebug.watch(model, opt) as w:
+        for _ in range(150):
+            x = torch.randn(256, 4)
+            y = x @ w_true + 5 + torch.randn(256, 1)
+            opt.zero_grad()
+            F.mse_loss(model(x), y).backward()
+            opt.step()
+    f = [f for f in w.findings if f.code == "loss-oscillating"]
+    assert bool(f) is (lr == 1.3)
+    if f:
+        assert f[0].evidence["wiggle"] > 2 * f[0].evidence["expected"]
+        assert "sqrt(256 examples per step)" in f[0].message
+    else:
+        assert serious(w) == []
+
+
 class LogLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.log(x)
@@ -676,3 +701,33 @@ def test_backward_passes_without_an_optimizer_at_all_are_analysis():
             x = torch.randn(8, 4, requires_grad=True)
             model(x).sum().backward()
     assert w.steps == 0 and w.monitor.analysis_backwards == 5 and w.findings == []
+
+
+def test_validation_counts_are_not_inflated_by_the_per_example_recomputation():
+    """A model that computes its loss in forward (as Hugging Face models do): on sampled steps the loss
+    is recomputed with reduction='none' (the wiggle's sampling spread) while the activation probe's
+    torch-function mode is on; that recomputation went through the patched F.cross_entropy and was
+    counted as one more (validation) loss call."""
+
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(64, 32), nn.Linear(32, 10)
+
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(self.fc2(torch.relu(self.fc1(x))), y)
+
+    x, y = digits()
+    model = Functional()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    train_dl, val = loader(x[:320], y[:320], 32), loader(x[1500:1600], y[1500:1600], 50, shuffle=False)
+    with nbdebug.watch(model, opt, every=2) as w:
+        for _ in range(2):
+            for xb, yb in train_dl:
+                opt.zero_grad()
+                model(xb, yb).backward()
+                opt.step()
+            with torch.no_grad():
+                for xb, yb in val:
+                    model(xb, yb)
+    assert list(w.epochs["val_n"]) == [100, 100]

@@ -198,21 +198,28 @@ CATALOGUE: dict[str, CodeInfo] = dict(
         _c(
             "loss-oscillating",
             "the loss wiggles far more than the batch size explains",
-            "within-epoch std / mean above 0.5 while the epoch mean does not fall",
-            "CS231n: wiggle relates to batch size; large wiggle with large batches means lr too high",
+            "step-to-step std of the loss (consecutive differences / sqrt 2) above 0.3 of the period's mean and "
+            "above 2x what sampling explains, (per-example loss std / mean) / sqrt(examples per step), while "
+            "the period's mean does not fall; one example per step is all sampling",
+            "CS231n 'Babysitting the learning process': the wiggle relates to the batch size, a large wiggle "
+            "with a large batch means the learning rate is too high; the standard error of a mean is std/sqrt(n)",
             "state",
         ),
         _c(
             "predicts-mode",
             "predictions collapse onto one class",
-            "one class receives >= 80% of argmax predictions and >= 1.5x its label frequency",
+            "one class receives >= 80% of argmax predictions and >= 1.5x its label frequency, or the other "
+            "classes keep <= 1/4 of their label share; for language-model targets also a loss >= 90% of the "
+            "labels' entropy; two periods in a row (one at the end of the run)",
             "stats.stackexchange.com/q/352036 'What should I do when my neural network doesn't learn?': check the network at least finds the mode of the labels",
             "state",
         ),
         _c(
             "class-imbalance",
-            "label frequencies are skewed",
-            "largest/smallest class count ratio >= 5",
+            "label frequencies are skewed and the model pays for it",
+            "largest/smallest class count ratio >= 5 and a rare class predicted < half as often as labelled, "
+            "with no class weights, focal loss or weighted sampler in place (else info); never for "
+            "language-model targets (a time dimension, or > 20 classes none of them half the labels)",
             "stats.stackexchange.com/q/352036 'What should I do when my neural network doesn't learn?': weight the loss for imbalanced classes; Lin et al. 2017 (focal loss)",
             "state",
         ),
@@ -227,6 +234,14 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "optimizer steps taken while the model is in eval mode",
             "optimizer.step() with a Dropout/BatchNorm layer in eval mode",
             "model.eval() left on after validation",
+        ),
+        _c(
+            "unstable-labels",
+            "the dataset returns a different label for the same index",
+            "any class label that differs between two reads of one index (overfit reads its subset through "
+            "__getitem__ again every epoch); inputs that differ are augmentation and normal",
+            "PyTorch docs, torch.utils.data.Dataset: __getitem__ fetches the sample for a given key; "
+            "torchvision datasets augment the input (transform) and map the label (target_transform) apart",
         ),
         _c(
             "reg-not-increasing-loss",

@@ -50,8 +50,29 @@ def _is_tensor_pair(data: Any) -> bool:
     )
 
 
+def _check_not_mismatched(data: Any) -> None:
+    """`(x, y)` / `(x1, x2, y)` whose first dimensions differ: not one example per row, and not a
+    sequence of batches either (those are batches of one kind: the same shape after the first dimension
+    and the same dtype). Read as batches, `y` would be fed to the model."""
+    if not isinstance(data, (tuple, list)) or not 2 <= len(data) <= 3:
+        return
+    if not all(isinstance(t, torch.Tensor) and t.dim() > 0 for t in data):
+        return
+    if len({t.shape[0] for t in data}) == 1 or len({(tuple(t.shape[1:]), t.dtype) for t in data}) == 1:
+        return
+    names = ("x", "y") if len(data) == 2 else ("x1", "x2", "y")
+    shapes = " and ".join(f"{n} {describe(t)}" for n, t in zip(names, data))
+    raise NbdebugError(
+        f"data is ({', '.join(names)}) whose first dimensions differ: {shapes}. Each row of x needs its "
+        f"target in the same row of y ({data[0].shape[0]} inputs, {data[-1].shape[0]} targets): check "
+        "the slicing or the train/validation split that made them"
+    )
+
+
 def iter_batches(data: Any, batch_size: int = 64) -> Iterator[Any]:
-    """Yield batches from any supported `data`; tensors and datasets are cut into `batch_size` chunks."""
+    """Yield batches from any supported `data`; tensors and datasets are cut into `batch_size` chunks.
+    `(x, y)` tensors whose first dimensions differ raise `NbdebugError` naming both shapes."""
+    _check_not_mismatched(data)
     if isinstance(data, torch.Tensor):
         for i in range(0, len(data), batch_size):
             yield data[i : i + batch_size]
@@ -84,20 +105,26 @@ def iter_batches(data: Any, batch_size: int = 64) -> Iterator[Any]:
     )
 
 
+def tensor_batch(batch: Any) -> tuple[tuple[torch.Tensor, ...], Any]:
+    """(tensor inputs, target or None) of one batch whose inputs are tensors passed positionally."""
+    inputs, kwargs, target = split_batch(batch)
+    if kwargs:
+        raise NbdebugError(
+            f"dict batches with several inputs are not supported here: got keys {sorted(kwargs)}; "
+            "pass a batch whose inputs are under one of " + ", ".join(INPUT_KEYS)
+        )
+    if not inputs or not all(isinstance(t, torch.Tensor) for t in inputs):
+        raise NbdebugError(f"expected tensor inputs in each batch, got {describe(inputs)}")
+    return inputs, target
+
+
 def collect(data: Any, n: int | None = None) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None]:
     """Concatenate the first `n` examples (all when None) of `data` into (inputs, target) tensors."""
     xs: list[tuple[Any, ...]] = []
     ys: list[Any] = []
     count = 0
     for batch in iter_batches(data):
-        inputs, kwargs, target = split_batch(batch)
-        if kwargs:
-            raise NbdebugError(
-                f"dict batches with several inputs are not supported here: got keys {sorted(kwargs)}; "
-                "pass a batch whose inputs are under one of " + ", ".join(INPUT_KEYS)
-            )
-        if not inputs or not all(isinstance(t, torch.Tensor) for t in inputs):
-            raise NbdebugError(f"expected tensor inputs in each batch, got {describe(inputs)}")
+        inputs, target = tensor_batch(batch)
         xs.append(inputs)
         if target is not None:
             ys.append(torch.as_tensor(target))

@@ -1,9 +1,11 @@
 """See the losses, backward passes and data-loader passes of a training loop the user writes.
 
-A monitor cannot ask the user to call anything, so it watches three process-wide entry points:
+A monitor cannot ask the user to call anything, so it watches process-wide entry points:
 `torch.autograd.backward` (every `loss.backward()` goes through it), the loss functions of
 `torch.nn.functional` (the `nn.*Loss` modules call them too, so a functional `F.cross_entropy(...)` and
-`nn.CrossEntropyLoss()` are seen the same way) and `DataLoader.__iter__` (a new pass = a new epoch).
+`nn.CrossEntropyLoss()` are seen the same way), `DataLoader.__iter__` (a new pass = a new epoch) and
+`torch.amp.GradScaler`'s `scale` / `unscale_` / `step` (under mixed precision the tensor that reaches
+backward is the loss times the scale, ~65536, and the gradients stay scaled until `unscale_`).
 
 These are patched, reference-counted, only while at least one listener is registered, and put back
 exactly in `finally`. Patching a handful of functions costs nothing for the other ops; a
@@ -18,12 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
+from torch.amp import GradScaler
 from torch.utils.data import DataLoader
 
 LOSS_FUNCTIONS: tuple[str, ...] = (
@@ -40,11 +44,17 @@ LOSS_FUNCTIONS: tuple[str, ...] = (
 
 
 class Listener(Protocol):
+    """What a listener may implement; a method it lacks is simply not called. `on_loss` gets every
+    argument after `target` by name (`F.cross_entropy(x, y, w)` arrives as `weight=w`). `on_scaler`:
+    ("scale", scaler, outputs, scaled), ("unscale", scaler, optimizer), ("step-start" / "step-end",
+    scaler, optimizer) around `scaler.step(optimizer)`."""
+
     internal_errors: list[str]
 
     def on_backward(self, tensors: tuple[torch.Tensor, ...], phase: str) -> None: ...
     def on_loss(self, name: str, input: Any, target: Any, output: Any, kwargs: dict) -> None: ...
     def on_loader_iter(self, loader: DataLoader) -> None: ...
+    def on_scaler(self, event: str, scaler: Any, *args: Any) -> None: ...
 
 
 _lock = threading.RLock()
@@ -55,8 +65,11 @@ _depth = threading.local()
 
 def _notify(method: str, *args: Any) -> None:
     for listener in list(_listeners):
+        fn = getattr(listener, method, None)
+        if fn is None:
+            continue
         try:
-            getattr(listener, method)(*args)
+            fn(*args)
         except Exception as e:  # never break the user's training because of a monitor bug
             errors = getattr(listener, "internal_errors", None)
             if errors is not None and len(errors) < 100:
@@ -88,6 +101,9 @@ def _wrap_backward(original: Callable) -> Callable:
 
 
 def _wrap_loss(name: str, original: Callable) -> Callable:
+    # the names of the arguments after (input, target), so that a positional weight is seen as weight=
+    names = list(inspect.signature(original).parameters)[2:]
+
     @functools.wraps(original)
     def loss(input: Any, target: Any = None, *args: Any, **kwargs: Any) -> Any:
         if getattr(_depth, "loss", 0):  # a loss calling another loss is one loss
@@ -97,10 +113,41 @@ def _wrap_loss(name: str, original: Callable) -> Callable:
             out = original(input, target, *args, **kwargs)
         finally:
             _depth.loss = 0
+        if args:
+            kwargs = {**dict(zip(names, args)), **kwargs}
         _notify("on_loss", name, input, target, out, kwargs)
         return out
 
     return loss
+
+
+def per_example(name: str, input: torch.Tensor, target: Any, kwargs: dict) -> torch.Tensor | None:
+    """Loss `name` recomputed on (input, target) with `reduction='none'`, one value per row of `input`
+    (the mean over a row's other positions, targets equal to `ignore_index` left out; NaN for a row with
+    none left); None when the loss gives no value per row. Never syncs the device, never raises."""
+    fn = _saved.get((F, name), getattr(F, name, None))
+    if fn is None or not isinstance(input, torch.Tensor) or input.dim() == 0:
+        return None
+    kw = {k: v for k, v in kwargs.items() if k not in ("reduction", "size_average", "reduce")}
+    t = target.detach() if isinstance(target, torch.Tensor) else target
+    # a torch-function mode (watch's activation probe) dispatches to the public, patched F.<loss>: the
+    # recomputation must not be reported as one more loss call (it was counted as a validation batch)
+    depth = getattr(_depth, "loss", 0)
+    _depth.loss = 1
+    try:
+        with torch.no_grad():
+            values = fn(input.detach(), t, reduction="none", **kw)
+    except (RuntimeError, ValueError, TypeError, IndexError):
+        return None
+    finally:
+        _depth.loss = depth
+    if not isinstance(values, torch.Tensor) or values.dim() == 0 or values.shape[0] != input.shape[0]:
+        return None
+    values = values.detach().float().reshape(values.shape[0], -1)
+    if name in ("cross_entropy", "nll_loss") and isinstance(t, torch.Tensor) and not t.is_floating_point():
+        keep = (t != kw.get("ignore_index", -100)).reshape(values.shape).float()
+        return (values * keep).sum(1) / keep.sum(1)  # 0/0 = NaN for a row whose targets are all ignored
+    return values.mean(1)
 
 
 def _wrap_iter(original: Callable) -> Callable:
@@ -112,6 +159,40 @@ def _wrap_iter(original: Callable) -> Callable:
     return __iter__
 
 
+def _wrap_scaler(method: str, original: Callable) -> Callable:
+    """`GradScaler.scale` / `unscale_` / `step`, reported to the listeners' `on_scaler(event, scaler,
+    ...)`; what the scaler does is unchanged (the same call, the same return value)."""
+    if method == "scale":
+
+        @functools.wraps(original)
+        def scale(self: Any, outputs: Any) -> Any:
+            scaled = original(self, outputs)
+            if scaled is not outputs:  # a disabled scaler returns its input
+                _notify("on_scaler", "scale", self, outputs, scaled)
+            return scaled
+
+        return scale
+    if method == "unscale_":
+
+        @functools.wraps(original)
+        def unscale_(self: Any, optimizer: Any) -> Any:
+            result = original(self, optimizer)
+            _notify("on_scaler", "unscale", self, optimizer)
+            return result
+
+        return unscale_
+
+    @functools.wraps(original)
+    def step(self: Any, optimizer: Any, *args: Any, **kwargs: Any) -> Any:
+        _notify("on_scaler", "step-start", self, optimizer)
+        try:
+            return original(self, optimizer, *args, **kwargs)
+        finally:
+            _notify("on_scaler", "step-end", self, optimizer)
+
+    return step
+
+
 def _install() -> None:
     _saved[(torch.autograd, "backward")] = torch.autograd.backward
     torch.autograd.backward = _wrap_backward(torch.autograd.backward)
@@ -121,6 +202,10 @@ def _install() -> None:
         setattr(F, name, _wrap_loss(name, original))
     _saved[(DataLoader, "__iter__")] = DataLoader.__dict__["__iter__"]
     DataLoader.__iter__ = _wrap_iter(DataLoader.__dict__["__iter__"])
+    for method in ("scale", "unscale_", "step"):
+        original = GradScaler.__dict__[method]
+        _saved[(GradScaler, method)] = original
+        setattr(GradScaler, method, _wrap_scaler(method, original))
 
 
 def _uninstall() -> None:

@@ -19,10 +19,10 @@ _EXPLAINS: dict[str, tuple[str, ...]] = {
     "lr-schedule-collapse": ("lr-too-low", "loss-not-decreasing", "loss-oscillating"),
     "frozen-by-accident": ("loss-not-decreasing", "no-grad", "lr-too-low", "loss-oscillating"),
     "optimizer-never-steps": ("loss-not-decreasing", "no-grad", "lr-too-low", "loss-oscillating"),
-    "dead-relu": ("loss-not-decreasing", "lr-too-low"),
+    "dead-relu": ("loss-not-decreasing", "lr-too-low", "predicts-mode"),
     "saturated-activation": ("loss-not-decreasing", "lr-too-low"),
     "vanishing-gradients": ("lr-too-low",),
-    "nonfinite": ("lr-too-low", "loss-not-decreasing", "loss-oscillating"),
+    "nonfinite": ("lr-too-low", "loss-not-decreasing", "loss-oscillating", "predicts-mode"),
 }
 # what a blow-up explains: everything that follows a loss 100x too high
 _AFTER_BLOWUP = (
@@ -36,6 +36,7 @@ _AFTER_BLOWUP = (
     "lr-too-high",
     "lr-too-low",
     "saturated-activation",
+    "predicts-mode",  # a dead or NaN network outputs one class
 )
 
 

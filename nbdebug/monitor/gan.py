@@ -161,7 +161,7 @@ class GanWatch(GanDiagnosis, LiveResults, GanSamples):
         if phase == "start":
             for t in tensors:
                 if t.numel() == 1 and t.is_floating_point():
-                    self._pending.losses.append(t.detach().reshape(()))
+                    self._pending.losses.append(self.d_monitor.amp.loss_of(t).detach().reshape(()))
         # both monitors see every backward (G's fills D's .grad too); neither accumulates the loss
         self.d_monitor.on_backward((), phase)
         self.g_monitor.on_backward((), phase)
@@ -186,6 +186,10 @@ class GanWatch(GanDiagnosis, LiveResults, GanSamples):
         ):
             lo, hi = torch.aminmax(target.detach())
             self._pending.targets.append((float(lo), float(hi)))
+
+    def on_scaler(self, event: str, scaler: Any, *args: Any) -> None:  # GradScaler: see amp.py
+        for monitor in (self.d_monitor, self.g_monitor):
+            monitor.amp.on_scaler(event, scaler, *args)
 
     def on_loader_iter(self, loader: Any) -> None:
         """Epochs play no part in GAN diagnosis."""

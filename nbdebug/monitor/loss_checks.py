@@ -1,6 +1,6 @@
 """Training checks that read the loss: what the loss functions received (the loss-input pitfalls and the
-initial loss), the labels and predictions (class imbalance, predicting the mode), and the loss curve's
-shape over epochs (diverging, flat, oscillating)."""
+initial loss), the loss curve's shape over epochs (diverging, flat, oscillating), and (in
+`label_checks.py`) the labels and predictions (class imbalance, predicting the mode)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ import math
 from collections.abc import Iterator
 
 from .._core.findings import Finding
+from .label_checks import check_labels
 from .rundata import ELEMENTWISE, MIN_PERIOD, RunData, _f, _start_loss
+from .wiggle import check_wiggle
+
+__all__ = ["check_labels", "check_loss_calls", "check_loss_curve"]
 
 
 def check_loss_calls(run: RunData) -> Iterator[Finding]:
@@ -81,45 +85,6 @@ def check_loss_calls(run: RunData) -> Iterator[Finding]:
             )
 
 
-def check_labels(run: RunData) -> Iterator[Finding]:
-    """class-imbalance: label counts max/min >= 5 once >= 20 labels per class were seen.
-    predicts-mode: in the last complete period one class takes >= 80% of the predictions and >= 1.5x
-    its label frequency."""
-    counts = run.target_counts
-    if counts and len(counts) > 1 and sum(counts) >= 20 * len(counts):
-        hi, lo = max(counts), min(counts)
-        if lo == 0 or hi / lo >= 5:
-            yield _f(
-                "class-imbalance",
-                "warning",
-                f"label counts range from {lo} to {hi} over {sum(counts)} training labels "
-                f"(class {counts.index(hi)} most, class {counts.index(lo)} least): a model can score well by "
-                "predicting the frequent classes",
-                "weight the loss (CrossEntropyLoss(weight=1/frequency)), resample (WeightedRandomSampler) or use "
-                "focal loss (nbdebug.FocalLoss)",
-                "targets",
-                counts=counts,
-            )
-    preds, labels = run.pred_counts_last, run.label_counts_last
-    if preds and labels and sum(preds) >= 10 * len(preds):
-        n = sum(preds)
-        top = max(range(len(preds)), key=preds.__getitem__)
-        share = preds[top] / n
-        label_share = labels[top] / max(sum(labels), 1)
-        if share >= 0.8 and share >= 1.5 * label_share:
-            yield _f(
-                "predicts-mode",
-                "warning",
-                f"{share:.0%} of the predictions in the last {run.period_kind} are class {top}, whose label "
-                f"frequency is {label_share:.0%}: the network predicts one class whatever the input",
-                "check the learning rate and that inputs reach the output (no detach, normalized inputs); with "
-                "imbalanced labels weight the loss",
-                "predictions",
-                share=share,
-                label_share=label_share,
-            )
-
-
 def _period_means(run: RunData) -> list[tuple[float, float, int]]:
     losses = {r.step: r.loss for r in run.steps}
     out = []
@@ -156,9 +121,7 @@ def check_loss_curve(run: RunData) -> Iterator[Finding]:
     not decreasing: after >= 3 periods the last mean is > 95% of the first, unless it is already below
     half the loss of a predictor that ignores the input (ln C for C-class cross-entropy, ln 2 for BCE,
     the targets' variance for MSE): a resumed or converged run is flat without being broken;
-    oscillating: the last period's std/mean > 0.5 while its mean did not fall (>= 95% of the previous)
-    and is still > 30% of the start level (the first 5 steps; a converged loss wiggles relative to a
-    tiny mean)."""
+    oscillating: see `wiggle.check_wiggle` (a wiggle far beyond what the batch size explains)."""
     p = _period_means(run)
     if len(p) < 2:
         return
@@ -196,16 +159,4 @@ def check_loss_curve(run: RunData) -> Iterator[Finding]:
             first=first,
             last=last,
         )
-    m, sd, n = p[-1]
-    prev = p[-2][0]
-    start = _start_loss(run) or first
-    if m > 0 and sd / m > 0.5 and m >= 0.95 * prev and m > 0.3 * start:
-        yield _f(
-            "loss-oscillating",
-            "warning",
-            f"within the last {kind} the loss wiggles with std/mean {sd / m:.2f} (std {sd:.3g}, mean {m:.3g}, "
-            f"{n} steps) and its mean did not fall (previous {prev:.3g})",
-            "lower the learning rate, or raise the batch size (the wiggle shrinks with larger batches)",
-            "loss",
-            wiggle=sd / m,
-        )
+    yield from check_wiggle(run, p, _start_loss(run) or first)

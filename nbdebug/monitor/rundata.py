@@ -65,6 +65,7 @@ class RunData:
     analysis_backwards: int = 0  # backward passes no step followed (gradients for analysis)
     schedulers: list[dict[str, Any]] = field(default_factory=list)  # LR schedulers of the optimizer
     sample_steps: list[int] = field(default_factory=list)  # sampled steps, in order
+    task: Any = None  # TaskEvidence (monitor/task.py): classes, fixes in place, per-example loss spread
 
     @classmethod
     def from_monitor(cls, monitor: Any, loss_calls: list[LossCall], final: bool, **periods: Any) -> RunData:

@@ -33,6 +33,7 @@ from torch import nn
 from .._core.hooks import HookSet
 from .._core.tensors import first_tensor, is_float
 from .activations import ForwardProbe, module_kind, summarize
+from .amp import ScaleTracker
 from .closure import after_first_call
 from .records import GradState, LayerSample, StepRecord, record_error, safe
 from .rundata import LR_COLLAPSE
@@ -129,6 +130,7 @@ class StepMonitor(MonitorTables):
         self.train_forwards = 0  # training forward passes (grad enabled) seen
         self.train_backwards = 0  # backward passes while the model was in train mode
         self.backwards_total = 0
+        self.amp = ScaleTracker(self)  # under a GradScaler: the user's loss, gradients read unscaled
 
     # -- attaching -----------------------------------------------------------------------------------
     def attach(self, hooks: HookSet) -> None:
@@ -291,7 +293,7 @@ class StepMonitor(MonitorTables):
             self.settle()
             for t in tensors:
                 if t.numel() == 1 and t.is_floating_point():
-                    loss = t.detach().reshape(())
+                    loss = self.amp.loss_of(t).detach().reshape(())
                     self._pending_loss = loss if self._pending_loss is None else self._pending_loss + loss
             self._check_zeroed_before_backward()
             return
@@ -373,9 +375,10 @@ class StepMonitor(MonitorTables):
         present = [i for i, g in enumerate(grads) if g is not None]
         for i in present:
             self._ever_grad[i] = True
+        scale = self.amp.grad_divisor()  # gradients read before GradScaler.unscale_ carry its factor
         if present:
             norms = torch._foreach_norm([grads[i].detach() for i in present])
-            per = torch.stack([n.float() for n in norms])
+            per = torch.stack([n.float() for n in norms]) / scale
             total = float(per.norm())
             rec.grad_norm = total
             if not math.isfinite(total) or step == 1 or self.sampling:
@@ -392,14 +395,20 @@ class StepMonitor(MonitorTables):
                 for layer, idx in self._layer_params.items():
                     gs = [subsample(grads[i]) for i in idx if grads[i] is not None]
                     if gs:
-                        self._grad_hists[layer] = histogram(torch.cat(gs), self.bins)
+                        self._grad_hists[layer] = histogram(torch.cat(gs).float() / scale, self.bins)
             with torch.no_grad():  # the weights before the update (by an optimizer or by hand)
                 self._snapshot = [p.detach().clone() for p in self.params]
             self._sampled = True
         self.steps.append(rec)
 
+    def skipped_step(self) -> None:
+        """GradScaler skipped optimizer.step() (Inf/NaN gradients): the backward passes since the last
+        step made no training step, and their loss is not the next step's."""
+        self._pending_loss, self._backwards = None, 0
+
     def _record_post(self) -> None:
         self.count += 1
+        self.amp.stepped()
         rec = self.steps[-1]
         for p, s in zip(self.params, self._grad_state):
             g = p.grad

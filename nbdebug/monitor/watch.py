@@ -34,6 +34,7 @@ from .losscalls import BINARY, CLASSIFICATION, CUSTOM, LossCall, describe_call
 from .records import StepRecord, safe
 from .rundata import BLOWUP
 from .stats import EARLY, StepMonitor
+from .task import ClassCounts, TaskCounter
 
 SHORT_RUN = 50  # steps over which every sampled step is diagnosed: a notebook experiment is named as it runs
 
@@ -49,8 +50,7 @@ class _EpochAcc:
         self.val_seen = 0
         self.val_correct: Any = 0
         self.val_acc_seen = 0
-        self.preds: torch.Tensor | None = None
-        self.labels: torch.Tensor | None = None
+        self.counts = ClassCounts()  # labels, predictions and hits per class (training calls)
 
 
 class Watch(LiveResults):
@@ -86,8 +86,7 @@ class Watch(LiveResults):
         self._loss_calls: dict[str, LossCall] = {}
         self._loss_count = 0
         self._losses_before = 0
-        self._target_counts: torch.Tensor | None = None
-        self._n_classes: int | None = None
+        self._task = TaskCounter(BLOCK, loss_fn if isinstance(loss_fn, nn.Module) else None)
         self._leak_step: int | None = None
         self._nonfinite_seen = False
 
@@ -110,6 +109,9 @@ class Watch(LiveResults):
     # -- events from intercept -----------------------------------------------------------------------
     def on_backward(self, tensors: tuple[torch.Tensor, ...], phase: str) -> None:
         self.monitor.on_backward(tensors, phase)
+
+    def on_scaler(self, event: str, scaler: Any, *args: Any) -> None:
+        self.monitor.amp.on_scaler(event, scaler, *args)
 
     def on_loader_iter(self, loader: Any) -> None:
         if self._manual_epochs:
@@ -143,24 +145,16 @@ class Watch(LiveResults):
         t = target.detach() if isinstance(target, torch.Tensor) else None
         if train and name not in self._loss_calls and name != CUSTOM:
             self._loss_calls[name] = describe_call(name, x, t, input, output, kwargs, self.monitor.count + 1)
+        if train:  # labels and predictions per class, fixes for imbalance, per-example loss spread
+            step = self.monitor.count + 1
+            batch = self.monitor._batch_size  # the model's batch: rows beyond it are positions in a sequence
+            self._task.on_loss(name, x, t, output, kwargs, acc.counts, step, self.monitor.sampling, batch)
         correct = n = None
         classify = name in CLASSIFICATION or name == CUSTOM
         if t is not None and classify and x.dim() >= 2 and not t.is_floating_point():
             pred = x.argmax(1)
             if pred.shape == t.shape:
                 correct, n = (pred == t).sum(), t.numel()
-                if train:
-                    c = x.shape[1]
-                    self._n_classes = c
-                    tt = t.reshape(-1)
-                    valid = tt[(tt >= 0) & (tt < c)]
-                    counts = torch.bincount(valid, minlength=c)
-                    self._target_counts = (
-                        counts if self._target_counts is None else self._target_counts + counts
-                    )
-                    pc = torch.bincount(pred.reshape(-1), minlength=c)
-                    acc.preds = pc if acc.preds is None else acc.preds + pc
-                    acc.labels = counts if acc.labels is None else acc.labels + counts
         elif t is not None and name in BINARY and x.shape == t.shape:
             threshold = 0.0 if name.endswith("logits") else 0.5
             correct, n = ((x > threshold) == (t > 0.5)).sum(), t.numel()
@@ -196,6 +190,7 @@ class Watch(LiveResults):
     def _after_step(self, monitor: StepMonitor, rec: StepRecord) -> None:
         if self._train_loader is None and self._current_loader is not None:
             self._train_loader = self._current_loader
+            self._task.loader_fix(self._train_loader())
         first = monitor.steps[0].loss
         urgent = (
             rec.step <= EARLY  # a short run is diagnosed on its first steps
@@ -225,20 +220,29 @@ class Watch(LiveResults):
     # -- diagnosis -----------------------------------------------------------------------------------
     def _run_data(self, final: bool = False) -> RunData:
         periods, kind = self._periods()
-        preds = labels = None
-        complete = [e for e in self._epochs[:-1] if e.preds is not None]
-        if kind == "epoch" and complete:
-            preds, labels = complete[-1].preds.tolist(), complete[-1].labels.tolist()
         return RunData.from_monitor(
             self.monitor,
             list(self._loss_calls.values()),
             final,
             periods=periods,
             period_kind=kind,
-            target_counts=self._target_counts.tolist() if self._target_counts is not None else None,
-            pred_counts_last=preds,
-            label_counts_last=labels,
+            task=self._task.evidence(*self._class_periods(), periods[-1] if periods else None),
         )
+
+    def _class_periods(self) -> tuple[list[ClassCounts], str]:
+        """Class counts per complete epoch (from the first epoch boundary on), else per complete block of
+        steps; once the run is over, the last epoch or block counts even if it is short."""
+        over = not self.running
+        if len(self._epochs) >= 2 or self._manual_epochs:
+            last = self._epochs[-1]
+            return [e.counts for e in self._epochs[:-1]] + (
+                [last.counts] if over and last.counts.preds is not None else []
+            ), "epoch"
+        n = self.monitor.count
+        blocks = [
+            self._task.blocks.get(k, ClassCounts()) for k in range(n // BLOCK + (over and n % BLOCK > 0))
+        ]
+        return blocks, "block"
 
     def _periods(self) -> tuple[list[tuple[int, int]], str]:
         bounds = [e.start for e in self._epochs]

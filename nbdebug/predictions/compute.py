@@ -10,19 +10,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._core.classes import collapsed, rare_classes, skewed, underpredicted, vocabulary
 from .._core.data import iter_batches, model_device, split_batch, to_device
 from .._core.errors import NbdebugError, describe
 from .._core.findings import Finding
 from .._core.hooks import preserved
-from .report import (
-    IMBALANCE_RATIO,
-    MODE_RATIO,
-    MODE_SHARE,
-    NEAR_UNIFORM,
-    UNDERPREDICTED,
-    PredictionReport,
-    _weights_literal,
-)
+from .report import NEAR_UNIFORM, PredictionReport, _weights_literal
 
 Output = str | int | Callable[[Any], torch.Tensor] | None
 
@@ -168,21 +161,19 @@ def _findings(report: PredictionReport, dropped: list[int]) -> list[Finding]:
         return found
     f = report.frequencies
     names = report.classes
-    imbalance: Finding | None = None
     counts = f["label_count"].to_numpy()
-    present = counts[counts > 0]
-    if len(present) >= 2 and present.max() / present.min() >= IMBALANCE_RATIO:
-        big, small = (
-            int(np.argmax(np.where(counts > 0, counts, -1))),
-            int(np.argmin(np.where(counts > 0, counts, np.inf))),
-        )
+    pred_freq, label_freq = f["pred_freq"].to_numpy(), f["label_freq"].to_numpy()
+    mode = collapsed(pred_freq.tolist(), label_freq.tolist()) if report.n_classes >= 2 else None
+    imbalance: Finding | None = None
+    if skewed(counts.tolist()):
+        big = int(np.argmax(counts))
+        small = int(np.argmin(np.where(counts > 0, counts, np.inf)))
         ratio = counts[big] / counts[small]
-        rare = (counts > 0) & (counts <= counts.max() / IMBALANCE_RATIO)
-        under = rare & (f["pred_freq"].to_numpy() < UNDERPREDICTED * f["label_freq"].to_numpy())
+        under = underpredicted(pred_freq.tolist(), label_freq.tolist(), rare_classes(counts.tolist()))
         weights = report.class_weights
         literal = _weights_literal(weights)
-        if under.any():
-            j = int(np.flatnonzero(under)[np.argmin(counts[under])])
+        if under:
+            j = min(under, key=lambda c: counts[c])
             tail = (
                 f"; the model under-predicts the rare classes: class {names[j]!r} is "
                 f"{f['label_freq'][j]:.1%} of the labels but {f['pred_freq'][j]:.1%} of the predictions "
@@ -194,9 +185,14 @@ def _findings(report: PredictionReport, dropped: list[int]) -> list[Finding]:
                 f"; the model does predict the rare classes (class {names[j]!r}: {f['pred_freq'][j]:.1%} of "
                 f"the predictions, recall {f['recall'][j]:.0%})"
             )
+        if mode is not None:
+            tail += " (see predicts-mode: the skew is its likely cause)"
+        vocab = vocabulary(report.n_classes, counts.tolist())
+        if vocab:
+            tail += "; with this many classes (a vocabulary?) skewed frequencies are the data's nature"
         imbalance = Finding(
             "class-imbalance",
-            "warning" if under.any() else "info",
+            "warning" if under and mode is None and not vocab else "info",
             f"class {names[big]!r} has {int(counts[big])} labels and class {names[small]!r} has "
             f"{int(counts[small])} ({ratio:.0f}:1){tail}",
             f"weight the loss by inverse class frequency: nn.CrossEntropyLoss(weight={literal}), "
@@ -205,12 +201,11 @@ def _findings(report: PredictionReport, dropped: list[int]) -> list[Finding]:
                 "label_counts": counts.tolist(),
                 "ratio": float(ratio),
                 "class_weights": weights,
-                "underpredicted": [names[i] for i in np.flatnonzero(under)],
+                "underpredicted": [names[i] for i in under],
             },
         )
-    top = int(f["pred_freq"].to_numpy().argmax())
-    pf, lf = float(f["pred_freq"][top]), float(f["label_freq"][top])
-    if report.n_classes >= 2 and pf >= MODE_SHARE and pf >= MODE_RATIO * lf:
+    if mode is not None:
+        top, pf, lf = mode
         label_mode = int(np.argmax(counts))
         what = "the mode and little else" if label_mode == top else "one class and little else"
         mean_top = float(report.confidence.mean())
@@ -222,7 +217,8 @@ def _findings(report: PredictionReport, dropped: list[int]) -> list[Finding]:
                 "as for an untrained network, so tiny logit differences decide every argmax"
             )
         hint = (
-            "the labels are skewed (see class-imbalance): weight the loss or use focal loss"
+            f"the labels are skewed (see class-imbalance): weight the loss "
+            f"(nn.CrossEntropyLoss(weight={_weights_literal(report.class_weights)})) or use focal loss"
             if imbalance is not None
             else "the labels are not skewed towards it, so look upstream: check that the inputs reach "
             "the model normalized and varied, that inputs and labels are shuffled together, that the "

@@ -9,11 +9,14 @@ under class imbalance weight the loss (or use focal loss) so the network does no
 whatever happens) and returns a `PredictionReport`. Findings:
 
 - `predicts-mode` (warning): one class takes >= 80% of the argmax predictions and >= 1.5x its label
-  frequency (CATALOGUE).
+  frequency, or (on skewed labels) all but a quarter of the other classes' share (CATALOGUE): a model
+  that predicts the majority class nearly always has collapsed, whatever the labels.
 - `class-imbalance`: largest/smallest label count >= 5 (CATALOGUE). Severity warning when the model
-  under-predicts a rare class (predicted at < half its label frequency), else info: skewed labels the
-  model copes with are worth knowing, not a bug. The hint carries balanced class weights
-  `N / (C * count)` ready for `CrossEntropyLoss(weight=...)` or `FocalLoss(alpha=...)`.
+  under-predicts a rare class (predicted at < half its label frequency) without collapsing, else info:
+  skewed labels the model copes with are worth knowing, not a bug; under a collapse it is the cause
+  named next to `predicts-mode`; on a vocabulary (more than 20 classes, as a language model's tokens) it
+  is never more than info. The hint carries balanced class weights `N / (C * count)` ready for
+  `CrossEntropyLoss(weight=...)` or `FocalLoss(alpha=...)`.
 - `nonfinite` (error): NaN/Inf in the model's output; those examples are left out of the report.
 
 `TopkTracker` is the data hook for watching the distribution drift over training: feed it each batch's
@@ -36,10 +39,6 @@ from .._core.errors import NbdebugError
 from .._core.findings import Finding, findings_html, findings_text
 from .._core.result import Result
 
-MODE_SHARE = 0.8  # predicts-mode: share of argmax predictions taken by one class ...
-MODE_RATIO = 1.5  # ... and at least this multiple of its label frequency
-IMBALANCE_RATIO = 5.0  # class-imbalance: largest / smallest label count
-UNDERPREDICTED = 0.5  # class-imbalance is a warning when a rare class is predicted < half as often
 NEAR_UNIFORM = 1.5  # predicts-mode says "nearly uniform" when mean top probability < 1.5 x chance
 FREQ_TOP = 20  # frequency plots show at most this many classes; the rest are summed as "other"
 

@@ -1,7 +1,9 @@
 """Overfit a tiny subset: the first sanity check before training on the full data (CS231n).
 
 `overfit` takes `n` examples (stratified by class), turns regularization off (dropout, weight decay),
-and trains the live model on them until the loss is near zero or the budget runs out. A network that
+and trains the live model on them until the loss is near zero or the budget runs out. It reads the
+examples as a real loop would: from a Dataset (or a DataLoader's), through `__getitem__` again at every
+epoch, so a label that changes between two reads of the same index is named (`unstable-labels`). A network that
 cannot fit 20 examples has a bug; the verdict ranks the likely causes from the shape of the loss curve.
 The model's weights, optimizer state, mode and RNG are restored afterwards - on success, on Stop, on an
 exception and on KeyboardInterrupt - unless `keep=True`.
@@ -21,18 +23,20 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .._core.data import collect, model_device
+from .._core.data import model_device
 from .._core.errors import NbdebugError, describe
 from .._core.findings import Finding, findings_html, findings_text
 from .._core.hooks import preserved
 from .._core.result import Result
 from . import loss_kinds as L
 from .forward import regularization_off, require_real_weights, run_forward
+from .subset import Subset, select
 
 __all__ = ["OverfitResult", "overfit"]
 
 DEFAULT_TARGET = 0.05  # CATALOGUE["cannot-overfit"]
 DEFAULT_LR = 3e-3
+UNSTABLE_STOP = 5  # epochs in which some label changed: the verdict is known, stop training
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "grad_norm", "seconds"]
 
 
@@ -115,30 +119,6 @@ class OverfitResult(Result):
         )
 
 
-def _subset(data: Any, n: int, stratify: bool) -> tuple[tuple[torch.Tensor, ...], torch.Tensor | None]:
-    """`n` examples, round-robin over classes (in order of first appearance) when labels are classes."""
-    pool = max(20 * n, 500) if stratify else n
-    inputs, target = collect(data, pool)
-    have = inputs[0].shape[0]
-    if have < n:
-        raise NbdebugError(f"data has only {have} examples, fewer than n={n}: lower n or pass more data")
-    if not stratify or target is None or target.dim() != 1 or target.dtype.is_floating_point:
-        return tuple(x[:n] for x in inputs), None if target is None else target[:n]
-    by_class: dict[int, list[int]] = {}
-    for i, c in enumerate(target.tolist()):
-        by_class.setdefault(int(c), []).append(i)
-    picked: list[int] = []
-    queues = list(by_class.values())
-    depth = 0
-    while len(picked) < n:
-        for q in queues:
-            if depth < len(q) and len(picked) < n:
-                picked.append(q[depth])
-        depth += 1
-    idx = torch.tensor(sorted(picked))
-    return tuple(x[idx] for x in inputs), target[idx]
-
-
 def _make_optimizer(
     model: nn.Module, optimizer: Any, lr: float | None
 ) -> tuple[torch.optim.Optimizer, str, list[str]]:
@@ -205,12 +185,43 @@ def _contradicting_labels(inputs: tuple[torch.Tensor, ...], target: torch.Tensor
     return clashes
 
 
-def _diagnose(result: OverfitResult, contradictions: int, first_grad_norm: float) -> Finding:
+def _unstable_labels(sub: Subset) -> Finding:
+    """Labels of the same dataset index that differ between two reads of it."""
+    c = sub.changes[0]
+    shown = "; ".join(f"[{x.index}]: {x.first!r} then {x.later!r}" for x in sub.changes[:5])
+    return Finding(
+        "unstable-labels",
+        "error",
+        f"{sub.source} returned a different label for the same index on different reads: "
+        f"{len(sub.changed)} of {len(sub.indices)} examples changed label over {sub.reads} reads "
+        f"({shown}). A model cannot fit labels that change under it, and the real training loop reads "
+        f"the data the same way",
+        f"make {sub.source} give index i the same label on every read (dataset[{c.index}] gave {c.first!r}, "
+        f"then {c.later!r}): a random label, label noise or an augmentation applied to the target belongs "
+        "nowhere in it; augment the input only (transform=, not target_transform=)",
+        where="data",
+        evidence={
+            "indices": [x.index for x in sub.changes],
+            "first": [x.first for x in sub.changes],
+            "later": [x.later for x in sub.changes],
+            "changed": len(sub.changed),
+            "reads": sub.reads,
+        },
+    )
+
+
+def _diagnose(result: OverfitResult, contradictions: int, first_grad_norm: float, sub: Subset) -> Finding:
     """Rank the likely causes of a failed overfit from the shape of the loss curve."""
     losses = [r["loss"] for r in result.rows]
     first, last = losses[0], losses[-1]
     best = min(losses)
     causes: list[tuple[float, str]] = []
+    if sub.changed:
+        causes.append(
+            (11.0,
+             f"{len(sub.changed)} of {result.n} examples got a different label on a later read from "
+             f"{sub.source} (see unstable-labels): the targets move while the model fits them")
+        )  # fmt: skip
     if contradictions:
         causes.append(
             (
@@ -308,17 +319,18 @@ def overfit(
     if n < 1:
         raise NbdebugError(f"n must be at least 1, got {n}")
     device = model_device(model)
-    inputs, y = _subset(data, n, stratify)
-    inputs = tuple(x.to(device) for x in inputs)
-    y = y.to(device) if y is not None else None
     kind = L.loss_kind(loss_fn)
     user_opts = (optimizer,) if isinstance(optimizer, torch.optim.Optimizer) else ()
-    contradictions = _contradicting_labels(inputs, y)
     result: OverfitResult | None = None
     trained_buffers: dict[str, torch.Tensor] = {}
     bs = n if batch_size is None else max(1, min(batch_size, n))
     gen = torch.Generator().manual_seed(seed)
     with preserved(model, weights=not keep, grads=True, optimizers=user_opts, rng=True) as saved:
+        sub = select(
+            data, n, stratify, device
+        )  # inside: a shuffling loader or a transform draws random numbers
+        inputs, y = sub.inputs, sub.target
+        contradictions = _contradicting_labels(inputs, y)
         torch.manual_seed(seed)
         turned_off = regularization_off(model)
         opt, opt_desc, off = _make_optimizer(model, optimizer, lr)
@@ -346,6 +358,8 @@ def overfit(
         first_grad_norm = math.nan
         try:
             for epoch in range(1, max_epochs + 1):
+                if epoch > 1:  # as the real loop does: every epoch reads the examples again
+                    inputs, y = sub.read()
                 perm = torch.randperm(n, generator=gen) if bs < n else torch.arange(n)
                 total, correct, count, gnorm = 0.0, 0.0, 0, 0.0
                 for i in range(0, n, bs):
@@ -396,7 +410,7 @@ def overfit(
                 if should_stop is not None and should_stop():
                     result.stopped = True
                     break
-                if result.elapsed > time_budget:
+                if result.elapsed > time_budget or sub.epochs_with_changes >= UNSTABLE_STOP:
                     break
         except BaseException as e:  # KeyboardInterrupt (kernel interrupt) or an error in the user's code
             result.interrupted = isinstance(e, KeyboardInterrupt)
@@ -407,8 +421,10 @@ def overfit(
             if callback is not None:
                 callback(result)
             raise
+        if sub.changed:
+            result.findings.append(_unstable_labels(sub))
         if not result.passed:
-            result.findings.append(_diagnose(result, contradictions, first_grad_norm))
+            result.findings.append(_diagnose(result, contradictions, first_grad_norm, sub))
         result.done = True
         trained_buffers = {k: b.detach().clone() for k, b in model.named_buffers()} if keep else {}
     if trained_buffers:  # keep=True: BatchNorm statistics go with the trained weights

@@ -120,7 +120,8 @@ report.topk.sort_values("loss", ascending=False).head().round(3)
 #
 # "Is this digit an 8?", with most of the 8s dropped so that only 5% of the labels are positive. A small
 # MLP trained with plain cross-entropy scores 95% accuracy, exactly what always answering "other" scores,
-# and never predicts an 8. `nbdebug.predictions` names it and computes the class weights.
+# and never predicts an 8. `nbdebug.predictions` names it (`predicts-mode`: the majority takes every
+# prediction; `class-imbalance`: the skew that caused it) and computes the class weights.
 
 # %%
 flat = torch.tensor(digits.data, dtype=torch.float32) / 16.0

@@ -40,7 +40,8 @@ report = nbdebug.predictions(plain, (x8[1200:], y8[1200:]), classes=["other", "8
 report
 
 # %% [markdown]
-# The `class-imbalance` finding carries the weights; retrained with them the network finds the 8s.
+# `predicts-mode` names the collapse onto "other" and `class-imbalance` its cause, with the class weights;
+# retrained with them the network finds the 8s.
 # `%nn_preds` shows the same report as a panel that browses the examples (input, top-k bars, label).
 
 # %%

@@ -1,0 +1,283 @@
+"""What the training task is, read from the loss calls: the labels and the predictions per class, whether the
+targets are a language model's (sequence targets, many classes with Zipf-like frequencies), which fix for
+imbalanced labels is already in place, and how much of the loss's step-to-step wiggle minibatch sampling
+explains. The label and loss checks (`loss_checks.py`) judge imbalance, collapse and oscillation by it.
+
+Counting stays on the device (no sync per step): per-class label, prediction and hit counts are summed into
+tensors per epoch and per block of steps and read only when a diagnosis runs. The per-example loss spread
+costs one extra loss evaluation with `reduction='none'` (no backward) per training loss call, on every
+step for loss inputs up to `SPREAD_NUMEL` elements and on sampled steps above; its two sums per call go
+into a fixed ring buffer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from statistics import median
+from typing import Any
+
+import torch
+
+from .._core import intercept
+from .losscalls import BINARY, CLASSIFICATION, CUSTOM
+
+WEIGHT_KEYS = ("weight", "pos_weight")  # loss arguments that weight the classes
+FOCAL_WORDS = ("focal", "balanced", "weighted")  # loss modules whose name says they rebalance
+CLASS_ATTRS = ("weight", "pos_weight", "alpha")  # loss-module attributes that hold class weights
+KEEP_CALLS = 1024  # loss calls whose per-example loss spread is kept (the checks read the last period)
+SPREAD_NUMEL = 1 << 20  # loss inputs up to this size get their per-example losses on every step
+
+
+@dataclass
+class ClassCounts:
+    """Labels, argmax predictions and correct predictions per class over one period (tensors until read),
+    and the mean unweighted cross-entropy of the period (for the language-model collapse test)."""
+
+    labels: Any = None
+    preds: Any = None
+    hits: Any = None
+    loss_sum: Any = 0.0
+    loss_n: int = 0
+    ce_sum: Any = 0.0  # any mean-reduced cross-entropy (weighted or smoothed too): ln C at uniform outputs
+    ce_n: int = 0
+    value_sum: Any = 0.0  # the loss calls' own values (any loss), to see whether the loss still falls
+    value_n: int = 0
+
+    def add(self, labels: torch.Tensor, preds: torch.Tensor, hits: torch.Tensor) -> None:
+        self.labels = labels if self.labels is None else self.labels + labels
+        self.preds = preds if self.preds is None else self.preds + preds
+        self.hits = hits if self.hits is None else self.hits + hits
+
+    def read(self) -> PeriodClasses | None:
+        if self.labels is None:
+            return None
+        loss = float(self.loss_sum) / self.loss_n if self.loss_n else math.nan
+        ce = float(self.ce_sum) / self.ce_n if self.ce_n else math.nan
+        value = float(self.value_sum) / self.value_n if self.value_n else math.nan
+        return PeriodClasses(self.labels.tolist(), self.preds.tolist(), self.hits.tolist(), loss, ce, value)
+
+
+@dataclass
+class PeriodClasses:
+    """`ClassCounts` of one complete period, read back as numbers."""
+
+    labels: list[int]
+    preds: list[int]
+    hits: list[int]
+    loss: float = math.nan  # mean cross-entropy (nats) of the period's unweighted mean-reduced calls
+    ce: float = math.nan  # mean of its mean-reduced cross-entropy calls, weighted or not (ln C if uniform)
+    value: float = math.nan  # mean value of its loss calls (any loss): is the loss still falling?
+
+
+@dataclass
+class Spread:
+    """Per-example losses over some steps: their mean, their standard deviation within a batch (pooled
+    over the loss calls), the median number of independent examples in a step's loss, and the number of
+    steps they come from."""
+
+    mean: float
+    std: float
+    rows: int
+    steps: int
+
+
+@dataclass
+class TaskEvidence:
+    """What the checks read about the task (a `RunData` field)."""
+
+    n_classes: int | None = None
+    target_counts: list[int] | None = None  # training labels over the whole run
+    periods: list[PeriodClasses] = field(default_factory=list)  # the last complete periods, oldest first
+    period_kind: str = "epoch"  # what a period is: "epoch" or "block" (of steps)
+    sequence: bool = False  # class targets with a time dimension: (N, T) for (N, C, T) scores
+    binary: bool = False  # a single-logit binary loss (BCE): classes are [negative, positive]
+    fixes: list[str] = field(default_factory=list)  # class weights, focal loss, weighted sampler in place
+    spread: Spread | None = None  # per-example losses over the last loss-curve period
+    complete: int = 0  # complete periods in the run (`periods` keeps the last two)
+
+
+class TaskCounter:
+    """Fed by `Watch.on_loss` with every loss call; keeps the class counts per epoch (via the epoch's
+    `counts`) and per block of `block` steps, the fixes seen, and the per-example loss spread."""
+
+    def __init__(self, block: int, loss_module: Any = None) -> None:
+        self.block = block
+        self.n_classes: int | None = None
+        self.target_counts: torch.Tensor | None = None
+        self.blocks: dict[int, ClassCounts] = {}
+        self.sequence = False
+        self.binary = False
+        self.fixes: dict[str, None] = {}
+        self._sums: torch.Tensor | None = None  # (KEEP_CALLS, 3): per call, sum, squared deviations, rows
+        self._calls: deque[tuple[int, int, int]] = deque(maxlen=KEEP_CALLS)  # step, examples, slot
+        self._written = 0
+        if loss_module is not None:
+            self._loss_module_fix(loss_module)
+
+    def _loss_module_fix(self, module: Any) -> None:
+        name = type(module).__name__
+        weighted = [
+            a for a in CLASS_ATTRS if isinstance(getattr(module, a, None), (torch.Tensor, float, list))
+        ]
+        if any(w in name.lower() for w in FOCAL_WORDS) or weighted:
+            self.fixes[f"{name}({', '.join(f'{a}=...' for a in weighted)})"] = None
+
+    def on_loss(self, name: str, x: torch.Tensor, t: torch.Tensor | None, output: torch.Tensor,
+                kwargs: dict, counts: ClassCounts, step: int, sampled: bool, batch: int) -> None:  # fmt: skip
+        """Count one training loss call made during step `step` into the epoch's `counts` and the block's."""
+        if t is None:
+            return
+        self._fixes_of(name, kwargs)
+        # reduction='none': the caller weights or masks the values itself, so they are not what it averages
+        if (
+            name != CUSTOM
+            and kwargs.get("reduction", "mean") != "none"
+            and (sampled or x.numel() <= SPREAD_NUMEL)
+        ):
+            self._spread(name, x, t, kwargs, step, batch)
+        classes = self._classes(name, x, t)
+        if classes is None:
+            return
+        labels, preds, valid, c = classes
+        lab = _count(labels, valid, c)
+        pc = _count(preds, valid, c)
+        hits = _count(labels, valid & (preds == labels), c)
+        self.target_counts = lab if self.target_counts is None else self.target_counts + lab
+        block = self.blocks.setdefault((step - 1) // self.block, ClassCounts())
+        for acc in (counts, block):
+            acc.add(lab, pc, hits)
+            if output.numel() == 1:
+                acc.value_sum = acc.value_sum + output.detach().float()
+                acc.value_n += 1
+            if name in CLASSIFICATION and output.numel() == 1 and kwargs.get("reduction", "mean") == "mean":
+                acc.ce_sum = acc.ce_sum + output.detach().float()
+                acc.ce_n += 1
+            if name in CLASSIFICATION and output.numel() == 1 and _plain(kwargs):
+                acc.loss_sum = acc.loss_sum + output.detach().float() * labels.numel()
+                acc.loss_n += labels.numel()
+        for k in [k for k in self.blocks if k < (step - 1) // self.block - 2]:
+            del self.blocks[k]
+
+    def _classes(self, name: str, x: torch.Tensor, t: torch.Tensor) -> tuple[Any, ...] | None:
+        """(labels, predictions, valid mask, C), flat, for a class-index or single-logit binary loss."""
+        if (name in CLASSIFICATION or name == CUSTOM) and x.dim() >= 2 and not t.is_floating_point():
+            pred = x.argmax(1)
+            if pred.shape != t.shape:
+                return None
+            c = int(x.shape[1])
+            self.n_classes = c
+            if t.dim() == 2 and x.dim() == 3:
+                self.sequence = True
+            labels, preds = t.reshape(-1), pred.reshape(-1)
+            return labels, preds, (labels >= 0) & (labels < c), c
+        if name in BINARY and x.shape == t.shape and (x.dim() == 1 or (x.dim() == 2 and x.shape[1] == 1)):
+            self.n_classes, self.binary = 2, True
+            threshold = 0.0 if name.endswith("logits") else 0.5
+            labels = (t.reshape(-1) > 0.5).long()
+            preds = (x.reshape(-1) > threshold).long()
+            return labels, preds, torch.ones_like(labels, dtype=torch.bool), 2
+        return None
+
+    def _fixes_of(self, name: str, kwargs: dict) -> None:
+        if name == CUSTOM:
+            return
+        fn = {"cross_entropy": "CrossEntropyLoss", "nll_loss": "NLLLoss", "binary_cross_entropy": "BCELoss",
+              "binary_cross_entropy_with_logits": "BCEWithLogitsLoss"}.get(name)  # fmt: skip
+        if fn is None:
+            return
+        for key in WEIGHT_KEYS:
+            if kwargs.get(key) is not None:
+                self.fixes[f"{fn}({key}=...)"] = None
+        if kwargs.get("reduction") == "none":  # the caller weights each example itself (focal loss, masks)
+            self.fixes[f"{fn}(reduction='none') weighted per example"] = None
+
+    def _spread(
+        self, name: str, x: torch.Tensor, t: torch.Tensor, kwargs: dict, step: int, batch: int
+    ) -> None:
+        """Keep this call's per-example losses as (rows, sum, squared deviations from their mean): how much
+        they spread within a batch says how much the step's loss wiggles from one freshly sampled batch to
+        the next (std / sqrt(batch)). The two sums go into one ring buffer on the loss's device, written
+        in place (no sync, no tensor per step); the counts stay in Python."""
+        rows = intercept.per_example(name, x, t, kwargs)
+        if rows is None or rows.numel() == 0:
+            return
+        if self._sums is None or self._sums.device != rows.device:
+            self._sums = torch.zeros(KEEP_CALLS, 3, device=rows.device)
+            self._calls.clear()
+        counted = ~torch.isnan(rows)  # rows whose targets were all ignored are NaN
+        n = counted.sum()
+        s1 = torch.nansum(rows)
+        k = self._written % KEEP_CALLS
+        self._sums[k, 0] = s1
+        self._sums[k, 1] = torch.nansum((rows - s1 / n.clamp_min(1)) ** 2)
+        self._sums[k, 2] = n
+        self._written += 1
+        # independent examples: the rows, unless they are positions within the model's batch (a flattened
+        # (batch, time) loss input), then the batch
+        units = min(rows.numel(), batch) if batch > 0 else rows.numel()
+        self._calls.append((step, units, k))
+
+    def spread(self, first: int, last: int) -> Spread | None:
+        """The per-example loss spread over steps `first`..`last` (those with per-example losses)."""
+        calls = [c for c in self._calls if first <= c[0] <= last]
+        if not calls or self._sums is None:
+            return None
+        sums = self._sums.tolist()
+        n = sum(sums[k][2] for _, _, k in calls)
+        dof = sum(max(sums[k][2] - 1, 0) for _, _, k in calls)
+        if n <= 0:
+            return None
+        per_step: dict[int, int] = {}
+        for step, units, _ in calls:
+            per_step[step] = per_step.get(step, 0) + units
+        return Spread(
+            mean=sum(sums[k][0] for _, _, k in calls) / n,
+            std=math.sqrt(sum(sums[k][1] for _, _, k in calls) / dof) if dof > 0 else math.nan,
+            rows=int(median(per_step.values())),
+            steps=len(per_step),
+        )
+
+    def loader_fix(self, loader: Any) -> None:
+        """A training DataLoader that samples by weights rebalances the classes it draws."""
+        from torch.utils.data import WeightedRandomSampler
+
+        sampler = getattr(loader, "sampler", None)
+        inner = getattr(getattr(loader, "batch_sampler", None), "sampler", None)
+        if isinstance(sampler, WeightedRandomSampler) or isinstance(inner, WeightedRandomSampler):
+            self.fixes["WeightedRandomSampler"] = None
+
+    def evidence(self, periods: list[ClassCounts], kind: str, steps: tuple[int, int] | None) -> TaskEvidence:
+        """The numbers the checks read; `periods`: the class counts of the complete `kind`s, oldest
+        first; `steps`: the (first, last) step of the loss curve's last period."""
+        read = [p.read() for p in periods[-2:]]
+        return TaskEvidence(
+            n_classes=self.n_classes,
+            target_counts=self.target_counts.tolist() if self.target_counts is not None else None,
+            periods=[p for p in read if p is not None],
+            period_kind=kind,
+            sequence=self.sequence,
+            binary=self.binary,
+            fixes=list(self.fixes),
+            spread=self.spread(*steps) if steps else None,
+            complete=len(periods),
+        )
+
+
+def _count(index: torch.Tensor, keep: torch.Tensor, c: int) -> torch.Tensor:
+    """How many of `index` (where `keep`) fall in each of `c` classes; without a device sync (a
+    boolean-mask selection or `bincount` must read the data to size their output)."""
+    slots = torch.where(keep, index, torch.full_like(index, c))
+    return torch.zeros(c + 1, dtype=torch.long, device=index.device).scatter_add_(
+        0, slots, torch.ones_like(slots)
+    )[:c]
+
+
+def _plain(kwargs: dict) -> bool:
+    """A mean-reduced loss without class weights or smoothing: its value is the mean cross-entropy."""
+    return (
+        kwargs.get("reduction", "mean") == "mean"
+        and kwargs.get("weight") is None
+        and not kwargs.get("label_smoothing")
+    )
