@@ -131,6 +131,7 @@ def test_learning_rate_too_high_is_named(tmp_path, factor):
     and vanishing gradients it leads to are its evidence, not findings of their own)."""
     w, _ = _lr_run(tmp_path, factor)
     assert {"lr-too-high", "loss-diverging"} & codes(w)
+    assert {f.code for f in w.findings if f.severity != "info"} <= {"lr-too-high", "loss-diverging"}
     assert not {"saturated-activation", "vanishing-gradients"} & codes(w)
 
 

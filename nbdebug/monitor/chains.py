@@ -141,7 +141,9 @@ def _lr_killed_units(run: RunData, out: list[Finding]) -> list[Finding]:
         for f in out
         if f.code in ("dead-relu", "saturated-activation")
         and f.evidence.get("alive_before")
-        and f.severity != "info"  # units lost while the network still learns: no learning-rate story
+        # units lost while the network still learns: no learning-rate story, unless the learning rate is
+        # already named too high (then they are its symptom, not advice of their own)
+        and (f.severity != "info" or lr is not None)
     ]
     scale = _unscaled_loss(run)
     if scale is not None and hurt:
