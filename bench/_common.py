@@ -63,3 +63,52 @@ def peak_rss_mb() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+READS = ("item", "__float__", "__bool__", "__int__", "tolist")
+
+
+class ReadCounter:
+    """Counts the reads of a tensor's value to the host that nbdebug's own code makes (`Tensor.item`,
+    `__float__`, `__bool__`, `__int__`, `tolist`): on a GPU each one waits for the device. Reads by the
+    optimizer, the DataLoader or the user's loop are left out (no nbdebug frame on the stack). Counting
+    happens while `on` is True; `with ReadCounter() as c:` patches torch.Tensor and puts it back."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.reads: list[tuple[str, str]] = []  # (method, nbdebug file:line)
+        self._saved: dict[str, object] = {}
+
+    def __enter__(self) -> ReadCounter:
+        import torch
+
+        self._saved = {n: getattr(torch.Tensor, n) for n in READS}
+        for n in READS:
+            setattr(torch.Tensor, n, self._wrap(n, self._saved[n]))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import torch
+
+        for n, f in self._saved.items():
+            setattr(torch.Tensor, n, f)
+
+    def _wrap(self, name: str, original):
+        import traceback
+
+        counter = self
+
+        def read(tensor, *args, **kwargs):
+            if counter.on:
+                ours = [
+                    f
+                    for f in traceback.extract_stack()[:-1]
+                    if "/nbdebug/" in f.filename.replace("\\", "/") and "/tests/" not in f.filename
+                ]
+                if ours:
+                    counter.reads.append(
+                        (name, f"{ours[-1].filename.split('nbdebug/')[-1]}:{ours[-1].lineno}")
+                    )
+            return original(tensor, *args, **kwargs)
+
+        return read

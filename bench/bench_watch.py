@@ -7,7 +7,10 @@ Variants, each timed over the same steps of the same small CNN (batch 64, CPU, o
   tensorboard     torch.utils.tensorboard's SummaryWriter.add_histogram of every parameter and gradient
                   each step (the usual alternative), writing its event file to a temporary directory
 Rounds interleave the variants; the table gives the median time per step and its ratio to bare.
-A second part runs 10,000 steps (2,000 with --quick) under watch and reports live tensors and Python
+A sync count: the reads of tensor values to the host (each one a wait for the device on a GPU) that
+nbdebug's own code makes per step, on the steps it samples and on those it does not (issue 17: at most one
+per ten unsampled steps; before it, two per step: the loss and the gradient norm).
+A last part runs 10,000 steps (2,000 with --quick) under watch and reports live tensors and Python
 heap at the start and end: the monitor keeps summaries, so both stay flat.
 
 Usage: python bench/bench_watch.py [--quick]
@@ -96,6 +99,31 @@ def overhead(rounds: int, steps: int) -> list[tuple[str, float, float]]:
     return [(v, statistics.median(times[v]), statistics.median(times[v]) / bare) for v in variants]
 
 
+def sync_count(steps: int = 200, every: int = 10) -> tuple[int, int, int, int]:
+    """(sampled steps, reads on them, unsampled steps, reads on them) of nbdebug's own code."""
+    from bench._common import ReadCounter
+
+    torch.manual_seed(0)
+    model = small_cnn()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    batches = [(torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))) for _ in range(steps)]
+    sampled = unsampled = on_sampled = on_unsampled = 0
+    with ReadCounter() as counter, nbdebug.watch(model, opt, every=every) as w:
+        for x, y in batches:
+            before = len(counter.reads)
+            counter.on = True
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+            counter.on = False
+            n = len(counter.reads) - before
+            if w.steps in w.monitor.samples:
+                sampled, on_sampled = sampled + 1, on_sampled + n
+            else:
+                unsampled, on_unsampled = unsampled + 1, on_unsampled + n
+    return sampled, on_sampled, unsampled, on_unsampled
+
+
 def memory(steps: int) -> list[tuple[int, int, float]]:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 10))
@@ -129,6 +157,10 @@ def main() -> None:
     print(f"{'variant':<16}{'ms/step':>10}{'x bare':>9}")
     for v, t, r in overhead(rounds, steps):
         print(f"{v:<16}{t * 1e3:>10.3f}{r:>9.3f}")
+    s, rs, u, ru = sync_count()
+    print("\nhost reads by nbdebug (each a device sync on a GPU), 200 steps, every=10:")
+    print(f"  sampled steps   {s:>4}: {rs:>4} reads ({rs / max(s, 1):.1f} per step, batched)")
+    print(f"  unsampled steps {u:>4}: {ru:>4} reads ({ru / max(u, 1):.2f} per step; target <= 0.1)")
     print(f"\nmemory over {mem_steps} steps under watch (MLP, Adam):")
     print(f"{'step':>8}{'live tensors':>14}{'python heap MB':>16}")
     for i, n, mb in memory(mem_steps):

@@ -495,3 +495,24 @@ def test_an_untrained_networks_rare_classes_are_judged_when_the_run_ends(loss_ov
     task.periods = [period(p.labels, p.preds, loss=loss_over_uniform * math.log(3)) for p in task.periods]
     assert ("class-imbalance" in found(run_of(task))) is live
     assert found(run_of(task, final=True)) == {"class-imbalance": "warning"}
+
+
+def test_a_contrastive_loss_whose_class_count_changes_is_no_internal_error():
+    """CLIP-style InfoNCE: cross-entropy over (N, N) similarity logits, targets arange(N); the last batch
+    is shorter, so the number of "classes" changes between calls (the counts used to be added as tensors
+    of different lengths: an internal error on every later call)."""
+    torch.manual_seed(0)
+    img, txt = nn.Linear(16, 8), nn.Linear(12, 8)
+    opt = torch.optim.Adam([*img.parameters(), *txt.parameters()], lr=1e-3)
+    x, t = torch.randn(136, 16), torch.randn(136, 12)
+    with nbdebug.watch(img, opt) as w:
+        for _ in range(3):
+            for i in range(0, 136, 64):  # batches of 64, 64, 8
+                a = F.normalize(img(x[i : i + 64]), dim=1)
+                b = F.normalize(txt(t[i : i + 64]), dim=1)
+                logits = a @ b.T / 0.07
+                target = torch.arange(len(a))
+                opt.zero_grad()
+                ((F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2).backward()
+                opt.step()
+    assert w.internal_errors == [] and "internal-error" not in {f.code for f in w.findings}

@@ -87,6 +87,7 @@ def summarize(
     histograms: bool,
     bins: int,
     limit: float | None = None,
+    hist_queue: list[tuple[LayerSample, torch.Tensor]] | None = None,
 ) -> LayerSample:
     """One layer's output `y` (and, for saturating activations, its input `x`) as a `LayerSample`.
     `kind`: "relu", a saturating kind of SATURATION_LIMITS ("tanh", ...; `limit` overrides its limit), or ""."""
@@ -103,7 +104,9 @@ def summarize(
         s.rows = dead_rows(y)
     elif kind in SATURATION_LIMITS:
         s.saturated_frac = saturated_fraction(kind, sub, x, limit)
-    if histograms:
+    if histograms and hist_queue is not None:  # computed with the other layers' at the step's end
+        hist_queue.append((s, sub))
+    elif histograms:
         s.act_hist = histogram(sub, bins)
     return s
 
@@ -209,7 +212,9 @@ class ForwardProbe:
         src = self.leaf_outputs.get(id(x)) if x is not None else None
         inplace = x is out
         m = self.monitor
-        s = summarize(m.count + 1, "", kind, out, None if inplace else x, m.histograms, m.bins)
+        s = summarize(
+            m.count + 1, "", kind, out, None if inplace else x, m.histograms, m.bins, hist_queue=m.hist_queue
+        )
         s.type = f"torch.{kind}"
         self.functional_rows[id(out)] = (kind, src, self.prev_leaf, s)
         self.last[id(out)] = s

@@ -70,10 +70,15 @@ class ScaleTracker:
                 return loss.reshape(())
         return tensor
 
-    def grad_divisor(self) -> float:
-        """The factor the gradients carry now: the scale when they are read before `unscale_`, else 1."""
+    def grad_divisor(self) -> float | torch.Tensor:
+        """The factor the gradients carry now: the scale when they are read before `unscale_`, else 1.
+        The scaler's own scale tensor when it has one (`get_scale()` reads it to the host: a sync)."""
         if self._scaler is None:
             return 1.0
+        t = getattr(self._scaler, "_scale", None)
+        if isinstance(t, torch.Tensor):
+            t = t.detach().float()
+            return torch.where(t > 0, t, torch.ones_like(t))
         scale = float(self._scaler.get_scale())
         return scale if scale > 0 else 1.0
 

@@ -78,6 +78,16 @@ def check_nonfinite(run: RunData) -> Iterator[Finding]:
                     f"the loss became {e['value']} at step {e['step']}: the input batch itself holds NaN/Inf"
                 )
                 hint = "clean the data (torch.nan_to_num, drop bad rows) or fix the preprocessing that divides by zero"
+            elif e.get("phase") == "late":
+                msg = (
+                    f"the loss became {e['value']} at step {e['step']}; when it was read (values are read in "
+                    "batches at sampled steps, to add no GPU synchronization) the update had already written "
+                    "NaN/Inf into the weights, so the layer that produced it first cannot be replayed"
+                )
+                hint = (
+                    "rerun with watch(..., every=1) to name the layer; meanwhile lower the learning rate, clip "
+                    "gradients (torch.nn.utils.clip_grad_norm_), or look for log(0) / division by zero"
+                )
             elif where in (None, "loss function"):
                 msg = (
                     f"the loss became {e['value']} at step {e['step']} while every layer's output was finite: "

@@ -101,6 +101,9 @@ class GanWatch(GanDiagnosis, LiveResults, GanSamples):
         self._init_live(on_update, update_interval)
         # one list of internal errors for the run: the monitors' hooks and the GAN's own code write to it
         self.d_monitor.internal_errors = self.g_monitor.internal_errors = self.internal_errors
+        # a GAN's rows pair each G step with its D steps' numbers and D's outputs, read as they happen
+        # (one read per step: the plain watch's batched reads are in pending.py)
+        self.d_monitor.eager_reads = self.g_monitor.eager_reads = True
         self.frames: list[Frame] = []
         self.d_outputs: str | None = None  # "probability" or "logit", seen on D's first training forward
         self.fixed_noise: Any = noise if isinstance(noise, (torch.Tensor, tuple)) else None

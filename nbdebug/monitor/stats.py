@@ -35,10 +35,11 @@ from .._core.tensors import first_tensor, is_float
 from .activations import ForwardProbe, module_kind, summarize
 from .amp import ScaleTracker
 from .closure import after_first_call
+from .pending import PendingReads, Unread
 from .records import GradState, LayerSample, StepRecord, record_error, safe
 from .rundata import LR_COLLAPSE
 from .schedulers import describe_scheduler, find_schedulers
-from .summaries import histogram, subsample
+from .summaries import batched_histograms, layer_histograms, subsample
 from .tables import MonitorTables
 from .wrapped import attach_compiled, unwrap, unwrap_optimizer
 
@@ -68,7 +69,7 @@ class StepMonitor(MonitorTables):
     bins: int = 30
     max_samples: int = 400
 
-    steps: list[StepRecord] = field(default_factory=list)
+    records: list[StepRecord] = field(default_factory=list)  # read or not: `steps` reads them
     samples: dict[int, list[LayerSample]] = field(default_factory=dict)
     input_stats: list[tuple[int, float, float]] = field(default_factory=list)  # (step, mean, std)
     nonfinite_events: list[dict[str, Any]] = field(default_factory=list)
@@ -102,6 +103,7 @@ class StepMonitor(MonitorTables):
         self._pending_loss: torch.Tensor | None = None
         self._backwards = 0
         self._pending_acts: dict[str, LayerSample] = {}
+        self.hist_queue: list[tuple[LayerSample, torch.Tensor]] = []  # activation subsamples to histogram
         self._snapshot: list[torch.Tensor] | None = None
         self._sampled = False
         self._grad_norms: list[float] | None = None
@@ -125,6 +127,8 @@ class StepMonitor(MonitorTables):
         # step follows (gradient accumulation before the first step is not analysis)
         self.expect_optimizer = False
         self.probe = ForwardProbe(self)
+        self.pending = PendingReads()  # per-step values still on the device (pending.py)
+        self.eager_reads = False  # read every step (watch_gan builds its rows from each step's numbers)
         self._schedulers: list[weakref.ref] | None = None
         # what a degenerate loop shows: forward passes and backward passes with no step between them
         self.train_forwards = 0  # training forward passes (grad enabled) seen
@@ -172,8 +176,8 @@ class StepMonitor(MonitorTables):
         if self._awaiting is not None:  # the backward's record is already open: this step confirms it
             self._awaiting = None
             self._in_step = True
-            if self.steps:
-                self.steps[-1].lr = float(optimizer.param_groups[0].get("lr", math.nan))
+            if self.records:
+                self.records[-1].lr = float(optimizer.param_groups[0].get("lr", math.nan))
             return None
         return self._given_step_pre(optimizer, args, kwargs)
 
@@ -209,7 +213,8 @@ class StepMonitor(MonitorTables):
             record_error(self.internal_errors, "settle", e)
 
     def _retract(self) -> None:
-        rec = self.steps.pop()
+        rec = self.records.pop()
+        self.pending.drop(rec)
         self.analysis_backwards += 1
         for p, s in zip(self.params, self._grad_state):
             g = p.grad
@@ -217,6 +222,7 @@ class StepMonitor(MonitorTables):
         self.nonfinite_events[:] = [e for e in self.nonfinite_events if e["step"] != rec.step]
         self._snapshot, self._grad_norms, self._grad_hists = None, None, {}
         self._sampled, self._pending_acts, self._pending_input = False, {}, None
+        self.hist_queue = []
 
     def release(self) -> None:
         """Decide a pending backward, then drop every reference to a tensor of the current step (on exit)."""
@@ -226,12 +232,14 @@ class StepMonitor(MonitorTables):
             except Exception as e:
                 record_error(self.internal_errors, "release", e)
         self.settle()
+        self.read()  # the last unread steps (and the inputs they keep) before the references go
         if self._backwards:  # backward passes no optimizer step followed: analysis (gradients to the input)
             self.analysis_backwards += self._backwards
             self._backwards, self._pending_loss = 0, None
         self._last_input = None
         self._snapshot = None
         self._pending_acts = {}
+        self.hist_queue = []
         self._grad_hists = {}
         for s in self._grad_state:
             s.obj = None
@@ -279,8 +287,9 @@ class StepMonitor(MonitorTables):
         kind, limit = module_kind(module)
         with torch._C.DisableTorchFunction():  # our own reductions need not pass through the activation mode
             s = summarize(
-                self.count + 1, name, kind, y, first_tensor(args), self.histograms, self.bins, limit
-            )
+                self.count + 1, name, kind, y, first_tensor(args), self.histograms, self.bins, limit,
+                self.hist_queue,
+            )  # fmt: skip
         s.type = type(module).__name__
         self.probe.leaf(name, y, s)
         self._pending_acts[name] = s
@@ -365,41 +374,37 @@ class StepMonitor(MonitorTables):
         for i in leaked:
             n = self._param_names.get(self.params[i], f"param{i}")
             self.leaked_params[n] = self.leaked_params.get(n, 0) + 1
-        # the loss first: a NaN loss makes every gradient NaN, the forward replay says where it began
-        if self._pending_loss is not None:
-            rec.loss = float(self._pending_loss)
-            if not math.isfinite(rec.loss) and not self.nonfinite_events:  # replay once, at the first
-                self._record_nonfinite_loss(step, rec.loss)
+        # the loss and the gradient norms stay on the device until a batched read (pending.py): on a sampled
+        # step now, else later; the first non-finite one is replayed / named when it is read
+        loss = self._pending_loss
         self._pending_loss = None
         grads = [p.grad for p in self.params]
         present = [i for i, g in enumerate(grads) if g is not None]
         for i in present:
             self._ever_grad[i] = True
         scale = self.amp.grad_divisor()  # gradients read before GradScaler.unscale_ carry its factor
+        per = total = None
         if present:
             norms = torch._foreach_norm([grads[i].detach() for i in present])
             per = torch.stack([n.float() for n in norms]) / scale
-            total = float(per.norm())
-            rec.grad_norm = total
-            if not math.isfinite(total) or step == 1 or self.sampling:
+            total = per.norm()
+        now = step == 1 or self.sampling or self.eager_reads
+        self.pending.add(Unread(rec, loss, total, per, present, self._last_input, late=not now))
+        self.records.append(rec)
+        if now:
+            self.read()
+            if per is not None:
                 full = [math.nan] * len(self.params)
                 for i, v in zip(present, per.tolist()):
                     full[i] = v
                 self._grad_norms = full
-                if not math.isfinite(total) and not self.nonfinite_events:
-                    self._record_nonfinite_grads(step, full)
         self._backwards = 0
         if self.sampling:
-            if self.histograms:
-                self._grad_hists = {}
-                for layer, idx in self._layer_params.items():
-                    gs = [subsample(grads[i]) for i in idx if grads[i] is not None]
-                    if gs:
-                        self._grad_hists[layer] = histogram(torch.cat(gs).float() / scale, self.bins)
+            if self.histograms:  # every layer's gradient histogram in one pass and one read
+                self._grad_hists = layer_histograms(grads, self._layer_params, scale, self.bins)
             with torch.no_grad():  # the weights before the update (by an optimizer or by hand)
                 self._snapshot = [p.detach().clone() for p in self.params]
             self._sampled = True
-        self.steps.append(rec)
 
     def skipped_step(self) -> None:
         """GradScaler skipped optimizer.step() (Inf/NaN gradients): the backward passes since the last
@@ -409,7 +414,7 @@ class StepMonitor(MonitorTables):
     def _record_post(self) -> None:
         self.count += 1
         self.amp.stepped()
-        rec = self.steps[-1]
+        rec = self.records[-1]
         for p, s in zip(self.params, self._grad_state):
             g = p.grad
             s.obj, s.ver, s.zeroed, s.carried = g, (g._version if g is not None else -1), False, False
@@ -437,6 +442,11 @@ class StepMonitor(MonitorTables):
         grads = self._grad_norms or [math.nan] * len(self.params)
         rows = dict(self._pending_acts)
         self._pending_acts = {}
+        kept = {id(s) for s in rows.values()}
+        queue = [(s, sub) for s, sub in self.hist_queue if id(s) in kept]
+        self.hist_queue = []
+        for (s, _), h in zip(queue, batched_histograms([sub for _, sub in queue], self.bins)):
+            s.act_hist = h
         for layer, idx in self._layer_params.items():
             s = rows.get(layer) or LayerSample(step=step, layer=layer, type=self._layer_type(layer))
             s.step = step
@@ -471,10 +481,10 @@ class StepMonitor(MonitorTables):
         """The LR schedulers of the stepping optimizer (name, how often stepped, their settings), found only
         once its learning rate fell below LR_COLLAPSE of its maximum (the search walks the gc referrers)."""
         opt = self.stepping
-        if opt is None or not self.steps:
+        if opt is None or not self.records:
             return []
         if self._schedulers is None:
-            lrs = [r.lr for r in self.steps if math.isfinite(r.lr)]
+            lrs = [r.lr for r in self.records if math.isfinite(r.lr)]
             if not lrs or not max(lrs) > 0 or lrs[-1] >= LR_COLLAPSE * max(lrs):
                 return []
             try:

@@ -14,17 +14,42 @@ from torch import nn
 from .._core.errors import NbdebugError
 from .._core.hooks import HookSet, preserved
 from .._core.tensors import first_tensor, is_float
-from .records import LayerSample, record_error
+from .pending import PendingReads
+from .records import LayerSample, StepRecord, record_error
 
 
 class MonitorTables:
     """Mixin of `StepMonitor`: its tables and the non-finite replay (reads `samples`, `params`, ...)."""
 
     samples: dict[int, list[LayerSample]]
+    records: list[StepRecord]
+    pending: PendingReads
+    params: list[torch.Tensor]
+    _grad_norms: list[float] | None
     nonfinite_events: list[dict[str, Any]]
     internal_errors: list[str]
     layer_order: list[str]
     model: nn.Module
+
+    @property
+    def steps(self) -> list[StepRecord]:
+        """Every step's record, with its loss and gradient norm read (see `read`)."""
+        self.read()
+        return self.records
+
+    def read(self) -> list[StepRecord]:
+        """Read the queued per-step values from the device in one batch (pending.py) and record the first
+        non-finite loss (its forward replayed on that step's input) or gradient; the records read now."""
+        start = self.pending.read_count
+        found = self.pending.read(len(self.params))
+        if not self.nonfinite_events:
+            u = found.loss_step
+            if u is not None:
+                self._record_nonfinite_loss(u.rec.step, u.rec.loss, u.inputs, u.late)
+            elif found.grad_step is not None and found.grad_norms is not None:
+                self._grad_norms = found.grad_norms
+                self._record_nonfinite_grads(found.grad_step.rec.step, found.grad_norms)
+        return self.records[start : self.pending.read_count]
 
     def layer_stats(self, last: bool = False):
         """One row per layer per sampled step (activation mean/std/zero and dead fraction, saturation,
@@ -65,8 +90,17 @@ class MonitorTables:
                 seen.setdefault(s.layer)
         return list(seen)
 
-    def _record_nonfinite_loss(self, step: int, value: float) -> None:
-        where, phase = self.replay_first_nonfinite()
+    def _record_nonfinite_loss(
+        self, step: int, value: float, inputs: tuple[tuple, dict] | None, late: bool
+    ) -> None:
+        """`late`: read after the step's update (pending.py); when that update wrote NaN/Inf into the
+        weights, a replay now cannot tell which layer produced the first one."""
+        if inputs is not None and _nonfinite_input(inputs):
+            where, phase = "input", "forward"
+        elif late and any(not bool(torch.isfinite(p).all()) for p in self.params if is_float(p)):
+            where, phase = None, "late"
+        else:
+            where, phase = self.replay_first_nonfinite(inputs)
         self.nonfinite_events.append(
             {"step": step, "what": "loss", "value": value, "where": where, "phase": phase}
         )
@@ -80,14 +114,13 @@ class MonitorTables:
             {"step": step, "what": "gradient", "where": where, "phase": "backward", "layers": order}
         )
 
-    def replay_first_nonfinite(self) -> tuple[str | None, str]:
-        """Re-run the step's forward (no grad, state and RNG restored) to name the first layer whose
-        output is not finite; ("input", ...) when the batch itself is, ("loss", ...) when none is."""
-        if self._last_input is None:
+    def replay_first_nonfinite(self, inputs: tuple[tuple, dict] | None) -> tuple[str | None, str]:
+        """Re-run the step's forward on its input (no grad, state and RNG restored) to name the first layer
+        whose output is not finite; ("input", ...) when the batch itself is, ("loss", ...) when none is."""
+        if inputs is None:
             return None, "forward"
-        args, kwargs = self._last_input
-        x = first_tensor(args) if args else first_tensor(kwargs)
-        if is_float(x) and not bool(torch.isfinite(x).all()):
+        args, kwargs = inputs
+        if _nonfinite_input(inputs):
             return "input", "forward"
         found: list[str] = []
 
@@ -104,3 +137,9 @@ class MonitorTables:
         except Exception as e:
             record_error(self.internal_errors, "replay", e)
         return (found[0], "forward") if found else ("loss function", "loss")
+
+
+def _nonfinite_input(inputs: tuple[tuple, dict]) -> bool:
+    args, kwargs = inputs
+    x = first_tensor(args) if args else first_tensor(kwargs)
+    return is_float(x) and not bool(torch.isfinite(x).all())

@@ -19,6 +19,7 @@ from statistics import median
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from .._core import intercept
 from .losscalls import BINARY, CLASSIFICATION, CUSTOM
@@ -46,17 +47,27 @@ class ClassCounts:
     value_n: int = 0
 
     def add(self, labels: torch.Tensor, preds: torch.Tensor, hits: torch.Tensor) -> None:
-        self.labels = labels if self.labels is None else self.labels + labels
-        self.preds = preds if self.preds is None else self.preds + preds
-        self.hits = hits if self.hits is None else self.hits + hits
+        """Add one call's per-class counts. The number of classes can change between calls (a
+        contrastive loss's (N, N) logits over a shorter last batch): counts are padded to the longer."""
+        self.labels = labels if self.labels is None else _padded_sum(self.labels, labels)
+        self.preds = preds if self.preds is None else _padded_sum(self.preds, preds)
+        self.hits = hits if self.hits is None else _padded_sum(self.hits, hits)
 
     def read(self) -> PeriodClasses | None:
         if self.labels is None:
             return None
-        loss = float(self.loss_sum) / self.loss_n if self.loss_n else math.nan
-        ce = float(self.ce_sum) / self.ce_n if self.ce_n else math.nan
-        value = float(self.value_sum) / self.value_n if self.value_n else math.nan
-        return PeriodClasses(self.labels.tolist(), self.preds.tolist(), self.hits.tolist(), loss, ce, value)
+        # one read of the device for the whole period (three count vectors and three sums)
+        c = self.labels.numel()
+        sums = [torch.as_tensor(v, dtype=torch.float64, device=self.labels.device).reshape(1) for v in
+                (self.loss_sum, self.ce_sum, self.value_sum)]  # fmt: skip
+        counts = [t.reshape(-1).to(torch.float64) for t in (self.labels, self.preds, self.hits)]
+        flat = torch.cat([*counts, *sums]).tolist()
+        labels, preds, hits = ([int(v) for v in flat[i * c : (i + 1) * c]] for i in range(3))
+        loss_sum, ce_sum, value_sum = flat[3 * c :]
+        loss = loss_sum / self.loss_n if self.loss_n else math.nan
+        ce = ce_sum / self.ce_n if self.ce_n else math.nan
+        value = value_sum / self.value_n if self.value_n else math.nan
+        return PeriodClasses(labels, preds, hits, loss, ce, value)
 
 
 @dataclass
@@ -144,7 +155,7 @@ class TaskCounter:
         lab = _count(labels, valid, c)
         pc = _count(preds, valid, c)
         hits = _count(labels, valid & (preds == labels), c)
-        self.target_counts = lab if self.target_counts is None else self.target_counts + lab
+        self.target_counts = lab if self.target_counts is None else _padded_sum(self.target_counts, lab)
         block = self.blocks.setdefault((step - 1) // self.block, ClassCounts())
         for acc in (counts, block):
             acc.add(lab, pc, hits)
@@ -281,3 +292,10 @@ def _plain(kwargs: dict) -> bool:
         and kwargs.get("weight") is None
         and not kwargs.get("label_smoothing")
     )
+
+
+def _padded_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    if a.shape == b.shape:
+        return a + b
+    n = max(a.numel(), b.numel())
+    return F.pad(a, (0, n - a.numel())) + F.pad(b, (0, n - b.numel()))

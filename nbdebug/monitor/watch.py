@@ -89,6 +89,7 @@ class Watch(LiveResults):
         self._task = TaskCounter(BLOCK, loss_fn if isinstance(loss_fn, nn.Module) else None)
         self._leak_step: int | None = None
         self._nonfinite_seen = False
+        self._judged = 0  # records judged for urgent findings (blow-up, first NaN) by _after_step
 
     # -- context -------------------------------------------------------------------------------------
     def __enter__(self) -> Watch:
@@ -191,13 +192,18 @@ class Watch(LiveResults):
         if self._train_loader is None and self._current_loader is not None:
             self._train_loader = self._current_loader
             self._task.loader_fix(self._train_loader())
-        first = monitor.steps[0].loss
+        # judge the steps read since the last call (pending.py: values are read in batches, on sampled
+        # steps and redraws, so that a non-sampled step adds no device synchronization)
+        records = monitor.records
+        fresh = records[self._judged : monitor.pending.read_count]
+        self._judged = max(self._judged, monitor.pending.read_count)
+        first = records[0].loss if records and monitor.pending.read_count else math.nan
         urgent = (
             rec.step <= EARLY  # a short run is diagnosed on its first steps
-            or (math.isfinite(rec.loss) and first > 0 and rec.loss >= BLOWUP * first)  # a blow-up, now
+            or any(math.isfinite(r.loss) and first > 0 and r.loss >= BLOWUP * first for r in fresh)  # blow-up
             or (rec.leaked and rec.step == self._first_leak())
             or (
-                not math.isfinite(rec.loss)
+                any(not math.isfinite(r.loss) for r in fresh)
                 and len(monitor.nonfinite_events) == 1
                 and not self._nonfinite_seen
             )
@@ -214,7 +220,7 @@ class Watch(LiveResults):
 
     def _first_leak(self) -> int | None:
         if self._leak_step is None:
-            self._leak_step = next((r.step for r in self.monitor.steps if r.leaked), None)
+            self._leak_step = next((r.step for r in self.monitor.records if r.leaked), None)
         return self._leak_step
 
     # -- diagnosis -----------------------------------------------------------------------------------

@@ -1,0 +1,109 @@
+"""Per-step values kept on the device until a batched read, so that the monitor adds no host-device
+synchronization on the steps it does not sample.
+
+Every optimizer step has a loss and a total gradient norm. Reading either as a Python float (`float()`,
+`.item()`, `.tolist()`, `bool(...)`) makes the host wait until the GPU has finished the step: done every
+step, that stall costs far more than the monitor's own work. So a step's loss and gradient norms stay
+0-dim device tensors in a `PendingReads` queue, and `read()` turns the whole queue into numbers with one
+`tolist()` per device: on sampled steps, at live redraws, at epoch ends and at the end of the run (whoever
+reads `StepMonitor.steps` triggers it). Non-finite values are therefore found at the next read, at most
+`every` steps late; the step they happened at is still exact, and the input of each unread step is kept
+(a reference, not a copy, up to `KEEP_INPUT_BYTES`) so the forward can be replayed on it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .records import StepRecord
+
+KEEP_INPUT_BYTES = (
+    64 * 2**20
+)  # inputs of unread steps kept for the non-finite replay, beyond: the latest only
+
+
+@dataclass
+class Unread:
+    """One step whose numbers are still on the device."""
+
+    rec: StepRecord
+    loss: torch.Tensor | None  # 0-dim: the summed loss backward'd since the previous step
+    norm: torch.Tensor | None  # 0-dim: total gradient norm
+    per: torch.Tensor | None  # per-parameter gradient norms (for naming non-finite gradients)
+    present: list[int]  # which parameters `per` covers
+    inputs: tuple[tuple, dict] | None  # the step's model input (a reference), for the replay
+    late: bool = False  # read after the step's update (not on its own sampled step)
+
+
+@dataclass
+class Read:
+    """What a batched read found: the first step with a non-finite loss or gradient norm, if any."""
+
+    loss_step: Unread | None = None
+    grad_step: Unread | None = None
+    grad_norms: list[float] | None = None  # per parameter, NaN where it had no gradient
+
+
+class PendingReads:
+    """The queue of unread steps (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.queue: list[Unread] = []
+        self.read_count = 0  # records read so far (records are read in order)
+
+    def add(self, entry: Unread) -> None:
+        self.queue.append(entry)
+        self._bound_inputs()
+
+    def drop(self, rec: StepRecord) -> None:
+        """A retracted record (a backward that turned out to be analysis): never read, or no longer counted."""
+        before = len(self.queue)
+        self.queue = [u for u in self.queue if u.rec is not rec]
+        if len(self.queue) == before:
+            self.read_count -= 1
+
+    def _bound_inputs(self) -> None:
+        total = 0
+        for u in reversed(self.queue):
+            if u.inputs is None or not u.late:
+                continue
+            total += _nbytes(u.inputs)
+            if total > KEEP_INPUT_BYTES and u is not self.queue[-1]:
+                u.inputs = None
+
+    def read(self, n_params: int) -> Read:
+        """Turn every queued value into a float (one `tolist()` per device) and say where the first
+        non-finite loss or gradient norm is."""
+        batch, self.queue = self.queue, []
+        if not batch:
+            return Read()
+        slots: dict[torch.device, list[tuple[StepRecord, str, torch.Tensor]]] = {}
+        for u in batch:
+            for name, t in (("loss", u.loss), ("grad_norm", u.norm)):
+                if t is not None:
+                    slots.setdefault(t.device, []).append((u.rec, name, t))
+        for items in slots.values():
+            values = torch.stack([t.detach().reshape(()).float() for _, _, t in items]).tolist()
+            for (rec, name, _), v in zip(items, values):
+                setattr(rec, name, v)
+        self.read_count += len(batch)
+        found = Read()
+        for u in batch:
+            if not math.isfinite(u.rec.loss) and u.loss is not None:
+                found.loss_step = u
+                break
+            if not math.isfinite(u.rec.grad_norm) and u.per is not None:
+                full = [math.nan] * n_params
+                for i, v in zip(u.present, u.per.tolist()):  # rare: only at the first non-finite step
+                    full[i] = v
+                found.grad_step, found.grad_norms = u, full
+                break
+        return found
+
+
+def _nbytes(inputs: tuple[tuple, dict]) -> int:
+    args, kwargs = inputs
+    return sum(a.numel() * a.element_size() for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor))

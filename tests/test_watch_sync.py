@@ -1,0 +1,155 @@
+"""No hidden GPU synchronization (issue 17 item 4): on the steps it does not sample, `watch` keeps the loss
+and the gradient norms on the device and reads them in batches (nbdebug/monitor/pending.py).
+
+On a CPU there is no device to wait for, so the tests count what would be a synchronization on a GPU: every
+`Tensor.item` / `__float__` / `__bool__` / `__int__` / `tolist` that nbdebug's own code makes (the optimizer's
+and the DataLoader's own reads are theirs, and are left out by looking for an nbdebug frame on the stack)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import nbdebug
+from bench._common import ReadCounter
+from tests.watch_loops import codes, digits, mlp, single_thread  # noqa: F401  (autouse fixture)
+
+
+def _batches(n_steps: int, bs: int = 32) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    x, y = digits()
+    return [
+        (x[(i * bs) % 1500 : (i * bs) % 1500 + bs], y[(i * bs) % 1500 : (i * bs) % 1500 + bs])
+        for i in range(n_steps)
+    ]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_at_most_one_read_per_ten_unsampled_steps(optimizer):
+    """200 steps, every=1000: after the first 5 (sampled) steps, 195 steps that nbdebug does not sample.
+    Before issue 17 each of them read the loss and the gradient norm (2 reads per step, 390)."""
+    torch.manual_seed(0)
+    model = mlp()
+    opt = (
+        torch.optim.Adam(model.parameters(), lr=1e-3)
+        if optimizer == "adam"
+        else torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    )
+    batches = _batches(200)
+    with ReadCounter() as counter, nbdebug.watch(model, opt, every=1000) as w:
+        for i, (xb, yb) in enumerate(batches):
+            counter.on = i >= 5
+            opt.zero_grad()
+            F.cross_entropy(model(xb), yb).backward()
+            opt.step()
+        counter.on = False
+    unsampled = w.steps - 5
+    assert unsampled == 195
+    assert len(counter.reads) <= unsampled // 10, counter.reads[:10]
+    # and nothing is lost: every step's loss was read in the end, equal to what the loop computed
+    assert w.history["loss"].notna().all() and len(w.history) == 200
+
+
+def test_values_read_in_batches_are_the_steps_own():
+    """The loss and gradient norm of each unsampled step, read later in one batch, are that step's."""
+    torch.manual_seed(0)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    losses, norms = [], []
+    with nbdebug.watch(model, opt, every=50) as w:
+        for xb, yb in _batches(40):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            losses.append(float(loss.detach()))
+            norms.append(
+                float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()])))
+            )
+            opt.step()
+    h = w.history
+    assert h["loss"].tolist() == pytest.approx(losses, rel=1e-6)
+    assert h["grad_norm"].tolist() == pytest.approx(norms, rel=1e-5)
+
+
+@pytest.mark.parametrize("what", ["input", "log0", "nan-update"])
+def test_a_nan_on_an_unsampled_step_is_found_at_its_step(what):
+    """Step 37 of a run sampled every 1000 steps: the loss is not finite there. It is read later, in a
+    batch, and the finding still names step 37. A corrupt batch is named as the input (its reference was
+    kept); a log(0) term with no parameter in it leaves the weights finite, and the replay on step 37's
+    input names the loss computation; a NaN that the update wrote into the weights cannot be replayed
+    later, and the finding says so and how to name the layer (every=1)."""
+    torch.manual_seed(0)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with nbdebug.watch(model, opt, every=1000) as w:
+        for i, (xb, yb) in enumerate(_batches(60)):
+            if what == "input" and i == 36:
+                xb = xb.clone()
+                xb[0, 0] = math.nan
+            opt.zero_grad()
+            loss = F.cross_entropy(model(xb), yb)
+            if i == 36 and what == "log0":
+                loss = loss + torch.log(torch.zeros(()))  # -inf, no parameter in it
+            if i == 36 and what == "nan-update":
+                loss = loss * torch.tensor(math.nan)  # NaN gradients: SGD writes NaN into every weight
+            loss.backward()
+            opt.step()
+    f = next(f for f in w.findings if f.code == "nonfinite")
+    assert f.evidence["step"] == 37
+    if what == "input":
+        assert f.where == "input" and "input batch itself" in f.message
+    elif what == "log0":
+        assert f.where == "loss function" and "-inf" in f.message
+    else:
+        assert f.evidence["phase"] == "late" and "every=1" in f.hint
+
+
+def test_watch_gan_reads_each_step():
+    """watch_gan builds its rows from each step's numbers: its monitors read every step (documented)."""
+    g, d = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)), nn.Sequential(nn.Linear(2, 1))
+    opt_g, opt_d = torch.optim.Adam(g.parameters(), 1e-3), torch.optim.Adam(d.parameters(), 1e-3)
+    with nbdebug.watch_gan(d, g, opt_d, opt_g, every=1000) as w:
+        for _ in range(12):
+            fake = g(torch.randn(16, 4))
+            opt_d.zero_grad()
+            ld = F.binary_cross_entropy_with_logits(d(torch.randn(16, 2)), torch.ones(16, 1))
+            ld = ld + F.binary_cross_entropy_with_logits(d(fake.detach()), torch.zeros(16, 1))
+            ld.backward()
+            opt_d.step()
+            opt_g.zero_grad()
+            F.binary_cross_entropy_with_logits(d(fake), torch.ones(16, 1)).backward()
+            opt_g.step()
+    assert w.history["g_loss"].notna().all() and w.history["d_loss"].notna().all()
+
+
+def test_batched_histograms_equal_torch_histc_per_tensor():
+    """The per-layer histograms computed together (one pass, one read) are torch.histc's over each
+    tensor's finite values, with the same (low, high): constant, tiny, empty and non-finite tensors too."""
+    from nbdebug.monitor.summaries import batched_histograms
+
+    def histc(t: torch.Tensor, bins: int) -> tuple[float, float, list[int]]:
+        f = t.reshape(-1).float()
+        f = f[torch.isfinite(f)]
+        if f.numel() == 0:
+            return 0.0, 0.0, [0] * bins
+        lo, hi = (float(v) for v in torch.aminmax(f))
+        hi = hi if hi > lo else lo + 1e-12
+        return lo, hi, [int(c) for c in torch.histc(f, bins=bins, min=lo, max=hi).tolist()]
+
+    g = torch.Generator().manual_seed(0)
+    tensors = [
+        torch.randn(5000, generator=g),
+        torch.rand(37, generator=g) * 3 - 1,
+        torch.zeros(10),
+        torch.tensor([math.nan, 1.0, 2.0, math.inf, -math.inf]),
+        torch.tensor([math.nan]),
+        torch.randn(64, 256, generator=g) * 1e-4 + 5,
+    ]
+    for bins in (7, 30):
+        for (lo, hi, counts), t in zip(batched_histograms(tensors, bins), tensors):
+            want = histc(t, bins)
+            assert (lo, hi) == pytest.approx(want[:2], rel=1e-6, abs=1e-12)
+            assert sum(counts) == sum(want[2]) and counts == want[2]
