@@ -231,7 +231,10 @@ def test_transient_blow_up_is_one_lr_too_high_even_when_the_loss_comes_back(lr):
     assert h.loc[h.step == jump, "loss"].iloc[0] >= 100 * h["loss"].iloc[0]  # what the finding says happened
     assert f.evidence["ratio"] > 1e-2 and "jumped" in f.message and "came back" in f.message
     told = [e for e in w.finding_history if e.finding.evidence.get("blowup_step") == jump]
-    assert told[0].step == jump  # named on the step it happened (as loss-diverging until the loss came back)
+    # named at the first read of the loss after the jump (as loss-diverging until the loss came back): the
+    # loss of an unsampled step stays on the device until the next sampled step (no sync per step, issue 17)
+    next_read = min(s for s in w.monitor.samples if s >= jump)
+    assert told[0].step == next_read and next_read - jump < 10
     assert h["loss"].iloc[-5:].mean() < 10 * h["loss"].iloc[0]  # it came back: still reported
 
 

@@ -125,13 +125,15 @@ def test_watch_gan_reads_each_step():
     assert w.history["g_loss"].notna().all() and w.history["d_loss"].notna().all()
 
 
-def test_batched_histograms_equal_torch_histc_per_tensor():
-    """The per-layer histograms computed together (one pass, one read) are torch.histc's over each
-    tensor's finite values, with the same (low, high): constant, tiny, empty and non-finite tensors too."""
-    from nbdebug.monitor.summaries import batched_histograms
+@pytest.mark.parametrize("path", ["per-tensor", "segmented"])
+def test_histograms_equal_torch_histc(path):
+    """The layer histograms are torch.histc's over the finite values of a tensor's (strided) subsample,
+    with the same (low, high): constant, tiny, empty and non-finite tensors too. On an accelerator they
+    are computed together (segmented: one pass, one read), on the CPU one histc per tensor."""
+    from nbdebug.monitor.summaries import HIST_SAMPLE, histogram, segmented_histograms, subsample
 
     def histc(t: torch.Tensor, bins: int) -> tuple[float, float, list[int]]:
-        f = t.reshape(-1).float()
+        f = subsample(t, HIST_SAMPLE)
         f = f[torch.isfinite(f)]
         if f.numel() == 0:
             return 0.0, 0.0, [0] * bins
@@ -149,7 +151,38 @@ def test_batched_histograms_equal_torch_histc_per_tensor():
         torch.randn(64, 256, generator=g) * 1e-4 + 5,
     ]
     for bins in (7, 30):
-        for (lo, hi, counts), t in zip(batched_histograms(tensors, bins), tensors):
+        if path == "segmented":
+            got = segmented_histograms([subsample(t, HIST_SAMPLE) for t in tensors], bins)
+        else:
+            got = [histogram(t, bins) for t in tensors]
+        for (lo, hi, counts), t in zip(got, tensors):
             want = histc(t, bins)
             assert (lo, hi) == pytest.approx(want[:2], rel=1e-6, abs=1e-12)
-            assert sum(counts) == sum(want[2]) and counts == want[2]
+            assert counts == want[2]
+
+
+def test_the_activation_function_search_retires_on_a_model_that_calls_none():
+    """The torch-function mode that finds `torch.relu(x)` in a forward costs about a forward; a model whose
+    activations are all modules (nn.ReLU) is searched on its first 3 sampled forwards, then no longer.
+    A model that calls torch.relu keeps it (its relu rows are still there on later samples)."""
+
+    class Functional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(64, 32), nn.Linear(32, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc2(torch.relu(self.fc1(x)))
+
+    for model, searched in ((mlp(), False), (Functional(), True)):
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        with nbdebug.watch(model, opt, every=5) as w:
+            for xb, yb in _batches(30):
+                opt.zero_grad()
+                F.cross_entropy(model(xb), yb).backward()
+                opt.step()
+        probe = w.monitor.probe
+        assert probe.found_functions is searched
+        assert probe.watched_forwards == (len(w.monitor.samples) if searched else 3)
+        if searched:
+            assert "relu(fc1)" in set(w.layer_stats().query("step == 30")["layer"])

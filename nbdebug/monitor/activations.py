@@ -12,6 +12,7 @@ module (nn.ReLU calls F.relu) is counted once, as the module.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -21,9 +22,10 @@ from torch.overrides import TorchFunctionMode
 
 from .._core.tensors import first_tensor, is_float
 from .records import LayerSample, record_error
-from .summaries import histogram, subsample, unit_dead_fraction
+from .summaries import batched_histograms, subsample, unit_dead_fraction
 
 RELU_TYPES = (nn.ReLU, nn.ReLU6)
+RETIRE_AFTER = 3  # sampled forwards that find no activation function before the mode is no longer used
 # where each saturating activation's output is within 1% of its bounds (catalogue saturated-activation):
 # |tanh| > 0.99 (tanh' < 0.02, Karpathy's makemore part 3), sigmoid within 0.01 of 0 or 1 (sigmoid' < 0.01),
 # softsign beyond +-0.99; hardtanh's gradient is exactly 0 past its bounds (read per module)
@@ -65,17 +67,29 @@ def dead_rows(y: torch.Tensor) -> int:
 
 def saturated_fraction(
     kind: str, y: torch.Tensor, x: torch.Tensor | None, limit: float | None = None
-) -> float:
-    """Fraction of a saturating activation's units in its flat tails: read on the input `x` (|x| > the
-    kind's limit) or, when the input is gone (an in-place call), on the (subsampled) output `y`."""
+) -> torch.Tensor:
+    """Fraction of a saturating activation's units in its flat tails (a 0-dim tensor, read with the rest
+    of the sample): on the input `x` (|x| > the kind's limit) or, when the input is gone (an in-place
+    call), on the (subsampled) output `y`."""
     lim = SATURATION_LIMITS[kind] if limit is None else limit
     if is_float(x):
-        return float((subsample(x).abs() > lim).float().mean())
+        return (subsample(x).abs() > lim).float().mean()
     if kind == "sigmoid":
         edge = 1.0 / (1.0 + math.exp(lim))
-        return float(((y < edge) | (y > 1 - edge)).float().mean())
+        return ((y < edge) | (y > 1 - edge)).float().mean()
     edge = {"tanh": math.tanh(lim), "softsign": lim / (1 + lim)}.get(kind, lim)
-    return float((y.abs() >= edge).float().mean())
+    return (y.abs() >= edge).float().mean()
+
+
+@dataclass
+class PendingSample:
+    """A layer's sample whose numbers are still tensors: read with every other layer's at the end of the
+    sampled step (`read_samples`), one read to the host instead of four or five per layer."""
+
+    sample: LayerSample
+    values: dict[str, torch.Tensor]  # 0-dim: "total", "std", and "zero" / "dead" / "sat" by kind
+    numel: int
+    sub: torch.Tensor | None  # the subsample to histogram, when histograms are on
 
 
 def summarize(
@@ -85,30 +99,47 @@ def summarize(
     y: torch.Tensor,
     x: torch.Tensor | None,
     histograms: bool,
-    bins: int,
+    queue: list[PendingSample],
     limit: float | None = None,
-    hist_queue: list[tuple[LayerSample, torch.Tensor]] | None = None,
 ) -> LayerSample:
-    """One layer's output `y` (and, for saturating activations, its input `x`) as a `LayerSample`.
-    `kind`: "relu", a saturating kind of SATURATION_LIMITS ("tanh", ...; `limit` overrides its limit), or ""."""
+    """One layer's output `y` (and, for saturating activations, its input `x`) as a `LayerSample`, its
+    numbers queued in `queue` until `read_samples`. `kind`: "relu", a saturating kind of
+    SATURATION_LIMITS ("tanh", ...; `limit` overrides its limit), or ""."""
     y = y.detach()
     s = LayerSample(step=step, layer=name, type=kind)
-    total = float(y.sum(dtype=torch.float32))  # one full pass: NaN/Inf anywhere shows here
-    s.act_nonfinite = not math.isfinite(total)
-    s.act_mean = total / y.numel()
     sub = subsample(y)
-    s.act_std = float(sub.std()) if sub.numel() > 1 else 0.0
+    values = {"total": y.sum(dtype=torch.float32)}  # one full pass: NaN/Inf anywhere shows here
+    values["std"] = sub.std() if sub.numel() > 1 else sub.new_zeros(())
     if kind == "relu":
-        s.act_zero_frac = float((sub == 0).float().mean())
-        s.dead_frac = unit_dead_fraction(y)
+        values["zero"] = (sub == 0).float().mean()
+        values["dead"] = unit_dead_fraction(y)
         s.rows = dead_rows(y)
     elif kind in SATURATION_LIMITS:
-        s.saturated_frac = saturated_fraction(kind, sub, x, limit)
-    if histograms and hist_queue is not None:  # computed with the other layers' at the step's end
-        hist_queue.append((s, sub))
-    elif histograms:
-        s.act_hist = histogram(sub, bins)
+        values["sat"] = saturated_fraction(kind, sub, x, limit)
+    queue.append(PendingSample(s, values, y.numel(), sub if histograms else None))
     return s
+
+
+def read_samples(queue: list[PendingSample], keep: set[int], bins: int) -> None:
+    """Fill in the queued samples whose id is in `keep` (the others were dropped: a function call inside
+    an activation module is the module), with one read of all their numbers and their histograms."""
+    pending = [p for p in queue if id(p.sample) in keep]
+    if not pending:
+        return
+    flat = [v.detach().reshape(()).float() for p in pending for v in p.values.values()]
+    read = iter(torch.stack([t.to(flat[0].device) for t in flat]).tolist())
+    for p in pending:
+        got = {k: next(read) for k in p.values}
+        s = p.sample
+        s.act_nonfinite = not math.isfinite(got["total"])
+        s.act_mean = got["total"] / p.numel
+        s.act_std = got["std"]
+        s.act_zero_frac = got.get("zero", s.act_zero_frac)
+        s.dead_frac = got.get("dead", s.dead_frac)
+        s.saturated_frac = got.get("sat", s.saturated_frac)
+    hist = [p for p in pending if p.sub is not None]
+    for p, h in zip(hist, batched_histograms([p.sub for p in hist], bins)):
+        p.sample.act_hist = h
 
 
 def module_kind(module: nn.Module) -> tuple[str, float | None]:
@@ -154,6 +185,11 @@ class ForwardProbe:
         self.functional_rows: dict[int, tuple[str, str | None, str | None, LayerSample]] = {}
         self.prev_leaf: str | None = None
         self.last: dict[int, LayerSample] = {}  # id(output) -> the sample of the activation that made it
+        # a model whose first RETIRE_AFTER sampled forwards call no activation function outside its activation
+        # modules (most library models: BERT's GELU is a module) is not searched again: the mode costs
+        # about as much as the forward it watches
+        self.watched_forwards = 0
+        self.found_functions = False
 
     @property
     def internal_errors(self) -> list[str]:
@@ -163,6 +199,8 @@ class ForwardProbe:
         """The root forward of a sampled step starts: watch the activation functions it calls."""
         self.leaf_outputs, self.functional_rows, self.last, self.prev_leaf = {}, {}, {}, None
         if self.mode is not None or type(model).__name__ == "OptimizedModule":  # torch.compile: no mode
+            return
+        if self.watched_forwards >= RETIRE_AFTER and not self.found_functions:
             return
         mode = FunctionalActivations(self)
         mode.__enter__()
@@ -180,6 +218,9 @@ class ForwardProbe:
                 record_error(
                     self.internal_errors, "functional activation", RuntimeError("mode stack changed")
                 )
+        if mode is not None:
+            self.watched_forwards += 1
+            self.found_functions = self.found_functions or bool(self.functional_rows)
         m = self.monitor
         counts: dict[str, int] = {}
         after: str | None = None
@@ -212,9 +253,7 @@ class ForwardProbe:
         src = self.leaf_outputs.get(id(x)) if x is not None else None
         inplace = x is out
         m = self.monitor
-        s = summarize(
-            m.count + 1, "", kind, out, None if inplace else x, m.histograms, m.bins, hist_queue=m.hist_queue
-        )
+        s = summarize(m.count + 1, "", kind, out, None if inplace else x, m.histograms, m.sample_queue)
         s.type = f"torch.{kind}"
         self.functional_rows[id(out)] = (kind, src, self.prev_leaf, s)
         self.last[id(out)] = s

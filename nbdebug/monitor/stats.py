@@ -32,14 +32,14 @@ from torch import nn
 
 from .._core.hooks import HookSet
 from .._core.tensors import first_tensor, is_float
-from .activations import ForwardProbe, module_kind, summarize
+from .activations import ForwardProbe, PendingSample, module_kind, read_samples, summarize
 from .amp import ScaleTracker
 from .closure import after_first_call
 from .pending import PendingReads, Unread
 from .records import GradState, LayerSample, StepRecord, record_error, safe
 from .rundata import LR_COLLAPSE
 from .schedulers import describe_scheduler, find_schedulers
-from .summaries import batched_histograms, layer_histograms, subsample
+from .summaries import layer_histograms, subsample
 from .tables import MonitorTables
 from .wrapped import attach_compiled, unwrap, unwrap_optimizer
 
@@ -103,7 +103,7 @@ class StepMonitor(MonitorTables):
         self._pending_loss: torch.Tensor | None = None
         self._backwards = 0
         self._pending_acts: dict[str, LayerSample] = {}
-        self.hist_queue: list[tuple[LayerSample, torch.Tensor]] = []  # activation subsamples to histogram
+        self.sample_queue: list[PendingSample] = []  # this sampled step's layer numbers, still tensors
         self._snapshot: list[torch.Tensor] | None = None
         self._sampled = False
         self._grad_norms: list[float] | None = None
@@ -222,7 +222,7 @@ class StepMonitor(MonitorTables):
         self.nonfinite_events[:] = [e for e in self.nonfinite_events if e["step"] != rec.step]
         self._snapshot, self._grad_norms, self._grad_hists = None, None, {}
         self._sampled, self._pending_acts, self._pending_input = False, {}, None
-        self.hist_queue = []
+        self.sample_queue = []
 
     def release(self) -> None:
         """Decide a pending backward, then drop every reference to a tensor of the current step (on exit)."""
@@ -239,7 +239,7 @@ class StepMonitor(MonitorTables):
         self._last_input = None
         self._snapshot = None
         self._pending_acts = {}
-        self.hist_queue = []
+        self.sample_queue = []
         self._grad_hists = {}
         for s in self._grad_state:
             s.obj = None
@@ -266,7 +266,7 @@ class StepMonitor(MonitorTables):
 
     def _root_hook(self, module: nn.Module, args: tuple, out: Any) -> None:
         """The model's forward returned or raised (always called): the activation functions it called."""
-        if self.probe.mode is None and not self.probe.functional_rows:
+        if self.probe.mode is None and not self.probe.functional_rows and not self.probe.last:
             return
         try:
             self.probe.end(out)
@@ -287,9 +287,8 @@ class StepMonitor(MonitorTables):
         kind, limit = module_kind(module)
         with torch._C.DisableTorchFunction():  # our own reductions need not pass through the activation mode
             s = summarize(
-                self.count + 1, name, kind, y, first_tensor(args), self.histograms, self.bins, limit,
-                self.hist_queue,
-            )  # fmt: skip
+                self.count + 1, name, kind, y, first_tensor(args), self.histograms, self.sample_queue, limit
+            )
         s.type = type(module).__name__
         self.probe.leaf(name, y, s)
         self._pending_acts[name] = s
@@ -442,11 +441,8 @@ class StepMonitor(MonitorTables):
         grads = self._grad_norms or [math.nan] * len(self.params)
         rows = dict(self._pending_acts)
         self._pending_acts = {}
-        kept = {id(s) for s in rows.values()}
-        queue = [(s, sub) for s, sub in self.hist_queue if id(s) in kept]
-        self.hist_queue = []
-        for (s, _), h in zip(queue, batched_histograms([sub for _, sub in queue], self.bins)):
-            s.act_hist = h
+        queue, self.sample_queue = self.sample_queue, []
+        read_samples(queue, {id(s) for s in rows.values()}, self.bins)
         for layer, idx in self._layer_params.items():
             s = rows.get(layer) or LayerSample(step=step, layer=layer, type=self._layer_type(layer))
             s.step = step

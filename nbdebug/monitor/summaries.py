@@ -3,9 +3,12 @@ the fraction of dead ReLU units. Nothing here keeps a reference to the tensor.""
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-SUBSAMPLE = 16384  # elements kept (by a fixed stride, no RNG) for histograms, std and fractions
+SUBSAMPLE = 16384  # elements kept (by a fixed stride, no RNG) for std and fractions
+HIST_SAMPLE = 4096  # of those, binned into a histogram (30 bins)
 
 
 def subsample(t: torch.Tensor, n: int = SUBSAMPLE) -> torch.Tensor:
@@ -17,17 +20,38 @@ def subsample(t: torch.Tensor, n: int = SUBSAMPLE) -> torch.Tensor:
 
 
 def histogram(t: torch.Tensor, bins: int) -> tuple[float, float, list[int]]:
-    """(low, high, counts) of the finite values of a (subsampled) tensor: small enough to keep."""
-    return batched_histograms([t], bins)[0]
+    """(low, high, counts) of the finite values of a (subsampled) tensor: small enough to keep. At most
+    HIST_SAMPLE values are binned (30 bins need no more), and the finite-value mask is only built when
+    the range is not finite (it cost more than the histogram itself)."""
+    flat = subsample(t, HIST_SAMPLE)
+    lo_t, hi_t = torch.aminmax(flat)
+    lo, hi = float(lo_t), float(hi_t)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        flat = flat[torch.isfinite(flat)]
+        if flat.numel() == 0:
+            return 0.0, 0.0, [0] * bins
+        lo, hi = (float(v) for v in torch.aminmax(flat))
+    if hi <= lo:
+        hi = lo + 1e-12
+    counts = torch.histc(flat, bins=bins, min=lo, max=hi)
+    return lo, hi, [int(c) for c in counts.tolist()]
 
 
 def batched_histograms(tensors: list[torch.Tensor], bins: int) -> list[tuple[float, float, list[int]]]:
-    """`histogram` of each tensor, computed together: one segmented pass and one read to the host for all
-    of them (per layer, a histogram costs ~8 small ops and two reads: 53 BERT leaves made it the Trainer's
-    largest overhead). Same bins as torch.histc: `bins` equal bins over [low, high], high included."""
+    """`histogram` of each tensor. On an accelerator they are computed together, one segmented pass and one
+    read to the host for all (a histogram per layer read its range and its counts: two device syncs per
+    layer); on the CPU, where a read waits for nothing, one torch.histc per tensor is faster. Same bins
+    as torch.histc either way: `bins` equal bins over [low, high], high included."""
     if not tensors:
         return []
-    flats = [t.detach().reshape(-1).float() for t in tensors]
+    if tensors[0].device.type == "cpu":  # no device to wait for: torch.histc per tensor is fastest
+        return [histogram(t, bins) for t in tensors]
+    return segmented_histograms([subsample(t, HIST_SAMPLE) for t in tensors], bins)
+
+
+def segmented_histograms(flats: list[torch.Tensor], bins: int) -> list[tuple[float, float, list[int]]]:
+    """The histograms of several 1-D tensors in one segmented pass (scatter min/max per tensor, one
+    index_add of every value into its tensor's bins) and one read to the host."""
     device = flats[0].device
     flats = [f.to(device) for f in flats]
     seg = torch.cat([torch.full((f.numel(),), i, device=device) for i, f in enumerate(flats)])
@@ -63,20 +87,21 @@ def layer_histograms(
     return dict(zip(parts, batched_histograms(list(parts.values()), bins)))
 
 
-def unit_dead_fraction(out: torch.Tensor) -> float:
-    """Fraction of units (channels / features) of a ReLU output that are zero for every example.
+def unit_dead_fraction(out: torch.Tensor) -> torch.Tensor:
+    """Fraction of units (channels / features) of a ReLU output that are zero for every example, as a
+    0-dim tensor (read with the rest of the sample).
 
     One pass: a unit is dead when its maximum over the batch (and positions) is 0, since a ReLU's
     output is >= 0. Units are dim 1 in PyTorch's channel-first layouts; for 3-D outputs (N, L, F) or
     (N, C, L) the smaller of the two readings is kept, so an ambiguous layout never inflates the count.
     """
     if out.dim() < 2:
-        return float(out.max() <= 0)
+        return (out.max() <= 0).float()
 
     def frac(dim: int) -> torch.Tensor:
         others = tuple(d for d in range(out.dim()) if d != dim)
         return (out.amax(dim=others) <= 0).float().mean()
 
     if out.dim() == 3:
-        return float(torch.minimum(frac(1), frac(2)))
-    return float(frac(1))
+        return torch.minimum(frac(1), frac(2))
+    return frac(1)
