@@ -186,3 +186,31 @@ def test_the_activation_function_search_retires_on_a_model_that_calls_none():
         assert probe.watched_forwards == (len(w.monitor.samples) if searched else 3)
         if searched:
             assert "relu(fc1)" in set(w.layer_stats().query("step == 30")["layer"])
+
+
+def test_unread_steps_keep_their_inputs_within_a_budget(monkeypatch):
+    """The inputs of unread steps are kept (references) for the NaN replay, up to KEEP_INPUT_BYTES: beyond
+    it the oldest are let go, the latest always stays; a read lets every one go."""
+    from nbdebug.monitor import pending
+    from nbdebug.monitor.records import StepRecord
+
+    monkeypatch.setattr(pending, "KEEP_INPUT_BYTES", 3 * 400)  # three batches of 100 float32
+    q = pending.PendingReads()
+    entries = [
+        pending.Unread(
+            StepRecord(step=i),
+            torch.tensor(1.0),
+            torch.tensor(2.0),
+            None,
+            [],
+            ((torch.ones(100),), {}),
+            late=True,
+        )
+        for i in range(1, 6)
+    ]
+    for u in entries:
+        q.add(u)
+    assert [u.inputs is not None for u in entries] == [False, False, True, True, True]
+    assert q.input_bytes <= 3 * 400
+    q.read(0)
+    assert q.queue == [] and q.input_bytes == 0 and [u.rec.loss for u in entries] == [1.0] * 5

@@ -53,10 +53,14 @@ class PendingReads:
     def __init__(self) -> None:
         self.queue: list[Unread] = []
         self.read_count = 0  # records read so far (records are read in order)
+        self.input_bytes = 0  # bytes of the inputs the queue keeps
 
     def add(self, entry: Unread) -> None:
         self.queue.append(entry)
-        self._bound_inputs()
+        if entry.late and entry.inputs is not None:
+            self.input_bytes += _nbytes(entry.inputs)
+            if self.input_bytes > KEEP_INPUT_BYTES:
+                self._bound_inputs()
 
     def drop(self, rec: StepRecord) -> None:
         """A retracted record (a backward that turned out to be analysis): never read, or no longer counted."""
@@ -66,18 +70,23 @@ class PendingReads:
             self.read_count -= 1
 
     def _bound_inputs(self) -> None:
+        """Drop the oldest kept inputs until those kept fit KEEP_INPUT_BYTES (the latest always stays)."""
         total = 0
         for u in reversed(self.queue):
             if u.inputs is None or not u.late:
                 continue
-            total += _nbytes(u.inputs)
-            if total > KEEP_INPUT_BYTES and u is not self.queue[-1]:
+            size = _nbytes(u.inputs)
+            if total + size > KEEP_INPUT_BYTES and u is not self.queue[-1]:
                 u.inputs = None
+            else:
+                total += size
+        self.input_bytes = total
 
     def read(self, n_params: int) -> Read:
         """Turn every queued value into a float (one `tolist()` per device) and say where the first
         non-finite loss or gradient norm is."""
         batch, self.queue = self.queue, []
+        self.input_bytes = 0
         if not batch:
             return Read()
         slots: dict[torch.device, list[tuple[StepRecord, str, torch.Tensor]]] = {}

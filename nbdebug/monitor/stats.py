@@ -421,9 +421,12 @@ class StepMonitor(MonitorTables):
             self._sampled = False
             self._finish_sample(rec.step)
         self._last_input = None
-        self.never_grad = {
-            self._param_names.get(p, f"param{i}") for i, p in enumerate(self.params) if not self._ever_grad[i]
-        }
+        if len(self.never_grad) != self._ever_grad.count(False) or self.count == 1:  # changed (or first)
+            self.never_grad = {
+                self._param_names.get(p, f"param{i}")
+                for i, p in enumerate(self.params)
+                if not self._ever_grad[i]
+            }
         self.sampling = sampled(self.count + 1, self.every)
         for fn in list(self.on_step):
             fn(self, rec)
