@@ -159,7 +159,10 @@ def main() -> None:
         print(f"{v:<16}{t * 1e3:>10.3f}{r:>9.3f}")
     s, rs, u, ru = sync_count()
     print("\nhost reads by nbdebug (each a device sync on a GPU), 200 steps, every=10:")
-    print(f"  sampled steps   {s:>4}: {rs:>4} reads ({rs / max(s, 1):.1f} per step, batched)")
+    print(
+        f"  sampled steps   {s:>4}: {rs:>4} reads ({rs / max(s, 1):.1f} per step: layer numbers in one read, "
+        "histograms one read per layer on the CPU, all together on a GPU)"
+    )
     print(f"  unsampled steps {u:>4}: {ru:>4} reads ({ru / max(u, 1):.2f} per step; target <= 0.1)")
     print(f"\nmemory over {mem_steps} steps under watch (MLP, Adam):")
     print(f"{'step':>8}{'live tensors':>14}{'python heap MB':>16}")
