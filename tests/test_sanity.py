@@ -443,3 +443,32 @@ def test_gradcheck_explains_a_float32_closure():
     layer = nn.Linear(3, 2)
     with pytest.raises(NbdebugError, match="pass the module"):
         nbdebug.gradcheck(lambda t: layer(t), torch.randn(2, 3))
+
+
+@pytest.mark.parametrize(
+    "loss, severity",
+    [
+        (2.303 + 1.25, None),  # within 0.5 * ln 10 + 0.1 of chance
+        (2.303 + 1.26, "info"),  # a ResNet-18 at PyTorch's default init starts about here (3.6)
+        (3 * 2.3026 - 0.01, "info"),
+        (3 * 2.3026 + 0.01, "warning"),  # the hockey-stick start (makemore: 27 against ln 27 = 3.3)
+        (2.303 - 1.26, "warning"),  # below chance before any training: a leak or a mis-specified loss
+    ],
+)
+def test_initial_loss_severity_at_its_edges(loss, severity):
+    from nbdebug._core.classes import initial_loss_severity
+
+    assert initial_loss_severity(loss, math.log(10)) == severity
+
+
+def test_a_deep_networks_default_init_is_advice_not_an_alarm():
+    """d2l's ResNet-18 (as in bench/bugs/cases/healthy/d2l_resnet.py) starts at ~1.6x ln 10 at PyTorch's
+    default init and trains: `initial-loss` is info there; 60x the last layer's weights is a warning."""
+    torch.manual_seed(0)
+    x, y = digits()
+    model = cnn()
+    with torch.no_grad():
+        model[-1].weight.mul_(4)
+    report = nbdebug.check(model, (x, y), nn.CrossEntropyLoss())
+    f = next(f for f in report.findings if f.code == "initial-loss")
+    assert 3.56 < report.loss < 6.9 and f.severity == "info" and report.passed

@@ -42,8 +42,11 @@ CATALOGUE: dict[str, CodeInfo] = dict(
         _c(
             "initial-loss",
             "first loss far from chance level",
-            "|loss - expected| > 0.5 * expected + 0.1, expected = ln(C) for C-class cross-entropy, ln 2 for BCE",
-            "CS231n 'Loss sanity checking': -ln(0.1) = 2.302 for 10 classes",
+            "|loss - expected| > 0.5 * expected + 0.1, expected = ln(C) for C-class cross-entropy, ln 2 for BCE; "
+            "a warning at >= 3x expected or below it, advice (info) in between (a deep network's default init, a "
+            "fresh head on pretrained features)",
+            "CS231n 'Loss sanity checking': -ln(0.1) = 2.302 for 10 classes; Karpathy, 'Building makemore Part "
+            "3': a first loss of 27 against ln 27 = 3.3 is the hockey-stick init that wastes the first steps",
         ),
         _c(
             "cannot-overfit",

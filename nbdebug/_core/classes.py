@@ -1,6 +1,6 @@
-"""The class-frequency judgements `watch` and `predictions` share: skewed labels, predictions that collapse
+"""The class-frequency judgements `watch`, `check` and `predictions` share: skewed labels, predictions that collapse
 onto one class, rare classes the model under-predicts, and targets that are a vocabulary. Thresholds are
-the catalogue's (`class-imbalance`, `predicts-mode`)."""
+the catalogue's (`class-imbalance`, `predicts-mode`), and how far a first loss may sit from chance (`initial-loss`)."""
 
 from __future__ import annotations
 
@@ -54,3 +54,23 @@ def vocabulary(n_classes: int, counts: Sequence[int]) -> bool:
     Zipf-like frequencies make rare classes the nature of the data."""
     total = sum(counts)
     return n_classes > LM_CLASSES and total > 0 and max(counts) < 0.5 * total
+
+
+INITIAL_MARGIN = (
+    0.5,
+    0.1,
+)  # a first loss within 0.5 * expected + 0.1 of chance is what an untrained net scores
+INITIAL_FAR = (
+    3.0  # at >= 3x chance the start is Karpathy's "hockey stick" (makemore part 3: 27 vs ln 27 = 3.3)
+)
+
+
+def initial_loss_severity(loss: float, expected: float) -> str | None:
+    """How far a first loss is from chance (`expected`, ln C or ln 2): None within the margin; "warning"
+    at >= INITIAL_FAR x chance (the init wastes the first steps squashing the logits, or worse) or below
+    chance (a leak); "info" in between: a deep network's default init (a ResNet-18 starts at ~1.6x ln 10)
+    or a fresh head on pretrained features is over-confident at first, and trains."""
+    a, b = INITIAL_MARGIN
+    if abs(loss - expected) <= a * expected + b:
+        return None
+    return "warning" if loss < expected or loss >= INITIAL_FAR * expected else "info"

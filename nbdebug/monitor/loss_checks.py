@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+from .._core.classes import initial_loss_severity
 from .._core.findings import Finding
 from .label_checks import check_labels
 from .rundata import ELEMENTWISE, MIN_PERIOD, RunData, _f, _start_loss
@@ -70,10 +71,11 @@ def check_loss_calls(run: RunData) -> Iterator[Finding]:
                 expected = math.log(c.n_classes)
             elif c.name == "binary_cross_entropy_with_logits":
                 expected = math.log(2)
-        if expected is not None and math.isfinite(c.value) and c.value - expected > 0.5 * expected + 0.1:
+        severity = initial_loss_severity(c.value, expected) if expected is not None else None
+        if severity is not None and math.isfinite(c.value) and c.value > expected:
             yield _f(
                 "initial-loss",
-                "warning",
+                severity,
                 f"first loss is {c.value:.3f}, expected about {expected:.3f} "
                 f"({f'-ln(1/{c.n_classes})' if c.name == 'cross_entropy' else 'ln 2'}) for an untrained model: "
                 "the initial predictions are confidently wrong",

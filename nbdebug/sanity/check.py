@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .._core.classes import initial_loss_severity
 from .._core.data import model_device, split_batch, to_device
 from .._core.errors import NbdebugError
 from .._core.findings import Finding, findings_html, worst
@@ -170,7 +171,8 @@ def _initial_loss_finding(
 ) -> Finding | None:
     if expected is None or not math.isfinite(loss):
         return None
-    if abs(loss - expected) <= 0.5 * expected + 0.1:
+    severity = initial_loss_severity(loss, expected)
+    if severity is None:
         return None
     what = f"ln({classes}) = {expected:.4g}" if classes else f"{expected:.4g}"
     o = out.detach().float() if isinstance(out, torch.Tensor) else None
@@ -190,7 +192,7 @@ def _initial_loss_finding(
         )
     return Finding(
         "initial-loss",
-        "warning",
+        severity,
         f"the initial loss is {loss:.4g}, far from the chance level {what} the loss and class count "
         f"predict{scale}",
         hint,
