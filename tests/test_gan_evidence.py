@@ -4,6 +4,7 @@ optimizer that never steps while the other network trains is named; findings fol
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -22,6 +23,7 @@ class IgnoresNoise(nn.Module):
         return self.net(torch.zeros_like(z))
 
 
+@pytest.mark.slow
 def test_a_generator_that_ignores_its_noise_is_mode_collapse_at_its_first_step():
     torch.manual_seed(0)
     D, G = L.mlp_d(), IgnoresNoise()
@@ -34,6 +36,7 @@ def test_a_generator_that_ignores_its_noise_is_mode_collapse_at_its_first_step()
     assert g.internal_errors == []
 
 
+@pytest.mark.slow
 def test_a_narrow_but_noise_dependent_generator_is_not_collapse():
     """An untrained G is narrow (a few % of the real spread), never identical: silent at step 1."""
     torch.manual_seed(0)

@@ -12,6 +12,8 @@ import torch
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # ecosystem tests: `make test` runs them, `make check` does not
+
 SCRIPT = ROOT / "bench" / "gpu_check.py"
 
 

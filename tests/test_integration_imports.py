@@ -7,7 +7,11 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # ecosystem tests: `make test` runs them, `make check` does not
 
 FRAMEWORKS = ("lightning", "pytorch_lightning", "transformers", "accelerate")
 

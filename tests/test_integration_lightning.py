@@ -29,6 +29,8 @@ from tests.integration_models import (  # noqa: E402
 )
 from tests.watch_loops import codes, loader, serious, single_thread  # noqa: E402, F401
 
+pytestmark = pytest.mark.slow  # ecosystem tests: `make test` runs them, `make check` does not
+
 quiet_lightning()
 
 

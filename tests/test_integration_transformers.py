@@ -23,6 +23,8 @@ from nbdebug._core.hooks import hook_counts
 from tests.hf_models import BertHead, TokenTask, tiny_bert, training_args
 from tests.watch_loops import codes, serious, single_thread  # noqa: F401
 
+pytestmark = pytest.mark.slow  # ecosystem tests: `make test` runs them, `make check` does not
+
 transformers.logging.set_verbosity_error()
 TRAIN, VAL = TokenTask(192), TokenTask(64, seed=1)
 

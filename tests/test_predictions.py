@@ -66,6 +66,7 @@ def test_frequencies_topk_and_confusion_match_torch():
     np.testing.assert_allclose(r.mean_topk, top.values.mean(0).numpy(), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_healthy_trained_model_has_no_warning():
     x, y = blobs()
     model = train(nn.Linear(8, 4), x, y)

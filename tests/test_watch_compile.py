@@ -14,6 +14,8 @@ import nbdebug
 from tests.integration_models import EXPECTED, Net
 from tests.watch_loops import codes, digits, serious, single_thread  # noqa: F401
 
+pytestmark = pytest.mark.slow  # ecosystem tests: `make test` runs them, `make check` does not
+
 STATS = ["step", "layer", "act_mean", "act_std", "dead_frac", "saturated_frac", "grad_norm", "update_ratio"]
 
 

@@ -12,10 +12,13 @@ import nbdebug
 from tests.ddp_loops import run_ddp
 from tests.watch_loops import digits
 
-pytestmark = pytest.mark.skipif(
-    not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-    reason="torch.distributed with gloo",
-)
+pytestmark = [
+    pytest.mark.slow,  # ecosystem tests: `make test` runs them, `make check` does not
+    pytest.mark.skipif(
+        not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+        reason="torch.distributed with gloo",
+    ),
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
