@@ -214,3 +214,31 @@ def test_unread_steps_keep_their_inputs_within_a_budget(monkeypatch):
     assert q.input_bytes <= 3 * 400
     q.read(0)
     assert q.queue == [] and q.input_bytes == 0 and [u.rec.loss for u in entries] == [1.0] * 5
+
+
+@pytest.mark.parametrize("zeroing", ["set_to_none=False", "grad.zero_()", "forgotten", "halved"])
+def test_in_place_zeroing_is_checked_without_a_read(zeroing):
+    """`zero_grad(set_to_none=False)` (the default before PyTorch 2.0) and d2l's `w.grad.zero_()` keep the
+    same .grad tensor: whether it was zeroed is a device tensor, read with the step's numbers, not a read
+    per parameter per backward. A missing zero_grad is still named from its step, and so is a gradient
+    rescaled in place instead of zeroed (its flag is read later, with the step's loss)."""
+    torch.manual_seed(0)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    batches = _batches(120)
+    with ReadCounter() as counter, nbdebug.watch(model, opt, every=1000) as w:
+        for i, (xb, yb) in enumerate(batches):
+            counter.on = i >= 5
+            if zeroing == "set_to_none=False":
+                opt.zero_grad(set_to_none=False)
+            elif zeroing in ("grad.zero_()", "halved") and i > 0:
+                for p in model.parameters():
+                    p.grad.zero_() if zeroing == "grad.zero_()" else p.grad.mul_(0.5)
+            F.cross_entropy(model(xb), yb).backward()
+            opt.step()
+        counter.on = False
+    assert len(counter.reads) <= (w.steps - 5) // 10, counter.reads[:10]
+    assert ("grad-not-zeroed" in codes(w)) is (zeroing in ("forgotten", "halved"))
+    if zeroing != "set_to_none=False" and zeroing != "grad.zero_()":
+        leak = next(f for f in w.findings if f.code == "grad-not-zeroed")
+        assert w.history["leaked"].iloc[1:].gt(0).all() and "from step 2" in leak.message

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -23,6 +24,15 @@ from .records import StepRecord
 KEEP_INPUT_BYTES = (
     64 * 2**20
 )  # inputs of unread steps kept for the non-finite replay, beyond: the latest only
+
+
+@dataclass
+class LeakFlags:
+    """Which parameters' .grad carried the previous step's gradient into this step: True, or a device
+    bool tensor when the gradient was modified in place (zero_()) and whether it was zeroed is unread."""
+
+    index: list[int]
+    flags: list[bool | torch.Tensor]
 
 
 @dataclass
@@ -36,6 +46,7 @@ class Unread:
     present: list[int]  # which parameters `per` covers
     inputs: tuple[tuple, dict] | None  # the step's model input (a reference), for the replay
     late: bool = False  # read after the step's update (not on its own sampled step)
+    leaks: LeakFlags | None = None  # parameters whose gradient may have carried the previous step's
 
 
 @dataclass
@@ -54,6 +65,7 @@ class PendingReads:
         self.queue: list[Unread] = []
         self.read_count = 0  # records read so far (records are read in order)
         self.input_bytes = 0  # bytes of the inputs the queue keeps
+        self.leaked: list[int] = []  # parameter indices found leaking, one per leaking step (tables.read)
 
     def add(self, entry: Unread) -> None:
         self.queue.append(entry)
@@ -89,15 +101,28 @@ class PendingReads:
         self.input_bytes = 0
         if not batch:
             return Read()
-        slots: dict[torch.device, list[tuple[StepRecord, str, torch.Tensor]]] = {}
+        slots: dict[torch.device, list[tuple[Any, Any, torch.Tensor]]] = {}
         for u in batch:
             for name, t in (("loss", u.loss), ("grad_norm", u.norm)):
                 if t is not None:
                     slots.setdefault(t.device, []).append((u.rec, name, t))
+            if u.leaks is not None:
+                u.rec.leaked = 0
+                for k, f in enumerate(u.leaks.flags):
+                    if isinstance(f, torch.Tensor):
+                        slots.setdefault(f.device, []).append((u, k, f))
         for items in slots.values():
             values = torch.stack([t.detach().reshape(()).float() for _, _, t in items]).tolist()
-            for (rec, name, _), v in zip(items, values):
-                setattr(rec, name, v)
+            for (owner, name, _), v in zip(items, values):
+                if isinstance(owner, Unread):  # a leak flag, read: True when the gradient was not zeroed
+                    owner.leaks.flags[name] = bool(v)
+                else:
+                    setattr(owner, name, v)
+        for u in batch:
+            if u.leaks is not None:
+                leaked = [i for i, f in zip(u.leaks.index, u.leaks.flags) if f is True]
+                u.rec.leaked = len(leaked)
+                self.leaked.extend(leaked)
         self.read_count += len(batch)
         found = Read()
         for u in batch:

@@ -82,5 +82,6 @@ class GradState:
 
     obj: Any = None  # the .grad tensor object last seen
     ver: int = -1  # its version counter then
-    zeroed: bool = True  # a zero_grad happened since the last step
-    carried: bool = False  # a backward accumulated onto the last step's gradient
+    # a zero_grad happened since the last step; a 0-dim bool device tensor while unread (an in-place zero_())
+    zeroed: Any = True
+    carried: Any = False  # a backward accumulated onto the last step's gradient (bool, or a device tensor)

@@ -35,7 +35,7 @@ from .._core.tensors import first_tensor, is_float
 from .activations import ForwardProbe, PendingSample, module_kind, read_samples, summarize
 from .amp import ScaleTracker
 from .closure import after_first_call
-from .pending import PendingReads, Unread
+from .pending import LeakFlags, PendingReads, Unread
 from .records import GradState, LayerSample, StepRecord, record_error, safe
 from .rundata import LR_COLLAPSE
 from .schedulers import describe_scheduler, find_schedulers
@@ -324,9 +324,11 @@ class StepMonitor(MonitorTables):
                 s.zeroed, s.carried, s.obj = True, False, g
                 s.ver = g._version if g is not None else -1
             elif g._version != s.ver:
-                # modified in place since we last looked: zero_() (set_to_none=False) or a rescale
-                if not bool(g.any()):
-                    s.zeroed, s.carried = True, False
+                # modified in place since we last looked: zero_() (set_to_none=False, or d2l's
+                # `w.grad.zero_()`) or a rescale. Whether it is all zeros stays a device tensor (reading it
+                # here would wait for the device on every backward); it is read with the step's numbers
+                if s.zeroed is not True:
+                    s.zeroed = ~g.detach().any()
                 s.ver = g._version
 
     def _mark_accumulated(self) -> None:
@@ -335,8 +337,10 @@ class StepMonitor(MonitorTables):
             if g is None:
                 continue
             touched = g is not s.obj or g._version != s.ver
-            if touched and not s.zeroed:
+            if touched and s.zeroed is False:
                 s.carried = True
+            elif touched and s.zeroed is not True:  # a device tensor: carried unless it was zeroed
+                s.carried = ~s.zeroed if s.carried is False else s.carried | ~s.zeroed
             s.obj, s.ver = g, g._version
 
     # -- optimizer step ------------------------------------------------------------------------------
@@ -364,15 +368,12 @@ class StepMonitor(MonitorTables):
         if opt is not None:
             rec.lr = float(opt.param_groups[0].get("lr", math.nan))
         # gradients that carried the previous step's values into this one
-        leaked = [
-            i
+        carried = [
+            (i, s.carried)
             for i, (p, s) in enumerate(zip(self.params, self._grad_state))
-            if s.carried and p.grad is s.obj and opt is not None
+            if s.carried is not False and p.grad is s.obj and opt is not None
         ]
-        rec.leaked = len(leaked)
-        for i in leaked:
-            n = self._param_names.get(self.params[i], f"param{i}")
-            self.leaked_params[n] = self.leaked_params.get(n, 0) + 1
+        leaks = LeakFlags([i for i, c in carried], [c for i, c in carried]) if carried else None
         # the loss and the gradient norms stay on the device until a batched read (pending.py): on a sampled
         # step now, else later; the first non-finite one is replayed / named when it is read
         loss = self._pending_loss
@@ -388,7 +389,7 @@ class StepMonitor(MonitorTables):
             per = torch.stack([n.float() for n in norms]) / scale
             total = per.norm()
         now = step == 1 or self.sampling or self.eager_reads
-        self.pending.add(Unread(rec, loss, total, per, present, self._last_input, late=not now))
+        self.pending.add(Unread(rec, loss, total, per, present, self._last_input, late=not now, leaks=leaks))
         self.records.append(rec)
         if now:
             self.read()

@@ -26,6 +26,8 @@ class MonitorTables:
     pending: PendingReads
     params: list[torch.Tensor]
     _grad_norms: list[float] | None
+    _param_names: dict[torch.Tensor, str]
+    leaked_params: dict[str, int]
     nonfinite_events: list[dict[str, Any]]
     internal_errors: list[str]
     layer_order: list[str]
@@ -42,6 +44,10 @@ class MonitorTables:
         non-finite loss (its forward replayed on that step's input) or gradient; the records read now."""
         start = self.pending.read_count
         found = self.pending.read(len(self.params))
+        for i in self.pending.leaked:  # parameters whose .grad carried the previous step's, per step
+            n = self._param_names.get(self.params[i], f"param{i}")
+            self.leaked_params[n] = self.leaked_params.get(n, 0) + 1
+        self.pending.leaked = []
         if not self.nonfinite_events:
             u = found.loss_step
             if u is not None:

@@ -201,7 +201,7 @@ class Watch(LiveResults):
         urgent = (
             rec.step <= EARLY  # a short run is diagnosed on its first steps
             or any(math.isfinite(r.loss) and first > 0 and r.loss >= BLOWUP * first for r in fresh)  # blow-up
-            or (rec.leaked and rec.step == self._first_leak())
+            or any(r.leaked and r.step == self._first_leak() for r in fresh)
             or (
                 any(not math.isfinite(r.loss) for r in fresh)
                 and len(monitor.nonfinite_events) == 1
