@@ -35,6 +35,7 @@ from .rundata import (
     _f,
     _start_loss,
 )
+from .wiring_checks import check_wiring
 
 __all__ = ["BLOCK", "GRAD_HUGE", "PERSIST", "RunData", "diagnose"]
 
@@ -395,6 +396,7 @@ CHECKS = (
     check_frozen,
     check_never_steps,
     check_schedule,
+    check_wiring,
 )
 
 
