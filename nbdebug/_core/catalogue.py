@@ -167,9 +167,14 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "nothing the optimizer holds can train",
             "every parameter the optimizer holds has requires_grad=False, or its parameter groups are empty "
             "(error, from the first step); one whole parameter group frozen while others train: info (a "
-            "backbone frozen for now); a backbone frozen with only the head in the optimizer is silent",
+            "backbone frozen for now); a backbone frozen with only the head in the optimizer is silent; frozen "
+            "layers still at PyTorch's default init while the rest trains (weights uniform within "
+            "+-1/sqrt(fan_in), 15% spread tolerance): warning with a norm layer at exactly weight 1, bias 0, "
+            "else info; the pretrained first layers training while deeper ones are frozen and the head "
+            "trains (an inverted freeze): info",
             "PyTorch docs, 'Autograd mechanics: Excluding subgraphs from backward' (requires_grad=False freezes "
-            "a parameter; the optimizer then never updates it)",
+            "a parameter; the optimizer then never updates it); nn.Linear/nn.Conv2d reset_parameters (the "
+            "default init); pytorch/vision#2164, wannabeOG/MAS-PyTorch#1",
             "state",
         ),
         _c(

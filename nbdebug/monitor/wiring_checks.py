@@ -30,6 +30,7 @@ import torch
 from .._core.findings import Finding
 from .._core.hooks import HookSet
 from .._core.wiring import Unregistered, find_unregistered, graph_leaves, unregistered_finding
+from .freeze_checks import FreezeCache, FreezeEvidence
 from .records import record_error, safe
 from .rundata import RunData, _f
 
@@ -51,6 +52,7 @@ class WiringEvidence:
     held: int = 0  # tensors the known optimizers hold
     backwards: int = 0  # backward passes whose graph was read
     steps: int = 0  # optimizer steps of the watched optimizer
+    freeze: FreezeEvidence | None = None  # the model's layers, frozen or not, at their initialization or not
 
 
 class WiringTracker:
@@ -65,6 +67,7 @@ class WiringTracker:
         self._leaves: set[int] = set()  # every leaf reached, Parameter or not (an image optimized by LBFGS)
         self._backwards = 0
         self.walked = 0
+        self._freeze = FreezeCache()
 
     def attach(self, hooks: HookSet) -> None:
         from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -109,6 +112,7 @@ class WiringTracker:
         reached = {i: r() for i, (r, _) in self._reached.items()}
         hidden = {id(p) for u in self.unregistered for p in u.params}
         ev = WiringEvidence(held=len(held), backwards=self.walked, steps=self.monitor.count)
+        ev.freeze = self._freeze.evidence(model)
         for u in self.unregistered:
             used = any(id(p) in reached for p in u.params)
             ev.unregistered.append(
