@@ -190,8 +190,8 @@ def test_one_step_is_enough_once_the_run_is_over():
 def test_parameters_of_the_loss_module_outside_the_model_are_named():
     """ifzhang/FairMOT#125: the ID classifier and the task weights live in the loss module."""
     torch.manual_seed(0)
-    model = nn.Linear(8, 4)
-    loss_fn = nn.Linear(4, 3)  # the classifier the loss owns
+    model = nn.Linear(8, 16)
+    loss_fn = nn.Linear(16, 10)  # the classifier the loss owns, at its initialization
     s_id = nn.Parameter(torch.zeros(1))
     w = loop(
         model,
@@ -298,3 +298,22 @@ def test_bad_arguments_still_raise(bad):
     model = nn.Linear(2, 2)
     with pytest.raises(nbdebug.NbdebugError, match="nn.Module as model" if bad == "model" else "torch.optim"):
         nbdebug.watch(torch.zeros(2) if bad == "model" else model, None if bad == "model" else model)
+
+
+def test_a_pretrained_loss_network_left_trainable_is_advice():
+    """A perceptual loss through a pretrained network whose requires_grad was left on: its gradients are
+    computed for nothing, but nothing that should train is left out."""
+    torch.manual_seed(0)
+    features = nn.Sequential(nn.Linear(3, 32), nn.Tanh())
+    with torch.no_grad():  # "pretrained": far from the default init
+        for p in features.parameters():
+            p.normal_(0, 1.0)
+    model = nn.Linear(8, 3)
+    w = loop(
+        model,
+        torch.optim.Adam(model.parameters(), lr=1e-3),
+        data(4),
+        loss_fn=lambda out, y: F.mse_loss(features(out), features(F.one_hot(y, 3).float())),
+    )
+    (f,) = found(w, "params-not-in-optimizer")
+    assert f.severity == "info" and f.evidence["outside"] == 2 and "requires_grad_(False)" in f.hint

@@ -54,16 +54,23 @@ def _default_init(module: nn.Module) -> bool:
             and bool((b == 0).all())
         )
     w = getattr(module, "weight", None)
-    if not isinstance(module, _WEIGHTS) or not isinstance(w, torch.Tensor) or w.numel() < MIN_VALUES:
-        return False
-    bound = 1.0 / math.sqrt(w[0].numel())
-    wd = w.detach().float()
-    if float(wd.abs().max()) > bound * (1 + 1e-5):
-        return False
-    if abs(float(wd.std()) / (bound / math.sqrt(3)) - 1) > SPREAD:
+    if not isinstance(module, _WEIGHTS) or not isinstance(w, torch.Tensor):
         return False
     b = getattr(module, "bias", None)
-    return not isinstance(b, torch.Tensor) or float(b.detach().abs().max()) <= bound * (1 + 1e-5)
+    return uniform_init(w) and (not isinstance(b, torch.Tensor) or uniform_init(b, w[0].numel()))
+
+
+def uniform_init(t: torch.Tensor, fan_in: int | None = None) -> bool:
+    """Whether weight `t` (fan_in = t[0].numel()) is still nn.Linear/nn.Conv*'s default: every value within
+    +-1/sqrt(fan_in) and, with >= MIN_VALUES values, the uniform's spread. A bias (`fan_in` given, its layer's)
+    is only checked against the bound."""
+    if t.dim() == 0 or t.numel() == 0 or (fan_in is None and (t.dim() < 2 or t.numel() < MIN_VALUES)):
+        return False
+    bound = 1.0 / math.sqrt(fan_in if fan_in is not None else t[0].numel())
+    td = t.detach().float()
+    if float(td.abs().max()) > bound * (1 + 1e-5):
+        return False
+    return fan_in is not None or abs(float(td.std()) / (bound / math.sqrt(3)) - 1) <= SPREAD
 
 
 class FreezeCache:

@@ -30,7 +30,7 @@ import torch
 from .._core.findings import Finding
 from .._core.hooks import HookSet
 from .._core.wiring import Unregistered, find_unregistered, graph_leaves, unregistered_finding
-from .freeze_checks import FreezeCache, FreezeEvidence
+from .freeze_checks import FreezeCache, FreezeEvidence, uniform_init
 from .records import record_error, safe
 from .rundata import RunData, _f
 
@@ -47,6 +47,9 @@ class WiringEvidence:
     )  # (u, used, in optimizer)
     missing: list[str] = field(default_factory=list)  # reached by backward, held by no optimizer, unchanged
     missing_outside: list[tuple[int, ...]] = field(default_factory=list)  # shapes of those outside the model
+    outside_untrained: bool = (
+        False  # one of those is a weight still at its default init (a layer never trained)
+    )
     missing_inside: bool = False  # every missing one is the model's and comes before the last one held
     stale: list[tuple[int, ...]] = field(default_factory=list)  # shapes: held, not the model's, never reached
     held: int = 0  # tensors the known optimizers hold
@@ -130,6 +133,7 @@ class WiringTracker:
         missing.sort(key=lambda p: order.get(id(p), len(order)))  # the model's order: first layers first
         ev.missing = [names[id(p)] for p in missing if id(p) in names]
         ev.missing_outside = [tuple(p.shape) for p in missing if id(p) not in names]
+        ev.outside_untrained = any(uniform_init(p) for p in missing if id(p) not in names)
         held_order = [order[i] for i in held if i in order]
         ev.missing_inside = bool(
             ev.missing
@@ -178,7 +182,9 @@ def check_wiring(run: RunData) -> Iterator[Finding]:
     tensors that are not the model's and that no backward pass reached, while model parameters the
     backward pass reaches are held by no optimizer. params-not-in-optimizer (warning, after >= 2 optimizer
     steps, or 1 at the end, so that a second optimizer has been seen stepping): parameters reached by the
-    backward pass, held by no optimizer seen, whose value never changed, while the optimizers hold others;
+    backward pass, held by no optimizer seen, whose value never changed, while the optimizers hold others
+    (tensors outside the model only when one is a weight still at its default init: a layer never trained;
+    else a pretrained loss network, info);
     a part left out before the last layer the optimizer holds (a backbone frozen by omission) is info: the
     bug reports leave out the head, or tensors outside the model."""
     ev = run.wiring
@@ -225,6 +231,21 @@ def check_wiring(run: RunData) -> Iterator[Finding]:
             "them to the optimizer",
             ev.missing[0].rsplit(".", 1)[0],
             params=ev.missing[:50],
+        )
+        return
+    if not ev.missing and not ev.outside_untrained:
+        # only pretrained-looking tensors outside the model: most often a loss network (VGG features for a
+        # perceptual loss) left with requires_grad=True, frozen in effect: advice
+        yield _f(
+            "params-not-in-optimizer",
+            "info",
+            f"{what} get gradients in every backward pass but no optimizer holds them; none is a layer at its "
+            "initialization, so they look like a pretrained network used in the loss",
+            "if it is frozen on purpose (a perceptual-loss network), set requires_grad_(False) on it to skip "
+            "that work; if they should train, add them to the optimizer",
+            "loss",
+            params=[],
+            outside=len(ev.missing_outside),
         )
         return
     owner = ev.missing[0].rsplit(".", 1)[0] if ev.missing else "loss"
