@@ -94,3 +94,19 @@ def test_optimizers_passed_in_the_wrong_order_are_still_an_error():
     D, G = L.mlp_d(), L.mlp_g()
     with pytest.raises(NbdebugError, match=r"none of them the discriminator's .*swapped.*watch_gan\(D, G"):
         nbdebug.watch_gan(D, G, L.adam(G), L.adam(D))
+
+
+def test_watching_a_wrongly_wired_gan_changes_nothing_it_trains():
+    """Same seed, same weights with and without watch_gan, on the SRGAN bug (the shared optimizer)."""
+
+    def weights(watched: bool) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        D, G = L.mlp_d(), L.mlp_g()
+        opt_g = L.adam(G)
+        if watched:
+            run(D, G, opt_g, opt_g, steps=8)
+        else:
+            L.train(D, G, opt_g, opt_g, L.mixture(), steps=8)
+        return [p.detach().clone() for p in [*D.parameters(), *G.parameters()]]
+
+    assert all(torch.equal(a, b) for a, b in zip(weights(True), weights(False)))

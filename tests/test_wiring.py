@@ -317,3 +317,23 @@ def test_a_pretrained_loss_network_left_trainable_is_advice():
     )
     (f,) = found(w, "params-not-in-optimizer")
     assert f.severity == "info" and f.evidence["outside"] == 2 and "requires_grad_(False)" in f.hint
+
+
+def test_watching_a_stale_optimizer_changes_nothing_it_trains():
+    """Same seed, same weights (old and new network) with and without watch."""
+
+    def weights(watched: bool) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        old = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+        opt = torch.optim.Adam(old.parameters(), lr=1e-2)
+        model = ListNet(registered=False)
+        if watched:
+            loop(model, opt, data(5))
+        else:
+            for x, y in data(5):
+                opt.zero_grad()
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+        return [p.detach().clone() for p in [*old.parameters(), *model.parameters()]]
+
+    assert all(torch.equal(a, b) for a, b in zip(weights(True), weights(False)))
