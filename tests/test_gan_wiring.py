@@ -13,14 +13,7 @@ import nbdebug
 from nbdebug import NbdebugError
 from nbdebug.monitor.gan_wiring import wrong_network_findings
 from tests import gan_loops as L
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+from tests.watch_loops import single_thread  # noqa: F401  (autouse fixture)
 
 
 def run(D, G, opt_d, opt_g, steps: int = 12):
