@@ -74,27 +74,34 @@ def uniform_init(t: torch.Tensor, fan_in: int | None = None) -> bool:
 
 
 class FreezeCache:
-    """`_default_init` per module, recomputed only when a parameter's version changes (frozen ones never)."""
+    """`_default_init` per module, read only where a rule needs it (frozen layers, and the trainable ones
+    before a frozen weight layer when the first layer trains) and recomputed only when a parameter's version
+    changes: a frozen layer is read once, a run without frozen layers reads no weight at all."""
 
     def __init__(self) -> None:
         self._seen: dict[int, tuple[int, bool]] = {}
 
+    def _init(self, m: nn.Module) -> bool:
+        version = sum(p._version for p in m.parameters(recurse=False))
+        cached = self._seen.get(id(m))
+        if cached is None or cached[0] != version:
+            cached = (version, _default_init(m))
+            self._seen[id(m)] = cached
+        return cached[1]
+
     def evidence(self, model: nn.Module) -> FreezeEvidence:
-        ev = FreezeEvidence()
+        rows: list[tuple[str, nn.Module, bool, bool]] = []
         for name, m in model.named_modules():
-            params = list(m.parameters(recurse=False))
-            if not params:
-                continue
-            flags = {p.requires_grad for p in params}
-            if len(flags) != 1:
-                continue
-            frozen = not flags.pop()
-            version = sum(p._version for p in params)
-            cached = self._seen.get(id(m))
-            if cached is None or cached[0] != version:
-                cached = (version, _default_init(m))
-                self._seen[id(m)] = cached
-            ev.layers.append((name or "<root>", frozen, cached[1], isinstance(m, _WEIGHTS)))
+            flags = {p.requires_grad for p in m.parameters(recurse=False)}
+            if len(flags) == 1:  # layers with parameters, all frozen or all trainable
+                rows.append((name or "<root>", m, not flags.pop(), isinstance(m, _WEIGHTS)))
+        weights = [r for r in rows if r[3]]
+        first_frozen = next((i for i, r in enumerate(weights) if r[2]), None)
+        before = {id(r[1]) for r in weights[:first_frozen]} if first_frozen and not weights[0][2] else set()
+        ev = FreezeEvidence()
+        for name, m, frozen, weight in rows:
+            init = self._init(m) if frozen or id(m) in before else False
+            ev.layers.append((name, frozen, init, weight))
         return ev
 
 
