@@ -103,3 +103,13 @@ def test_watching_a_wrongly_wired_gan_changes_nothing_it_trains():
         return [p.detach().clone() for p in [*D.parameters(), *G.parameters()]]
 
     assert all(torch.equal(a, b) for a, b in zip(weights(True), weights(False)))
+
+
+def test_a_g_optimizer_that_also_holds_d_is_named_on_g_side():
+    torch.manual_seed(0)
+    D, G = L.mlp_d(), L.mlp_g()
+    opt_g = torch.optim.Adam([*G.parameters(), *D.parameters()], lr=2e-4)
+    g = run(D, G, L.adam(D), opt_g)
+    (f,) = wrong(g)
+    assert f.where == "g_optimizer" and f.evidence["network"] == "G" and f.evidence["other"] == 6
+    assert "G's loss also steps D, training D to help G" in f.message

@@ -69,8 +69,12 @@ def wrong_network_findings(
         else:
             msg = (
                 f"{both} holds {own_n} of {net}'s parameter tensors and {other_n} of {other}'s: "
-                f"{net}'s loss also steps {other} (a generator trained to make its output easy to detect, "
-                "or a discriminator trained to help the generator)"
+                f"{net}'s loss also steps {other}, "
+                + (
+                    f"training {other} to make its output easy to detect"
+                    if i == 0
+                    else f"training {other} to help {net} instead of judging it"
+                )
             )
         out.append(
             Finding(
