@@ -170,9 +170,14 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "nothing the optimizer holds can train",
             "every parameter the optimizer holds has requires_grad=False, or its parameter groups are empty "
             "(error, from the first step); one whole parameter group frozen while others train: info (a "
-            "backbone frozen for now); a backbone frozen with only the head in the optimizer is silent",
+            "backbone frozen for now); a backbone frozen with only the head in the optimizer is silent; frozen "
+            "layers still at PyTorch's default init while the rest trains (weights uniform within "
+            "+-1/sqrt(fan_in), 15% spread tolerance): warning with a norm layer at exactly weight 1, bias 0, "
+            "else info; the pretrained first layers training while deeper ones are frozen and the head "
+            "trains (an inverted freeze): info",
             "PyTorch docs, 'Autograd mechanics: Excluding subgraphs from backward' (requires_grad=False freezes "
-            "a parameter; the optimizer then never updates it)",
+            "a parameter; the optimizer then never updates it); nn.Linear/nn.Conv2d reset_parameters (the "
+            "default init); pytorch/vision#2164, wannabeOG/MAS-PyTorch#1",
             "state",
         ),
         _c(
@@ -183,6 +188,43 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "PyTorch docs, 'Optimizing the model parameters' tutorial: zero_grad(), loss.backward(), "
             "optimizer.step() make one training step",
             "state",
+        ),
+        _c(
+            "unregistered-submodule",
+            "layers kept in a plain Python list/dict: not in model.parameters(), not moved, not saved",
+            "a Module attribute that is a list/tuple/dict holding Modules or Parameters with trainable tensors "
+            "registered nowhere in the model: warning once a backward pass reaches them and no optimizer holds "
+            "them (check: after its backward pass); info when the optimizer was given them by hand or nothing "
+            "reaches them",
+            "PyTorch docs, torch.nn.ModuleList: 'Holds submodules in a list ... properly registered, and will be "
+            "visible by all Module methods'; pytorch/pytorch#715 and #1053 (apaszke: 'Use nn.ModuleList')",
+        ),
+        _c(
+            "params-not-in-optimizer",
+            "parameters that get gradients but that no optimizer holds",
+            "parameters reached by the backward pass, held by no optimizer seen stepping and unchanged, while "
+            "the optimizer holds others, after >= 2 optimizer steps (or 1 at the end); a part left out before "
+            "the last layer the optimizer holds (a backbone frozen by omission) is info",
+            "PyTorch docs, torch.optim: 'you have to give it an iterable containing the parameters ... to "
+            "optimize'; ifzhang/FairMOT#125, zjunlp/HVPNeT#5",
+            "state",
+        ),
+        _c(
+            "optimizer-stale-params",
+            "the optimizer steps tensors the model no longer has",
+            "the optimizer holds tensors that are not the model's and that no backward pass reaches, while "
+            "model parameters the backward pass reaches are held by no optimizer (conclusive from the first "
+            "step)",
+            "PyTorch docs, torch.optim: 'construct the optimizer ... after moving the model'; "
+            "pytorch/pytorch#54765 (ezyang: 'You need to reinitialize the optimizer')",
+        ),
+        _c(
+            "optimizer-wrong-network",
+            "one network stepped with the other network's optimizer",
+            "watch_gan: the optimizer passed for D holds none of D's parameters, or holds G's parameters too "
+            "(one optimizer over both networks, or the same optimizer passed for D and G)",
+            "PyTorch DCGAN tutorial: optimizerD = Adam(netD.parameters()), optimizerG = Adam(netG.parameters()); "
+            "Lornatang/SRGAN-PyTorch#85, parthagrawal02/MAE_GAN#1",
         ),
         _c(
             "loss-not-decreasing",

@@ -19,6 +19,16 @@ _EXPLAINS: dict[str, tuple[str, ...]] = {
     "lr-schedule-collapse": ("lr-too-low", "loss-not-decreasing", "loss-oscillating"),
     "frozen-by-accident": ("loss-not-decreasing", "no-grad", "lr-too-low", "loss-oscillating"),
     "optimizer-never-steps": ("loss-not-decreasing", "no-grad", "lr-too-low", "loss-oscillating"),
+    # the optimizer steps tensors the model no longer uses: they never get a gradient, the model never learns
+    "optimizer-stale-params": (
+        "loss-not-decreasing",
+        "no-grad",
+        "lr-too-low",
+        "loss-oscillating",
+        "predicts-mode",
+    ),
+    "unregistered-submodule": ("loss-not-decreasing", "lr-too-low"),
+    "params-not-in-optimizer": ("loss-not-decreasing", "lr-too-low"),
     "dead-relu": ("loss-not-decreasing", "lr-too-low", "predicts-mode"),
     "saturated-activation": ("loss-not-decreasing", "lr-too-low"),
     "vanishing-gradients": ("lr-too-low",),

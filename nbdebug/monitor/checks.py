@@ -16,6 +16,7 @@ from typing import Any
 from .._core.findings import Finding
 from .blowup import check_blowup
 from .chains import explain
+from .freeze_checks import check_freeze
 from .loop_checks import check_frozen, check_never_steps, check_schedule
 from .loss_checks import check_labels, check_loss_calls, check_loss_curve
 from .lr_checks import check_learning_rate
@@ -35,6 +36,7 @@ from .rundata import (
     _f,
     _start_loss,
 )
+from .wiring_checks import check_wiring
 
 __all__ = ["BLOCK", "GRAD_HUGE", "PERSIST", "RunData", "diagnose"]
 
@@ -405,6 +407,8 @@ CHECKS = (
     check_frozen,
     check_never_steps,
     check_schedule,
+    check_wiring,
+    check_freeze,
 )
 
 

@@ -44,6 +44,7 @@ from .gan_checks import (
 )
 from .gan_diagnosis import GanDiagnosis
 from .gan_samples import Frame, GanSamples, mean_pairwise_distance
+from .gan_wiring import d_optimizer_usable, wrong_network_findings
 from .live import LiveResults
 from .losscalls import describe_call
 from .records import StepRecord
@@ -92,7 +93,16 @@ class GanWatch(GanDiagnosis, LiveResults, GanSamples):
         self.discriminator, self.generator = discriminator, generator
         self.d_optimizer, self.g_optimizer = d_optimizer, g_optimizer
         self.names = names
-        self.d_monitor = StepMonitor(discriminator, d_optimizer, name=names[0], every=every, histograms=False)
+        self.wiring_findings = wrong_network_findings(
+            discriminator, generator, d_optimizer, g_optimizer, names
+        )
+        # D stepped by an optimizer that is not its own: D is watched without one (it never steps)
+        self._d_stepped = d_optimizer_usable(discriminator, d_optimizer, g_optimizer)
+        d_opt = d_optimizer if self._d_stepped else None
+        self.d_monitor = StepMonitor(discriminator, d_opt, name=names[0], every=every, histograms=False)
+        if not self._d_stepped:
+            self.d_monitor._own = set()  # adopt no optimizer: the one D's phase steps is not D's
+            self.d_monitor.expect_optimizer = True  # D's backward passes are not analysis either
         self.g_monitor = StepMonitor(generator, g_optimizer, name=names[1], every=every, histograms=False)
         self.d_monitor.on_step.append(self._after_d_step)
         self.g_monitor.on_step.append(self._after_g_step)
@@ -137,7 +147,8 @@ class GanWatch(GanDiagnosis, LiveResults, GanSamples):
 
     def _attach(self, hooks: HookSet) -> None:
         # ours first: they hand the pending loss to the monitor before its own step hook reads it
-        hooks.add(self.d_optimizer.register_step_pre_hook(lambda *a: self._before_step("d")))
+        if self._d_stepped:
+            hooks.add(self.d_optimizer.register_step_pre_hook(lambda *a: self._before_step("d")))
         hooks.add(self.g_optimizer.register_step_pre_hook(lambda *a: self._before_step("g")))
         hooks.forward(self.generator, self._g_forward)
         hooks.forward_pre(self.generator, self._g_forward_pre)

@@ -43,6 +43,7 @@ class GanDiagnosis:
     _loss_calls: dict[str, Any]
     _rows: list[dict[str, Any]]
     _partial: bool
+    wiring_findings: list[Finding]  # optimizer-wrong-network, known from the arguments (gan_wiring.py)
 
     # -- diagnosis -----------------------------------------------------------------------------------
     def _net_run(self, monitor: StepMonitor, final: bool, loss_calls: list | None = None) -> RunData:
@@ -60,7 +61,7 @@ class GanDiagnosis:
         )
 
     def _diagnosis(self, final: bool) -> list[Finding]:
-        out: list[Finding] = []
+        out: list[Finding] = list(self.wiring_findings)
         labels = {
             "d": ("discriminator", self.names[0], self.names[2]),
             "g": ("generator", self.names[1], self.names[3]),
@@ -82,7 +83,7 @@ class GanDiagnosis:
                     continue  # a GAN's losses do not fall as a classifier's do: the ratio alone must be far off
                 out.append(_for_network(f, role, model_name, opt_name))
             self._partial = self._partial or bool(run.extra.get("partial"))
-            never = self._never_steps(net, final)
+            never = self._never_steps(net, final) if not self.wiring_findings else None
             if never is not None:
                 out.append(never)
             for f in run_checks(run, (check_gradient_scale,)):

@@ -79,6 +79,8 @@ def withdrawal_reason(f: Finding, run: RunData) -> str:
         return f"every trainable parameter has received a gradient by step {step}"
     if f.code == "optimizer-never-steps":
         return f"the optimizer stepped ({len(run.steps)} step(s) by the end)"
+    if f.code == "params-not-in-optimizer":
+        return f"by step {step} an optimizer holds them, or their values changed (a hand-written update)"
     if f.code == "frozen-by-accident":
         return "the optimizer's parameters are trainable now (requires_grad=True)"
     info = CATALOGUE.get(f.code)

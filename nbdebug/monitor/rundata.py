@@ -66,6 +66,9 @@ class RunData:
     schedulers: list[dict[str, Any]] = field(default_factory=list)  # LR schedulers of the optimizer
     sample_steps: list[int] = field(default_factory=list)  # sampled steps, in order
     task: Any = None  # TaskEvidence (monitor/task.py): classes, fixes in place, per-example loss spread
+    wiring: Any = (
+        None  # WiringEvidence (monitor/wiring_checks.py): what the loss reaches, what optimizers hold
+    )
 
     @classmethod
     def from_monitor(cls, monitor: Any, loss_calls: list[LossCall], final: bool, **periods: Any) -> RunData:

@@ -35,6 +35,7 @@ from .records import StepRecord, safe
 from .rundata import BLOWUP
 from .stats import EARLY, StepMonitor
 from .task import ClassCounts, TaskCounter
+from .wiring_checks import WiringTracker, safe_evidence
 
 SHORT_RUN = 50  # steps over which every sampled step is diagnosed: a notebook experiment is named as it runs
 
@@ -77,6 +78,7 @@ class Watch(LiveResults):
             model, optimizer, every=every, histograms=histograms, bins=bins, max_samples=max_samples
         )
         self.monitor.on_step.append(self._after_step)
+        self._wiring = WiringTracker(self.monitor)
         self._init_live(on_update, update_interval)
         self.internal_errors = self.monitor.internal_errors
         self._epochs: list[_EpochAcc] = [_EpochAcc(0)]
@@ -98,6 +100,7 @@ class Watch(LiveResults):
 
     def _attach(self, hooks: HookSet) -> None:
         self.monitor.attach(hooks)
+        self._wiring.attach(hooks)
         if isinstance(self.loss_fn, nn.Module):
             hooks.forward_pre(self.loss_fn, self._loss_module_pre)
             hooks.forward(self.loss_fn, self._loss_module_post)
@@ -110,6 +113,7 @@ class Watch(LiveResults):
     # -- events from intercept -----------------------------------------------------------------------
     def on_backward(self, tensors: tuple[torch.Tensor, ...], phase: str) -> None:
         self.monitor.on_backward(tensors, phase)
+        self._wiring.on_backward(tensors, phase)
 
     def on_scaler(self, event: str, scaler: Any, *args: Any) -> None:
         self.monitor.amp.on_scaler(event, scaler, *args)
@@ -226,7 +230,7 @@ class Watch(LiveResults):
     # -- diagnosis -----------------------------------------------------------------------------------
     def _run_data(self, final: bool = False) -> RunData:
         periods, kind = self._periods()
-        return RunData.from_monitor(
+        run = RunData.from_monitor(
             self.monitor,
             list(self._loss_calls.values()),
             final,
@@ -234,6 +238,8 @@ class Watch(LiveResults):
             period_kind=kind,
             task=self._task.evidence(*self._class_periods(), periods[-1] if periods else None),
         )
+        run.wiring = safe_evidence(self._wiring, self.internal_errors)
+        return run
 
     def _class_periods(self) -> tuple[list[ClassCounts], str]:
         """Class counts per complete epoch (from the first epoch boundary on), else per complete block of
@@ -435,13 +441,6 @@ def _validate(model: Any, optimizer: Any, loss_fn: Any, every: int, bins: int) -
     if optimizer is not None:
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise NbdebugError(f"optimizer must be a torch.optim.Optimizer, got {describe(optimizer)}")
-        mine = {id(p) for p in model.parameters()}
-        theirs = [p for g in optimizer.param_groups for p in g["params"]]
-        if theirs and not any(id(p) in mine for p in theirs):
-            raise NbdebugError(
-                f"the optimizer's {len(theirs)} parameters are not parameters of the model "
-                f"({type(model).__name__}): was it built for another model, or before the model was re-created?"
-            )
     if loss_fn is not None and not callable(loss_fn):
         raise NbdebugError(f"loss_fn must be an nn.Module or a function, got {describe(loss_fn)}")
     if not isinstance(every, int) or every < 1:

@@ -25,6 +25,7 @@ from .._core.errors import NbdebugError
 from .._core.findings import Finding, findings_html, worst
 from .._core.hooks import HookSet, preserved
 from .._core.result import Result
+from .._core.wiring import hidden_grads, one_pass_findings
 from . import loss_kinds as L
 from .forward import (
     Activations,
@@ -329,7 +330,10 @@ def check(
     in_frame, in_findings = input_findings([*inputs, *kwargs.values()])
     findings += in_findings
     optimizers = (optimizer,) if optimizer is not None else ()
-    with preserved(model, weights=True, grads=True, optimizers=optimizers, rng=True):
+    with (
+        preserved(model, weights=True, grads=True, optimizers=optimizers, rng=True),
+        hidden_grads(model) as hidden,
+    ):
         turned_off = regularization_off(model)
         for p in model.parameters():
             p.grad = None
@@ -384,6 +388,7 @@ def check(
                 raise NbdebugError(f"the backward pass failed: {type(e).__name__}: {e}") from None
         gradients = _gradient_rows(model)
         findings += _gradient_findings(gradients, has_graph)
+        findings += one_pass_findings(hidden, optimizer)
         reg_frame = None
         if reg is not None:
             reg_frame, reg_findings = _regularization_curve(model, inputs, kwargs, target, reg, reg_strengths)
