@@ -66,6 +66,9 @@ class RunData:
     schedulers: list[dict[str, Any]] = field(default_factory=list)  # LR schedulers of the optimizer
     sample_steps: list[int] = field(default_factory=list)  # sampled steps, in order
     task: Any = None  # TaskEvidence (monitor/task.py): classes, fixes in place, per-example loss spread
+    eval_loss_calls: list[LossCall] = field(default_factory=list)  # first validation call per loss
+    clip_scaled: dict[str, Any] | None = None  # gradients clipped while GradScaler-scaled (pitfalls.py)
+    log_of_softmax: dict[str, Any] | None = None  # the first exact 0 a log(softmax(...)) took the log of
 
     @classmethod
     def from_monitor(cls, monitor: Any, loss_calls: list[LossCall], final: bool, **periods: Any) -> RunData:
