@@ -7,7 +7,7 @@ A monitor cannot ask the user to call anything, so it watches process-wide entry
 `torch.amp.GradScaler`'s `scale` / `unscale_` / `step` (under mixed precision the tensor that reaches
 backward is the loss times the scale, ~65536, and the gradients stay scaled until `unscale_`), and gradient
 clipping (`clip_grad_norm_` through the module-level helper it calls, so that a name imported before the
-watch is seen too; `clip_grad_value_` as `torch.nn.utils.clip_grad_value_`): clipping gradients that still
+watch is seen too; `clip_grad_value_` through the function its no-grad wrapper calls): clipping gradients that still
 carry the scale crushes every update.
 
 These are patched, reference-counted, only while at least one listener is registered, and put back
@@ -67,6 +67,7 @@ class Listener(Protocol):
 _lock = threading.RLock()
 _listeners: list[Listener] = []
 _saved: dict[tuple[Any, str], Any] = {}
+_saved_cells: list[tuple[Any, Any]] = []  # (closure cell, its original contents): cells are not hashable
 _depth = threading.local()
 
 
@@ -216,7 +217,9 @@ def _wrap_clip(kind: str, original: Callable) -> Callable:
 
 def _clip_targets() -> list[tuple[Any, str, str]]:
     """(owner, attribute, kind) of the clipping functions patched: the helper `clip_grad_norm_` looks up
-    at call time, its public alias when it is the same function, and `clip_grad_value_`."""
+    at call time and its public alias when it is the same function; for `clip_grad_value_`, the function
+    its `_no_grad` wrapper closes over (so that a name imported before the watch is seen too), else the
+    module attributes."""
     out = []
     helper = getattr(clip_grad, "_clip_grads_with_norm_", None)
     if helper is not None:
@@ -224,6 +227,10 @@ def _clip_targets() -> list[tuple[Any, str, str]]:
         if getattr(torch.nn.utils, "clip_grads_with_norm_", None) is helper:
             out.append((torch.nn.utils, "clip_grads_with_norm_", "norm"))
     value = getattr(clip_grad, "clip_grad_value_", None)
+    inner = getattr(value, "__wrapped__", None)
+    cells = [c for c in getattr(value, "__closure__", None) or () if c.cell_contents is inner]
+    if inner is not None and len(cells) == 1:
+        return [*out, (cells[0], "cell_contents", "value")]
     for owner in (clip_grad, torch.nn.utils):
         if value is not None and getattr(owner, "clip_grad_value_", None) is value:
             out.append((owner, "clip_grad_value_", "value"))
@@ -245,11 +252,17 @@ def _install() -> None:
         setattr(GradScaler, method, _wrap_scaler(method, original))
     for owner, name, kind in _clip_targets():
         original = getattr(owner, name)
-        _saved[(owner, name)] = original
+        if name == "cell_contents":
+            _saved_cells.append((owner, original))
+        else:
+            _saved[(owner, name)] = original
         setattr(owner, name, _wrap_clip(kind, original))
 
 
 def _uninstall() -> None:
+    while _saved_cells:
+        cell, original = _saved_cells.pop()
+        cell.cell_contents = original
     while _saved:
         (owner, name), original = _saved.popitem()
         setattr(owner, name, original)
