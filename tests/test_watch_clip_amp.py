@@ -112,7 +112,7 @@ def test_clip_of_another_models_parameters_is_not_this_watch():
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     scaler = torch.amp.GradScaler("cpu")
     with nbdebug.watch(model, opt) as w:
-        for i in range(4):
+        for _ in range(4):
             opt.zero_grad()
             scaler.scale(nn.functional.cross_entropy(model(x[:32]), y[:32])).backward()
             scaler.unscale_(opt)
