@@ -102,6 +102,16 @@ def test_a_batch_of_one_says_nothing_about_dim_0():
     assert _code("cross_entropy", F.softmax(x, 1)) == "softmax-before-ce"  # rows of one still sum to 1
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_rounding_is_not_evidence(dtype):
+    """A bfloat16 log_softmax over 1000 classes has logsumexp ~0.01 off 0: still log-probabilities."""
+    x = _logits(64, 1000).to(dtype)
+    assert _code("nll_loss", F.log_softmax(x, 1)) is None
+    assert _code("cross_entropy", F.softmax(x, 1)) == "softmax-before-ce"
+    assert _code("nll_loss", F.log_softmax(x, 0)) == "softmax-wrong-dim"
+    assert _code("nll_loss", x) == "nll-without-log-softmax"
+
+
 def test_what_cannot_be_judged():
     assert judge("nll_loss", torch.full((4, 3), float("nan"))) is None
     assert judge("cross_entropy", _logits(8, 1)) is None  # one class
@@ -237,3 +247,54 @@ def test_check_names_log_of_softmax_that_underflows():
     f = next(f for f in bug.findings if f.code == "log-softmax-unstable")
     assert f.evidence["zeros"] > 0
     assert "log-softmax-unstable" not in {f.code for f in _check(_LogOfSoftmax(), nn.NLLLoss()).findings}
+
+
+# -- watch_gan: the loss calls of an auxiliary classifier (AC-GAN) ---------------------------------
+
+
+class _AuxD(nn.Module):
+    """A discriminator with a real/fake logit and a 4-class auxiliary head ending in `head`."""
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(2, 32), nn.LeakyReLU(0.2))
+        self.dis, self.aux, self.head = nn.Linear(32, 1), nn.Linear(32, 4), head
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.body(x)
+        return self.dis(h).view(-1), self.head(self.aux(h))
+
+
+@pytest.mark.parametrize(
+    ("head", "code"),
+    [
+        (nn.Softmax(dim=1), "softmax-before-ce"),
+        (nn.Identity(), "nll-without-log-softmax"),
+        (nn.LogSoftmax(dim=0), "softmax-wrong-dim"),
+        (nn.LogSoftmax(dim=1), None),
+    ],  # fmt: skip
+    ids=["softmax", "raw", "dim0", "log_softmax"],
+)
+def test_watch_gan_reads_the_auxiliary_loss(head, code):
+    torch.manual_seed(0)
+    real = torch.randn(512, 2)
+    label = (real[:, 0] > 0).long() * 2 + (real[:, 1] > 0).long()
+    g = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 2))
+    d = _AuxD(head)
+    opt_d, opt_g = torch.optim.Adam(d.parameters(), 2e-4), torch.optim.Adam(g.parameters(), 2e-4)
+    bce, aux = nn.BCEWithLogitsLoss(), nn.NLLLoss()
+    with nbdebug.watch_gan(d, g, opt_d, opt_g) as w:
+        for i in range(0, 512, 64):
+            x, y = real[i : i + 64], label[i : i + 64]
+            opt_d.zero_grad()
+            dis, cls = d(x)
+            fake = g(torch.randn(64, 8))
+            dis_f, _ = d(fake.detach())
+            (bce(dis, torch.ones(64)) + aux(cls, y) + bce(dis_f, torch.zeros(64))).backward()
+            opt_d.step()
+            opt_g.zero_grad()
+            dis_f, _ = d(fake)
+            bce(dis_f, torch.ones(64)).backward()
+            opt_g.step()
+    found = {f.code for f in w.findings} & NEW
+    assert found == ({code} if code else set())

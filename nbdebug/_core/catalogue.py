@@ -60,7 +60,8 @@ CATALOGUE: dict[str, CodeInfo] = dict(
         _c(
             "softmax-before-ce",
             "CrossEntropyLoss (or NLLLoss) given probabilities instead of logits (log-probabilities)",
-            "loss input rows (dim 1) are non-negative and sum to 1 within 1e-3, in a training or validation call",
+            "loss input rows (dim 1) are non-negative and sum to 1 within 1e-3 (half precision: eps x (1 + ln C)), "
+            "in a training or validation call",
             "torch.nn.CrossEntropyLoss expects unnormalized logits; torch.nn.NLLLoss expects log-probabilities",
         ),
         _c(
@@ -94,7 +95,8 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "nll-without-log-softmax",
             "NLLLoss given raw scores instead of log-probabilities",
             "NLLLoss input (classes on dim 1) with a row, not ignored by its target, whose logsumexp is off 0 by "
-            "more than 1e-3 (log_softmax rows have logsumexp 0 and values <= 0), and no other dim normalized",
+            "more than 1e-3 (half precision: eps x (1 + ln C)); log_softmax rows have logsumexp 0 and values <= 0; "
+            "no other dim normalized",
             "PyTorch docs, torch.nn.NLLLoss: 'The input given through a forward call is expected to contain "
             "log-probabilities of each class' (obtained with a LogSoftmax layer)",
         ),
@@ -102,7 +104,8 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "softmax-wrong-dim",
             "softmax / log_softmax taken over the batch (or time) dim instead of the classes",
             "the CrossEntropyLoss/NLLLoss input sums to 1 (or has logsumexp 0) within 1e-3 over a dim other "
-            "than 1 of size > 1, while over dim 1 it does not (a batch of 1 is never judged on dim 0)",
+            "than 1 of size > 1 (half precision: eps x (1 + ln size)), while over dim 1 it does not (a batch of 1 "
+            "is never judged on dim 0)",
             "PyTorch docs, torch.nn.Softmax / LogSoftmax: 'dim: A dimension along which Softmax will be "
             "computed (so every slice along dim will sum to 1)'; fxia22/pointnet.pytorch#27",
         ),

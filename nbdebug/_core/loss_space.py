@@ -5,7 +5,8 @@ dim 1 (`log_softmax(x, dim=1)`). The values tell which space they are in, exactl
 probabilities are non-negative and sum to 1 over their normalized dim, log-probabilities are <= 0 and
 their logsumexp there is 0. So a softmax before either loss, raw scores fed to NLLLoss, and a
 (log-)softmax taken over the batch (or the time) dimension instead of the classes are read off one batch,
-within `TOL` (float32 sums of a softmax are off by ~1e-6; a network's raw outputs by far more than 1e-3).
+within `TOL` (float32 sums of a softmax are off by ~1e-6; a network's raw outputs by far more than 1e-3;
+half precision gets the tolerance its rounding needs, see `tolerance`).
 
 A batch of one says nothing about dim 0: any (log-)softmax over a dim of size 1 is all ones (zeros), so
 such dims are never taken as evidence. And `torch.log(softmax(x))` underflows: a probability that rounds to
@@ -17,6 +18,7 @@ Shared by `nbdebug.check` (sanity) and the training monitors (`watch`, `watch_ga
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +36,13 @@ class Space:
 
     code: str  # "softmax-before-ce", "nll-without-log-softmax" or "softmax-wrong-dim"
     evidence: dict[str, Any] = field(default_factory=dict)
+
+
+def tolerance(dtype: torch.dtype, size: int) -> float:
+    """How far a (log-)softmax over `size` entries computed in `dtype` may sum off 1 (logsumexp off 0):
+    TOL, or for half precision its rounding, eps x (1 + ln size) (bfloat16 log_softmax over 1000
+    classes is off by ~0.01; float32 by ~1e-6)."""
+    return max(TOL, torch.finfo(dtype).eps * (1 + math.log(max(size, 1))))
 
 
 def _deviation(x: torch.Tensor, dim: int, log: bool) -> float:
@@ -64,18 +73,19 @@ def judge(loss: str, x: torch.Tensor, target: Any = None, ignore_index: int = -1
             dev[d]["sum"] = _deviation(xf, d, log=False)
         if logp:
             dev[d]["logsumexp"] = _deviation(xf, d, log=True)
+    tol = {d: tolerance(x.dtype, x.shape[d]) for d in dims}
     rows = dev[1]
-    if rows.get("sum", 1.0) < TOL:
+    if rows.get("sum", math.inf) < tol[1]:
         return Space("softmax-before-ce", {"min": lo, "max": hi, "row_sum_deviation": rows["sum"]})
-    if rows.get("logsumexp", 1.0) < TOL:
+    if rows.get("logsumexp", math.inf) < tol[1]:
         return None  # log-probabilities over the classes: what NLLLoss wants, and harmless for CE
     for d in dims[1:]:
-        if min(dev[d].values(), default=1.0) < TOL:
+        if min(dev[d].values(), default=math.inf) < tol[d]:
             return Space(
                 "softmax-wrong-dim",
                 {
                     "dim": d,
-                    "log": "logsumexp" in dev[d] and dev[d]["logsumexp"] < TOL,
+                    "log": dev[d].get("logsumexp", math.inf) < tol[d],
                     "shape": tuple(x.shape),
                     "deviation_per_dim": {k: dict(v) for k, v in dev.items()},
                 },
@@ -88,7 +98,7 @@ def judge(loss: str, x: torch.Tensor, target: Any = None, ignore_index: int = -1
     if not lse.numel():
         return None
     off = lse.abs()
-    if float(off.max()) < TOL:
+    if float(off.max()) < tol[1]:
         return None
     return Space(
         "nll-without-log-softmax",
@@ -96,7 +106,8 @@ def judge(loss: str, x: torch.Tensor, target: Any = None, ignore_index: int = -1
             "max": hi,
             "min": lo,
             "logsumexp_deviation": float(off.max()),
-            "rows_off": float((off >= TOL).float().mean()),
+            "rows_off": float((off >= tol[1]).float().mean()),
+            "tolerance": tol[1],
         },
     )
 

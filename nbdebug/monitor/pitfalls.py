@@ -21,6 +21,7 @@ from .._core.loss_space import log_of_softmax
 from .losscalls import CLASSIFICATION, LossCall, describe_call
 
 GRAPH_LOOKS = 3  # backward passes whose graph is searched for log(softmax(...)) before giving up
+ZEROS_HELD = 64  # per-step zero counts kept on the device before they are read (one sync per 64 steps)
 
 
 class PitfallTracker:
@@ -81,6 +82,8 @@ class PitfallTracker:
             self._found = True
             with torch.no_grad():
                 self._zeros.append((step, (probs == 0).sum(), probs.numel()))
+        if len(self._zeros) >= ZEROS_HELD:  # a long stretch without a diagnosis: read them now
+            self._read_zeros()
 
     def on_eval_loss(
         self,
