@@ -203,6 +203,10 @@ def test_watch_sees_a_softmax_before_the_validation_loss():
     bug = _loop(lambda o: o, ce, val=lambda o, y: F.cross_entropy(F.softmax(o, 1), y))
     f = next(f for f in bug.findings if f.code == "softmax-before-ce")
     assert f.where == "cross_entropy (validation)"
+    # the floor it states is what PyTorch computes for perfectly confident probabilities
+    perfect = F.softmax(torch.eye(10) * 1e4, 1)
+    floor = float(F.cross_entropy(perfect, torch.arange(10)))
+    assert f.evidence["loss_floor"] == pytest.approx(floor, rel=1e-5)
     ok = _loop(lambda o: o, ce, val=lambda o, y: F.cross_entropy(o, y))
     assert "softmax-before-ce" not in codes(ok)
 
