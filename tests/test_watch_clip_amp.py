@@ -61,7 +61,7 @@ def test_clip_norm_on_scaled_gradients_is_named_at_the_first_step():
     true_norm = float(torch.stack([p.grad.norm() for p in model.parameters()]).norm())
     assert ev["before"] == pytest.approx(true_norm, rel=1e-4)
     assert ev["after"] == pytest.approx(1.0 / 2.0**16, rel=1e-4)  # clipped to 1 while x65536, then unscaled
-    assert "scaler.unscale_(optimizer)" in f.hint and "clip_grad_norm_" in f.hint
+    assert "scaler.unscale_(optimizer)" in f.hint and "clip_grad_norm_" in f.hint  # the loop's own names
     assert w.internal_errors == []
 
 
@@ -102,6 +102,33 @@ def test_clip_functions_are_put_back_and_training_is_unchanged():
     _, plain = _run(watched=False)
     for a, b in zip(watched.parameters(), plain.parameters()):
         assert torch.equal(a, b)  # same seed, same weights with and without watch
+
+
+class _Trainer:
+    """FixMatch's layout (TorchSSL): the optimizer and the scaler are attributes of a trainer object."""
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        self.model = mlp()
+        self.opt_sgd = torch.optim.SGD(self.model.parameters(), lr=0.1)
+        self.amp_scaler = torch.amp.GradScaler("cpu")
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.opt_sgd.zero_grad()
+        self.amp_scaler.scale(nn.functional.cross_entropy(self.model(x), y)).backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.amp_scaler.step(self.opt_sgd)
+        self.amp_scaler.update()
+
+
+def test_the_fix_names_the_loops_own_attributes():
+    x, y = digits()
+    t = _Trainer()
+    with nbdebug.watch(t.model, t.opt_sgd) as w:
+        for i in range(3):
+            t.train_step(x[i * 32 : (i + 1) * 32], y[i * 32 : (i + 1) * 32])
+    f = next(f for f in w.findings if f.code == "clip-scaled-grads")
+    assert "self.amp_scaler.unscale_(self.opt_sgd)" in f.hint
 
 
 def test_clip_of_another_models_parameters_is_not_this_watch():

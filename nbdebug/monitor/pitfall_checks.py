@@ -82,8 +82,9 @@ def check_amp_pitfalls(run: RunData) -> Iterator[Finding]:
             f"({clip['scale']:g}) at step {clip['step']} ({clip['count']} time(s) so far): the true {what} "
             f"{clip['before']:.3g} was cut to {clip['after']:.3g}, so every update is about "
             f"{clip['before'] / max(clip['after'], 1e-30):.3g}x too small",
-            f"call scaler.unscale_(optimizer) after scaler.scale(loss).backward() and before {fn} "
-            "(the AMP recipe: unscale, then clip, then scaler.step(optimizer))",
+            f"call {clip['scaler_name']}.unscale_({clip['optimizer_name']}) after "
+            f"{clip['scaler_name']}.scale(loss).backward() and before {fn} (the AMP recipe: unscale, then clip, "
+            f"then {clip['scaler_name']}.step({clip['optimizer_name']}))",
             fn,
             **clip,
         )

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any
 
 import torch
@@ -22,6 +24,34 @@ from .losscalls import CLASSIFICATION, LossCall, describe_call
 
 GRAPH_LOOKS = 3  # backward passes whose graph is searched for log(softmax(...)) before giving up
 ZEROS_HELD = 64  # per-step zero counts kept on the device before they are read (one sync per 64 steps)
+
+
+def _user_frame() -> types.FrameType | None:
+    """The innermost frame of the user's code: the first one outside nbdebug and torch."""
+    frame = sys._getframe(1)
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith(("nbdebug.", "torch.")):
+        frame = frame.f_back
+    return frame
+
+
+def user_names(*objects: Any) -> list[str | None]:
+    """What the user's code calls each of `objects` where the clip was called: a local (or global) name,
+    or `self.<attribute>` inside a method (TorchSSL's `self.optimizer`); None when it has no name there."""
+    frame = _user_frame()
+    if frame is None:
+        return [None] * len(objects)
+    scopes = [frame.f_locals, frame.f_globals]
+    owner = frame.f_locals.get("self")
+    attrs = getattr(owner, "__dict__", {}) if owner is not None else {}
+    out: list[str | None] = []
+    for obj in objects:
+        name = next(
+            (k for scope in scopes for k, v in scope.items() if v is obj and not k.startswith("_")), None
+        )
+        if name is None:
+            name = next((f"self.{k}" for k, v in attrs.items() if v is obj), None)
+        out.append(name)
+    return out
 
 
 class PitfallTracker:
@@ -59,7 +89,10 @@ class PitfallTracker:
                 scaled = float(torch.stack([g.float().norm() for g in grads]).norm())
             else:
                 scaled = max(float(g.abs().max()) for g in grads)
+        scaler_name, opt_name = user_names(scaler, monitor.stepping)
         self.clip = {
+            "scaler_name": scaler_name or "scaler",
+            "optimizer_name": opt_name or "optimizer",
             "step": monitor.count + 1,
             "kind": kind,
             "scale": scale,
