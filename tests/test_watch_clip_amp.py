@@ -65,6 +65,13 @@ def test_clip_norm_on_scaled_gradients_is_named_at_the_first_step():
     assert w.internal_errors == []
 
 
+def test_a_scale_of_two_is_already_a_scaled_clip():
+    """Just above the edge: a scale of 2 (1 is silent, see below) halves every clipped update."""
+    w, _ = _run(init_scale=2.0, limit=0.1)
+    f = next(f for f in w.findings if f.code == "clip-scaled-grads")
+    assert f.evidence["scale"] == 2.0 and f.evidence["after"] == pytest.approx(0.05, rel=1e-4)
+
+
 def test_clip_value_on_scaled_gradients_is_named():
     w, _ = _run(clip="value", limit=0.5)
     f = next(f for f in w.findings if f.code == "clip-scaled-grads")
