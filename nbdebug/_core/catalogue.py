@@ -62,9 +62,10 @@ CATALOGUE: dict[str, CodeInfo] = dict(
         ),
         _c(
             "softmax-before-ce",
-            "CrossEntropyLoss given probabilities instead of logits",
-            "loss input rows are non-negative and sum to 1 within 1e-3",
-            "torch.nn.CrossEntropyLoss expects unnormalized logits",
+            "CrossEntropyLoss (or NLLLoss) given probabilities instead of logits (log-probabilities)",
+            "loss input rows (dim 1) are non-negative and sum to 1 within 1e-3 (half precision: eps x (1 + ln C)), "
+            "in a training or validation call",
+            "torch.nn.CrossEntropyLoss expects unnormalized logits; torch.nn.NLLLoss expects log-probabilities",
         ),
         _c(
             "sigmoid-before-bce-logits",
@@ -83,6 +84,41 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "loss input and target shapes differ and broadcast silently",
             "input.shape != target.shape for an element-wise loss and the shapes broadcast",
             "torch warns once for MSELoss; the (N,1) vs (N,) case silently builds an (N,N) loss",
+        ),
+        _c(
+            "clip-scaled-grads",
+            "gradients clipped while GradScaler still scales them",
+            "clip_grad_norm_ / clip_grad_value_ called on the model's gradients after scaler.scale(loss)."
+            "backward() and before scaler.unscale_(optimizer) / scaler.step, with a scale > 1 (conclusive at the "
+            "first such clip; the clip threshold then acts on the gradients times the scale, 65536 at first)",
+            "PyTorch docs, 'Automatic Mixed Precision examples: Gradient clipping' (unscale_ before clipping); "
+            "pytorch/pytorch#40907",
+        ),
+        _c(
+            "nll-without-log-softmax",
+            "NLLLoss given raw scores instead of log-probabilities",
+            "NLLLoss input (classes on dim 1) with a row, not ignored by its target, whose logsumexp is off 0 by "
+            "more than 1e-3 (half precision: eps x (1 + ln C)); log_softmax rows have logsumexp 0 and values <= 0; "
+            "no other dim normalized",
+            "PyTorch docs, torch.nn.NLLLoss: 'The input given through a forward call is expected to contain "
+            "log-probabilities of each class' (obtained with a LogSoftmax layer)",
+        ),
+        _c(
+            "softmax-wrong-dim",
+            "softmax / log_softmax taken over the batch (or time) dim instead of the classes",
+            "the CrossEntropyLoss/NLLLoss input sums to 1 (or has logsumexp 0) within 1e-3 over a dim other "
+            "than 1 of size > 1 (half precision: eps x (1 + ln size)), while over dim 1 it does not (a batch of 1 "
+            "is never judged on dim 0)",
+            "PyTorch docs, torch.nn.Softmax / LogSoftmax: 'dim: A dimension along which Softmax will be "
+            "computed (so every slice along dim will sum to 1)'; fxia22/pointnet.pytorch#27",
+        ),
+        _c(
+            "log-softmax-unstable",
+            "torch.log(softmax(x)) underflows to -inf",
+            "a torch.log node in the loss's graph takes the log of a softmax output holding an exact 0 (log "
+            "gives -inf, its gradient NaN); conclusive at the first such step",
+            "PyTorch docs, torch.nn.functional.log_softmax: 'While mathematically equivalent to log(softmax(x)), "
+            "doing these two operations separately is slower and numerically unstable'; pytorch/pytorch#1620",
         ),
         _c(
             "lr-too-high",

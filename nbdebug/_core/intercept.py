@@ -5,7 +5,10 @@ A monitor cannot ask the user to call anything, so it watches process-wide entry
 `torch.nn.functional` (the `nn.*Loss` modules call them too, so a functional `F.cross_entropy(...)` and
 `nn.CrossEntropyLoss()` are seen the same way), `DataLoader.__iter__` (a new pass = a new epoch) and
 `torch.amp.GradScaler`'s `scale` / `unscale_` / `step` (under mixed precision the tensor that reaches
-backward is the loss times the scale, ~65536, and the gradients stay scaled until `unscale_`).
+backward is the loss times the scale, ~65536, and the gradients stay scaled until `unscale_`), and gradient
+clipping (`clip_grad_norm_` through the module-level helper it calls, so that a name imported before the
+watch is seen too; `clip_grad_value_` through the function its no-grad wrapper calls): clipping gradients that still
+carry the scale crushes every update.
 
 These are patched, reference-counted, only while at least one listener is registered, and put back
 exactly in `finally`. Patching a handful of functions costs nothing for the other ops; a
@@ -27,6 +30,7 @@ from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
+import torch.nn.utils.clip_grad as clip_grad
 from torch.amp import GradScaler
 from torch.utils.data import DataLoader
 
@@ -47,7 +51,9 @@ class Listener(Protocol):
     """What a listener may implement; a method it lacks is simply not called. `on_loss` gets every
     argument after `target` by name (`F.cross_entropy(x, y, w)` arrives as `weight=w`). `on_scaler`:
     ("scale", scaler, outputs, scaled), ("unscale", scaler, optimizer), ("step-start" / "step-end",
-    scaler, optimizer) around `scaler.step(optimizer)`."""
+    scaler, optimizer) around `scaler.step(optimizer)`. `on_clip(kind, parameters, limit, total_norm)`
+    before the gradients are clipped: kind "norm" (total_norm the tensor clip_grad_norm_ computed) or
+    "value" (total_norm None)."""
 
     internal_errors: list[str]
 
@@ -55,11 +61,13 @@ class Listener(Protocol):
     def on_loss(self, name: str, input: Any, target: Any, output: Any, kwargs: dict) -> None: ...
     def on_loader_iter(self, loader: DataLoader) -> None: ...
     def on_scaler(self, event: str, scaler: Any, *args: Any) -> None: ...
+    def on_clip(self, kind: str, parameters: list, limit: float, total_norm: Any) -> None: ...
 
 
 _lock = threading.RLock()
 _listeners: list[Listener] = []
 _saved: dict[tuple[Any, str], Any] = {}
+_saved_cells: list[tuple[Any, Any]] = []  # (closure cell, its original contents): cells are not hashable
 _depth = threading.local()
 
 
@@ -193,6 +201,42 @@ def _wrap_scaler(method: str, original: Callable) -> Callable:
     return step
 
 
+def _wrap_clip(kind: str, original: Callable) -> Callable:
+    """`_clip_grads_with_norm_(parameters, max_norm, total_norm, ...)` or `clip_grad_value_(parameters,
+    clip_value, ...)`, reported to `on_clip` before it clips; a generator of parameters is read once."""
+
+    @functools.wraps(original)
+    def clip(parameters: Any, limit: Any, *args: Any, **kwargs: Any) -> Any:
+        params = [parameters] if isinstance(parameters, torch.Tensor) else list(parameters)
+        total = (args[0] if args else kwargs.get("total_norm")) if kind == "norm" else None
+        _notify("on_clip", kind, params, limit, total)
+        return original(params, limit, *args, **kwargs)
+
+    return clip
+
+
+def _clip_targets() -> list[tuple[Any, str, str]]:
+    """(owner, attribute, kind) of the clipping functions patched: the helper `clip_grad_norm_` looks up
+    at call time and its public alias when it is the same function; for `clip_grad_value_`, the function
+    its `_no_grad` wrapper closes over (so that a name imported before the watch is seen too), else the
+    module attributes."""
+    out = []
+    helper = getattr(clip_grad, "_clip_grads_with_norm_", None)
+    if helper is not None:
+        out.append((clip_grad, "_clip_grads_with_norm_", "norm"))
+        if getattr(torch.nn.utils, "clip_grads_with_norm_", None) is helper:
+            out.append((torch.nn.utils, "clip_grads_with_norm_", "norm"))
+    value = getattr(clip_grad, "clip_grad_value_", None)
+    inner = getattr(value, "__wrapped__", None)
+    cells = [c for c in getattr(value, "__closure__", None) or () if c.cell_contents is inner]
+    if inner is not None and len(cells) == 1:
+        return [*out, (cells[0], "cell_contents", "value")]
+    for owner in (clip_grad, torch.nn.utils):
+        if value is not None and getattr(owner, "clip_grad_value_", None) is value:
+            out.append((owner, "clip_grad_value_", "value"))
+    return out
+
+
 def _install() -> None:
     _saved[(torch.autograd, "backward")] = torch.autograd.backward
     torch.autograd.backward = _wrap_backward(torch.autograd.backward)
@@ -206,9 +250,19 @@ def _install() -> None:
         original = GradScaler.__dict__[method]
         _saved[(GradScaler, method)] = original
         setattr(GradScaler, method, _wrap_scaler(method, original))
+    for owner, name, kind in _clip_targets():
+        original = getattr(owner, name)
+        if name == "cell_contents":
+            _saved_cells.append((owner, original))
+        else:
+            _saved[(owner, name)] = original
+        setattr(owner, name, _wrap_clip(kind, original))
 
 
 def _uninstall() -> None:
+    while _saved_cells:
+        cell, original = _saved_cells.pop()
+        cell.cell_contents = original
     while _saved:
         (owner, name), original = _saved.popitem()
         setattr(owner, name, original)

@@ -82,6 +82,11 @@ class ScaleTracker:
         scale = float(self._scaler.get_scale())
         return scale if scale > 0 else 1.0
 
+    @property
+    def scaled_by(self) -> Any:
+        """The GradScaler whose scale the gradients carry now (None: they are unscaled)."""
+        return self._scaler
+
     def stepped(self) -> None:
         """An optimizer step of the monitor finished: the next backward starts unscaled."""
         self._scaler = None

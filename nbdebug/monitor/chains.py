@@ -16,6 +16,18 @@ from .rundata import BLOWUP, RATIO_HIGH, RATIO_REF, RunData, _f
 
 # what a head finding explains when the two appear in one diagnosis (besides the per-case rules below)
 _EXPLAINS: dict[str, tuple[str, ...]] = {
+    # a loss given the wrong input, a log of an underflowed softmax, a clip of scaled gradients: causes
+    "log-softmax-unstable": (
+        "nonfinite",
+        "loss-diverging",
+        "lr-too-low",
+        "loss-not-decreasing",
+        "predicts-mode",
+    ),
+    "nll-without-log-softmax": ("loss-diverging", "exploding-gradients", "predicts-mode", "initial-loss"),
+    "softmax-wrong-dim": ("loss-not-decreasing", "initial-loss"),
+    "softmax-before-ce": ("loss-diverging", "loss-not-decreasing", "initial-loss"),
+    "clip-scaled-grads": ("lr-too-low", "loss-not-decreasing", "predicts-mode", "loss-oscillating"),
     "lr-schedule-collapse": ("lr-too-low", "loss-not-decreasing", "loss-oscillating"),
     "frozen-by-accident": ("loss-not-decreasing", "no-grad", "lr-too-low", "loss-oscillating"),
     "optimizer-never-steps": ("loss-not-decreasing", "no-grad", "lr-too-low", "loss-oscillating"),

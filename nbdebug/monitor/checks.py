@@ -20,6 +20,7 @@ from .freeze_checks import check_freeze
 from .loop_checks import check_frozen, check_never_steps, check_schedule
 from .loss_checks import check_labels, check_loss_calls, check_loss_curve
 from .lr_checks import check_learning_rate
+from .pitfall_checks import check_amp_pitfalls
 from .records import record_error
 from .rundata import (
     BLOCK,
@@ -400,6 +401,7 @@ CHECKS = (
     check_no_grad,
     check_eval_mode,
     check_loss_calls,
+    check_amp_pitfalls,
     check_inputs,
     check_labels,
     check_loss_curve,

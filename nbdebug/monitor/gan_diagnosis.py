@@ -31,6 +31,15 @@ from .stats import StepMonitor
 # stalled" says nothing; only a median update/weight ratio 100x the 1e-3 reference names it (a healthy
 # GAN at Adam(2e-3) on the ring runs at ~1.3e-2, measured on the bug corpus)
 GAN_RATIO_HIGH = 0.1
+# what the loss calls of a GAN tell (its losses do not fall like a classifier's: no initial-loss)
+GAN_LOSS_CODES = (
+    "sigmoid-bceloss",
+    "sigmoid-before-bce-logits",
+    "target-broadcast",
+    "softmax-before-ce",  # an auxiliary classifier (AC-GAN) fed probabilities
+    "nll-without-log-softmax",
+    "softmax-wrong-dim",
+)
 
 
 class GanDiagnosis:
@@ -92,7 +101,7 @@ class GanDiagnosis:
                 if f.code == "exploding-gradients" and f.evidence.get("grad_norm", 0) > GRAD_HUGE:
                     out.append(_for_network(f, role, model_name, opt_name))
         for f in check_loss_calls(self._net_run(self.d_monitor, final, list(self._loss_calls.values()))):
-            if f.code in ("sigmoid-bceloss", "sigmoid-before-bce-logits", "target-broadcast"):
+            if f.code in GAN_LOSS_CODES:
                 out.append(f)
         codes = {(f.code, f.where) for f in out}
         out.extend(self._gan_checks(codes))

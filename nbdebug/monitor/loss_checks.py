@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from .._core.classes import initial_loss_severity
 from .._core.findings import Finding
 from .label_checks import check_labels
+from .pitfall_checks import check_loss_space
 from .rundata import ELEMENTWISE, MIN_PERIOD, RunData, _f, _start_loss
 from .wiggle import check_wiggle
 
@@ -17,21 +18,10 @@ __all__ = ["check_labels", "check_loss_calls", "check_loss_curve"]
 
 
 def check_loss_calls(run: RunData) -> Iterator[Finding]:
-    """The loss pitfalls of `nbdebug.check`, read from what the loss functions really received."""
+    """The loss pitfalls of `nbdebug.check`, read from what the loss functions really received (the
+    input's space in `pitfall_checks.check_loss_space`)."""
+    yield from check_loss_space(run)
     for c in run.loss_calls:
-        if c.name in ("cross_entropy", "nll_loss") and c.rows_sum_to_one and c.input_min >= 0:
-            fn = "CrossEntropyLoss" if c.name == "cross_entropy" else "NLLLoss"
-            want = "raw logits" if c.name == "cross_entropy" else "log-probabilities (log_softmax)"
-            yield _f(
-                "softmax-before-ce",
-                "error",
-                f"{fn} received probabilities (non-negative rows summing to 1, made by {c.grad_fn or 'the model'}) "
-                f"instead of {want}: gradients are squashed and the loss cannot go below ~ln(C)",
-                "remove the final softmax and pass the logits"
-                if c.name == "cross_entropy"
-                else "use log_softmax",
-                c.name,
-            )
         if (
             c.name == "binary_cross_entropy_with_logits"
             and c.input_min >= 0

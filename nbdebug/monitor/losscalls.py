@@ -1,5 +1,6 @@
 """What a watched loss function received, kept as numbers: the evidence for the loss-input checks
-(softmax before cross-entropy, sigmoid before BCE-with-logits, target broadcasting, the initial loss)."""
+(the input's space: softmax before cross-entropy, raw scores to NLLLoss, a softmax over the wrong dim;
+sigmoid before BCE-with-logits, target broadcasting, the initial loss)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import math
 from dataclasses import dataclass
 
 import torch
+
+from .._core.loss_space import Space, judge
 
 CLASSIFICATION = ("cross_entropy", "nll_loss")
 BINARY = ("binary_cross_entropy", "binary_cross_entropy_with_logits")
@@ -30,6 +33,7 @@ class LossCall:
     weighted: bool
     n_classes: int | None
     baseline: float | None = None  # loss of a predictor that ignores the input (see `loss_baseline`)
+    space: Space | None = None  # the input in a space the loss does not expect (see `_core/loss_space.py`)
 
 
 def describe_call(
@@ -65,6 +69,7 @@ def describe_call(
         or bool(kwargs.get("label_smoothing", 0.0)),
         n_classes=int(x.shape[1]) if name in CLASSIFICATION and x.dim() >= 2 else None,
         baseline=loss_baseline(name, x, t),
+        space=judge(name, x, t, int(kwargs.get("ignore_index", -100))),
     )
 
 

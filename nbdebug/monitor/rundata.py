@@ -69,6 +69,9 @@ class RunData:
     wiring: Any = (
         None  # WiringEvidence (monitor/wiring_checks.py): what the loss reaches, what optimizers hold
     )
+    eval_loss_calls: list[LossCall] = field(default_factory=list)  # first validation call per loss
+    clip_scaled: dict[str, Any] | None = None  # gradients clipped while GradScaler-scaled (pitfalls.py)
+    log_of_softmax: dict[str, Any] | None = None  # the first exact 0 a log(softmax(...)) took the log of
 
     @classmethod
     def from_monitor(cls, monitor: Any, loss_calls: list[LossCall], final: bool, **periods: Any) -> RunData:

@@ -31,6 +31,7 @@ from .fit import MIN_EPOCHS, Epoch, best_epoch, epochs_from_frame, fit_findings
 from .lifecycle import withdrawal_reason
 from .live import LiveResults
 from .losscalls import BINARY, CLASSIFICATION, CUSTOM, LossCall, describe_call
+from .pitfalls import PitfallTracker
 from .records import StepRecord, safe
 from .rundata import BLOWUP
 from .stats import EARLY, StepMonitor
@@ -92,6 +93,7 @@ class Watch(LiveResults):
         self._leak_step: int | None = None
         self._nonfinite_seen = False
         self._judged = 0  # records judged for urgent findings (blow-up, first NaN) by _after_step
+        self._pitfalls = PitfallTracker()  # clips of scaled gradients, log(softmax) zeros, validation losses
 
     # -- context -------------------------------------------------------------------------------------
     def __enter__(self) -> Watch:
@@ -114,6 +116,10 @@ class Watch(LiveResults):
     def on_backward(self, tensors: tuple[torch.Tensor, ...], phase: str) -> None:
         self.monitor.on_backward(tensors, phase)
         self._wiring.on_backward(tensors, phase)
+        self._pitfalls.on_backward(tensors, phase, self.monitor.count + 1)
+
+    def on_clip(self, kind: str, parameters: list, limit: Any, total_norm: Any) -> None:
+        self._pitfalls.on_clip(self.monitor, kind, parameters, limit, total_norm)
 
     def on_scaler(self, event: str, scaler: Any, *args: Any) -> None:
         self.monitor.amp.on_scaler(event, scaler, *args)
@@ -150,6 +156,8 @@ class Watch(LiveResults):
         t = target.detach() if isinstance(target, torch.Tensor) else None
         if train and name not in self._loss_calls and name != CUSTOM:
             self._loss_calls[name] = describe_call(name, x, t, input, output, kwargs, self.monitor.count + 1)
+        elif not train:
+            self._pitfalls.on_eval_loss(name, x, t, input, output, kwargs, self.monitor.count + 1)
         if train:  # labels and predictions per class, fixes for imbalance, per-example loss spread
             step = self.monitor.count + 1
             batch = self.monitor._batch_size  # the model's batch: rows beyond it are positions in a sequence
@@ -237,6 +245,7 @@ class Watch(LiveResults):
             periods=periods,
             period_kind=kind,
             task=self._task.evidence(*self._class_periods(), periods[-1] if periods else None),
+            **self._pitfalls.run_fields(),
         )
         run.wiring = safe_evidence(self._wiring, self.internal_errors)
         return run

@@ -24,6 +24,7 @@ from .._core.data import model_device, split_batch, to_device
 from .._core.errors import NbdebugError
 from .._core.findings import Finding, findings_html, worst
 from .._core.hooks import HookSet, preserved
+from .._core.loss_space import describe, judge, log_of_softmax
 from .._core.result import Result
 from .._core.wiring import hidden_grads, one_pass_findings
 from . import loss_kinds as L
@@ -92,32 +93,64 @@ def _ends_with(out: torch.Tensor, *names: str) -> bool:
     return out.grad_fn is not None and out.grad_fn.name().startswith(names)
 
 
-def _loss_findings(kind: str | None, out: Any, target: Any) -> list[Finding]:
-    """Loss-function pitfalls read from the output values and the autograd node that produced them."""
+def _space_findings(kind: str, out: torch.Tensor, target: Any, ignore: int) -> list[Finding]:
+    """The classification output's space (`_core/loss_space.py`): probabilities, raw scores given to
+    NLLLoss, or a (log-)softmax over the batch instead of the classes."""
+    loss = "nll_loss" if kind == "nll" else "cross_entropy"
+    space = judge(loss, out, target, ignore)
+    if space is None:
+        return []
+    if space.code != "softmax-before-ce":
+        message, hint = describe(space, loss)
+        return [Finding(space.code, "error", message, hint, where="model output", evidence=space.evidence)]
+    fix = (
+        "replace the final Softmax with LogSoftmax(dim=1)"
+        if kind == "nll"
+        else "remove the final Softmax and feed the raw logits to CrossEntropyLoss"
+    )
+    return [
+        Finding(
+            "softmax-before-ce",
+            "error",
+            f"{L.NAMES[kind]} is given probabilities: every row of the model output is non-negative and sums "
+            f"to 1, so the loss applies (log-)softmax a second time and its gradients shrink",
+            f"{fix}; apply softmax only to read probabilities at inference",
+            where="model output",
+            evidence=space.evidence,
+        )
+    ]
+
+
+def _log_softmax_finding(loss: torch.Tensor) -> Finding | None:
+    """log-softmax-unstable: a torch.log of a softmax output holding exact zeros (read before backward)."""
+    probs = log_of_softmax(loss)
+    if probs is None:
+        return None
+    zeros = int((probs.detach() == 0).sum())
+    if not zeros:
+        return None
+    return Finding(
+        "log-softmax-unstable",
+        "error",
+        f"torch.log(softmax(x)) in the loss: {zeros} of {probs.numel()} softmax probabilities underflowed to "
+        "exactly 0, so the log is -inf there and the gradient NaN",
+        "use F.log_softmax(x, dim=...) (or nn.LogSoftmax) instead of log(softmax(x))",
+        where="loss",
+        evidence={"zeros": zeros, "size": probs.numel()},
+    )
+
+
+def _loss_findings(kind: str | None, out: Any, target: Any, ignore: int | None = None) -> list[Finding]:
+    """Loss-function pitfalls read from the output values and the autograd node that produced them.
+    `ignore`: the loss's ignore_index when `out` is its input; None when the kind was read off the loss's
+    graph (a custom loss may transform `out` first: only probabilities are then conclusive)."""
     if not isinstance(out, torch.Tensor) or not out.is_floating_point() or not out.numel():
         return []
     o = out.detach().float()
     found = []
-    if kind in L.CLASSIFICATION and o.dim() >= 2 and o.shape[1] > 1:
-        rowsum = o.sum(dim=1)
-        if bool((o >= 0).all()) and bool(((rowsum - 1).abs() < 1e-3).all()):
-            name = L.NAMES[kind]
-            fix = (
-                "replace the final Softmax with LogSoftmax(dim=1)"
-                if kind == "nll"
-                else "remove the final Softmax and feed the raw logits to CrossEntropyLoss"
-            )
-            found.append(
-                Finding(
-                    "softmax-before-ce",
-                    "error",
-                    f"{name} is given probabilities: every row of the model output is non-negative and sums "
-                    f"to 1, so the loss applies (log-)softmax a second time and its gradients shrink",
-                    f"{fix}; apply softmax only to read probabilities at inference",
-                    where="model output",
-                    evidence={"min": float(o.min()), "max": float(o.max())},
-                )
-            )
+    if kind in L.CLASSIFICATION:
+        space = _space_findings(kind, out, target, -100 if ignore is None else ignore)
+        found += [f for f in space if ignore is not None or f.code == "softmax-before-ce"]
     if kind == "bce_logits" and bool((o >= 0).all()) and bool((o <= 1).all()) and _ends_with(out, "Sigmoid"):
         found.append(
             Finding(
@@ -342,12 +375,14 @@ def check(
             out = run_forward(model, inputs, kwargs, hooks)
         kind = L.loss_kind(loss_fn)
         L.validate_target(kind, out, target, loss_fn)
-        findings += _loss_findings(kind, out, target)
+        findings += _loss_findings(kind, out, target, L.ignore_index(loss_fn))
         loss_t = L.call_loss(loss_fn, out, target)
         if kind is None:
             kind = L.kind_from_graph(loss_t)
             if kind is not None:
                 findings += _loss_findings(kind, out, target)
+        unstable = _log_softmax_finding(loss_t)
+        findings += [unstable] if unstable is not None else []
         loss = float(loss_t.detach())
         classes = num_classes or L.classes_of(kind, out)
         expected = expected_loss

@@ -36,7 +36,8 @@ class MAGICS(Magics):
     def nn_check(self, line: str) -> Any:
         """One forward/backward pass with dropout off; findings name what to fix before training.
 
-        Reports initial-loss (against ln C / ln 2), softmax-before-ce, sigmoid-before-bce-logits,
+        Reports initial-loss (against ln C / ln 2), softmax-before-ce, nll-without-log-softmax,
+        softmax-wrong-dim, log-softmax-unstable, sigmoid-before-bce-logits,
         sigmoid-bceloss, target-broadcast, out-of-range or mistyped targets, no-grad, nonfinite,
         unnormalized-input, dead-relu, saturated-activation and, with --reg, reg-not-increasing-loss.
         The model's mode, weights, gradients, buffers, optimizer state and RNG are restored.
