@@ -73,12 +73,13 @@ class PitfallTracker:
         own = {id(p) for p in monitor.params}
         if scaler is None or not any(id(p) in own for p in params):
             return
+        if self.clip is not None:  # already named: count it, without reading the scale (a device sync)
+            self.clips_scaled += 1
+            return
         scale = float(scaler.get_scale())
         if scale <= 1:
             return
         self.clips_scaled += 1
-        if self.clip is not None:
-            return
         grads = [p.grad.detach() for p in params if p.grad is not None]
         if not grads:
             return
