@@ -71,6 +71,7 @@ EXPECT = {
         "expected last dimension 12544 (in_features) but got 10816",
         "warnings or errors: 0",
         "INFO overfitting [validation]: the model overfits",
+        "WARNING unregistered-submodule [model.hidden]",
     ],
     "01_shape_walkthrough.ipynb": [
         "H_out = (14 - 1)*2 - 2*1 + 1*(3-1) + 1 + 1 = 28",

@@ -45,6 +45,36 @@ run.epochs.round(3)
 # called, replicas that diverge, unused parameters, a straggler). See the README's "Where you train".
 
 # %% [markdown]
+# `check` and `watch` also name the bugs public bug reports are full of, each with its evidence and a fix:
+# layers kept in a plain list (`unregistered-submodule`), an optimizer missing part of the model
+# (`params-not-in-optimizer`) or built before the model was re-created (`optimizer-stale-params`), D
+# stepped with G's optimizer (`optimizer-wrong-network`), a layer frozen by accident (`frozen-by-accident`),
+# clipping gradients a GradScaler still scales (`clip-scaled-grads`), NLLLoss on raw scores
+# (`nll-without-log-softmax`), a softmax over the batch (`softmax-wrong-dim`), `log(softmax(x))`
+# (`log-softmax-unstable`), `F.dropout` left on in eval (`dropout-active-in-eval`), class-sorted batches
+# (`unshuffled-data`), labels shuffled apart from their inputs (`labels-misaligned`), an RNN fed the other
+# layout (`rnn-batch-first-mismatch`), a loss term built from detached outputs (`loss-term-detached`),
+# BatchNorm trained on batches of 1 or 2 (`batchnorm-small-batch`), a per-epoch schedule stepped every
+# batch (`lr-schedule-collapse`). The first of them, before any training:
+
+# %%
+class Stacked(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(64, 32)
+        self.hidden = [nn.Linear(32, 32) for _ in range(2)]  # bug: a plain list, not nn.ModuleList
+        self.out = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.inp(x))
+        for layer in self.hidden:
+            x = torch.relu(layer(x))
+        return self.out(x)
+
+
+print(nbdebug.check(Stacked(), (xd[:64], yd[:64]), criterion).findings[0])
+
+# %% [markdown]
 # The train/validation curves also say what to do next. A wide MLP on 100 digits overfits: the validation
 # loss rises while the training loss keeps falling. The advice (`info`, not an alarm) names the best epoch
 # and how to regularize; the panel's **Train / val** tab marks that epoch.
