@@ -516,3 +516,29 @@ def test_a_contrastive_loss_whose_class_count_changes_is_no_internal_error():
                 ((F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2).backward()
                 opt.step()
     assert w.internal_errors == [] and "internal-error" not in {f.code for f in w.findings}
+
+
+def test_a_multi_task_loss_counts_one_task_not_two_label_sets_mixed():
+    """FairMOT-style joint training: a 2-way objectness cross-entropy and a 10-way identity cross-entropy
+    each step. Counting both label sets into one histogram made class 0 (objectness 0 + identity 0) 6x
+    the rarest identity: class-imbalance on a balanced task. The first task's calls are counted."""
+    torch.manual_seed(0)
+    x = torch.randn(640, 16)
+    ident = torch.arange(640) % 10
+    obj = (torch.arange(640) % 7 == 0).long()  # objectness: 1 in 7 positive
+    body, det, cls = nn.Linear(16, 32), nn.Linear(32, 2), nn.Linear(32, 10)
+    params = [*body.parameters(), *det.parameters(), *cls.parameters()]
+    opt = torch.optim.Adam(params, lr=1e-2)
+    model = nn.ModuleDict({"body": body, "det": det, "cls": cls})
+    with nbdebug.watch(model, opt) as w:
+        for _ in range(4):
+            for i in range(0, 640, 64):
+                h = torch.relu(body(x[i : i + 64]))
+                opt.zero_grad()
+                (
+                    F.cross_entropy(cls(h), ident[i : i + 64]) + F.cross_entropy(det(h), obj[i : i + 64])
+                ).backward()
+                opt.step()
+    task = w._run_data(final=True).task
+    assert task.n_classes == 10 and task.target_counts == [64 * 4] * 10
+    assert "class-imbalance" not in {f.code for f in w.findings if f.severity != "info"}

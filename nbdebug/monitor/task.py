@@ -116,6 +116,7 @@ class TaskCounter:
     def __init__(self, block: int, loss_module: Any = None) -> None:
         self.block = block
         self.n_classes: int | None = None
+        self.stream: tuple[str, int] | None = None  # (loss, classes) of the calls counted: one task
         self.target_counts: torch.Tensor | None = None
         self.blocks: dict[int, ClassCounts] = {}
         self.sequence = False
@@ -151,7 +152,15 @@ class TaskCounter:
         classes = self._classes(name, x, t)
         if classes is None:
             return
-        labels, preds, valid, c = classes
+        labels, preds, valid, c, sequence, binary = classes
+        # one task: the first classification call fixes the loss and class count that are counted; a
+        # multi-task loss (FairMOT: 2-way objectness and 10-way identity) would mix two label sets into
+        # one skewed count (a contrastive loss's shorter last batch is left out the same way)
+        if self.stream is None:
+            self.stream = (name, c)
+        elif self.stream != (name, c):
+            return
+        self.n_classes, self.sequence, self.binary = c, self.sequence or sequence, self.binary or binary
         lab = _count(labels, valid, c)
         pc = _count(preds, valid, c)
         hits = _count(labels, valid & (preds == labels), c)
@@ -172,23 +181,20 @@ class TaskCounter:
             del self.blocks[k]
 
     def _classes(self, name: str, x: torch.Tensor, t: torch.Tensor) -> tuple[Any, ...] | None:
-        """(labels, predictions, valid mask, C), flat, for a class-index or single-logit binary loss."""
+        """(labels, predictions, valid mask, C, sequence targets, binary), flat, for a class-index or
+        single-logit binary loss."""
         if (name in CLASSIFICATION or name == CUSTOM) and x.dim() >= 2 and not t.is_floating_point():
             pred = x.argmax(1)
             if pred.shape != t.shape:
                 return None
             c = int(x.shape[1])
-            self.n_classes = c
-            if t.dim() == 2 and x.dim() == 3:
-                self.sequence = True
             labels, preds = t.reshape(-1), pred.reshape(-1)
-            return labels, preds, (labels >= 0) & (labels < c), c
+            return labels, preds, (labels >= 0) & (labels < c), c, t.dim() == 2 and x.dim() == 3, False
         if name in BINARY and x.shape == t.shape and (x.dim() == 1 or (x.dim() == 2 and x.shape[1] == 1)):
-            self.n_classes, self.binary = 2, True
             threshold = 0.0 if name.endswith("logits") else 0.5
             labels = (t.reshape(-1) > 0.5).long()
             preds = (x.reshape(-1) > threshold).long()
-            return labels, preds, torch.ones_like(labels, dtype=torch.bool), 2
+            return labels, preds, torch.ones_like(labels, dtype=torch.bool), 2, False, True
         return None
 
     def _fixes_of(self, name: str, kwargs: dict) -> None:
