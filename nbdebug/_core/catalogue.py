@@ -236,6 +236,40 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "model.eval() left on after validation",
         ),
         _c(
+            "dropout-active-in-eval",
+            "dropout (or another random op) still active after model.eval(): evaluation is random",
+            "a dropout function called with training=True and p > 0 in an eval-mode forward, or the same input "
+            "tensor giving outputs that differ by > 1e-4 (relative) in two eval-mode forwards with the weights "
+            "unchanged",
+            "PyTorch docs, torch.nn.functional.dropout: training defaults to True (apply dropout if is True); "
+            "pytorch/pytorch#11999 'Dropout still active in .eval() mode'",
+        ),
+        _c(
+            "unshuffled-data",
+            "training data read in class order: most batches hold a single class",
+            ">= 50% of >= 8 training batches (of >= 4 labels) single-class, of >= 2 classes, where random "
+            "batches would be single-class <= 5% of the time (sum over classes of share^batch)",
+            "PyTorch docs, torch.utils.data.DataLoader: shuffle defaults to False (SequentialSampler); "
+            "Bengio 2012, 'Practical recommendations for gradient-based training', sec. 3.1: examples in a "
+            "minibatch should be drawn independently (shuffle when the data are ordered)",
+        ),
+        _c(
+            "rnn-batch-first-mismatch",
+            "an RNN/LSTM/GRU fed (batch, seq, feature) as (seq, batch, feature), or the reverse",
+            "on >= 2 training steps (and on none the other way) the layer's time axis has the size of the "
+            "loss's batch (targets' first dimension) and its batch axis another size > 1",
+            "PyTorch docs, torch.nn.LSTM: batch_first=False expects input (L, N, H_in); "
+            "pytorch/pytorch#1538 and #2674",
+        ),
+        _c(
+            "batchnorm-small-batch",
+            "BatchNorm trained on batches of 1 or a few: its batch statistics mismatch the running ones",
+            "median batch <= 2 (warning; 3-4: advice) over >= 3 train-mode forwards of a BatchNorm layer that "
+            "tracks running statistics",
+            "Wu & He 2018, 'Group Normalization', Fig. 1: ResNet-50 ImageNet error rises steeply as the batch "
+            "shrinks below 8 images (34.7% at 2 vs 23.6% at 32); Ioffe & Szegedy 2015, sec. 3.1",
+        ),
+        _c(
             "unstable-labels",
             "the dataset returns a different label for the same index",
             "any class label that differs between two reads of one index (overfit reads its subset through "

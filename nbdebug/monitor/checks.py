@@ -35,6 +35,7 @@ from .rundata import (
     _f,
     _start_loss,
 )
+from .wiring_checks import WIRING_CHECKS, frozen_batchnorm
 
 __all__ = ["BLOCK", "GRAD_HUGE", "PERSIST", "RunData", "diagnose"]
 
@@ -350,12 +351,20 @@ def check_eval_mode(run: RunData) -> Iterator[Finding]:
     """optimizer.step() while the model is in eval mode and has Dropout/BatchNorm layers."""
     bad = [r.step for r in run.steps if r.eval_mode]
     if bad:
+        frozen = frozen_batchnorm(run)
         yield _f(
             "eval-mode",
-            "warning",
+            "info" if frozen else "warning",
             f"{len(bad)} optimizer step(s) were taken with the model in eval mode (first: step {bad[0]}): "
-            "dropout is off and batch-norm uses frozen running statistics while training",
-            "call model.train() at the start of each training epoch (after any validation pass)",
+            "dropout is off and batch-norm uses frozen running statistics while training"
+            + (
+                f"; the model has no dropout and trains on batches of {frozen}: BatchNorm frozen on purpose, "
+                "the usual practice at such batch sizes (see batchnorm-small-batch)"
+                if frozen
+                else ""
+            ),
+            ("nothing, if BatchNorm is frozen on purpose; else " if frozen else "")
+            + "call model.train() at the start of each training epoch (after any validation pass)",
             "model",
             steps=len(bad),
         )
@@ -413,7 +422,7 @@ def run_checks(run: RunData, checks: tuple[Callable[[RunData], Iterator[Finding]
 
 def diagnose(run: RunData) -> list[Finding]:
     """What holds now: the findings of every check, a causal chain told as one finding (see `chains`)."""
-    out = run_checks(run, CHECKS)
+    out = run_checks(run, CHECKS + WIRING_CHECKS)
     try:
         out = explain(run, out)
     except Exception as e:

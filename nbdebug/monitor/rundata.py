@@ -66,6 +66,7 @@ class RunData:
     schedulers: list[dict[str, Any]] = field(default_factory=list)  # LR schedulers of the optimizer
     sample_steps: list[int] = field(default_factory=list)  # sampled steps, in order
     task: Any = None  # TaskEvidence (monitor/task.py): classes, fixes in place, per-example loss spread
+    wiring: Any = None  # WiringEvidence (monitor/wiring.py): RNN layout, BatchNorm batches, label order, eval
 
     @classmethod
     def from_monitor(cls, monitor: Any, loss_calls: list[LossCall], final: bool, **periods: Any) -> RunData:

@@ -35,6 +35,7 @@ from .records import StepRecord, safe
 from .rundata import BLOWUP
 from .stats import EARLY, StepMonitor
 from .task import ClassCounts, TaskCounter
+from .wiring import WiringProbe
 
 SHORT_RUN = 50  # steps over which every sampled step is diagnosed: a notebook experiment is named as it runs
 
@@ -89,6 +90,7 @@ class Watch(LiveResults):
         self._task = TaskCounter(BLOCK, loss_fn if isinstance(loss_fn, nn.Module) else None)
         self._leak_step: int | None = None
         self._nonfinite_seen = False
+        self.wiring = WiringProbe(self.monitor)  # RNN layout, BatchNorm batches, label order, eval dropout
 
     # -- context -------------------------------------------------------------------------------------
     def __enter__(self) -> Watch:
@@ -97,6 +99,7 @@ class Watch(LiveResults):
 
     def _attach(self, hooks: HookSet) -> None:
         self.monitor.attach(hooks)
+        self.wiring.attach(hooks)
         if isinstance(self.loss_fn, nn.Module):
             hooks.forward_pre(self.loss_fn, self._loss_module_pre)
             hooks.forward(self.loss_fn, self._loss_module_post)
@@ -140,6 +143,7 @@ class Watch(LiveResults):
         if not isinstance(input, torch.Tensor) or not isinstance(output, torch.Tensor):
             return
         train = torch.is_grad_enabled() and input.requires_grad
+        self.wiring.on_loss(input, target, train)
         acc = self._epochs[-1]
         x = input.detach()
         t = target.detach() if isinstance(target, torch.Tensor) else None
@@ -227,6 +231,7 @@ class Watch(LiveResults):
             periods=periods,
             period_kind=kind,
             task=self._task.evidence(*self._class_periods(), periods[-1] if periods else None),
+            wiring=self.wiring.evidence(),
         )
 
     def _class_periods(self) -> tuple[list[ClassCounts], str]:
