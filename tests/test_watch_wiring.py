@@ -264,3 +264,95 @@ def test_class_sorted_batches(batches):
 def test_random_batches_are_silent(order):
     w = order_run(order, 12, batch=8)
     assert find(w, "unshuffled-data") == []
+
+
+def test_eval_input_changed_through_data_is_no_repeat():
+    """CS231n fooling images: `X.data += dX` changes the input without a new version; not the same input."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 10), nn.Dropout(0.5))
+    with nbdebug.watch(model) as w:
+        model.eval()
+        x = torch.randn(1, 64, requires_grad=True)
+        for _ in range(3):
+            model(x)[0, 3].backward()
+            x.data += 0.1 * x.grad.data
+            x.grad.zero_()
+    assert find(w, "dropout-active-in-eval") == []
+
+
+# -- loss-term-detached --------------------------------------------------------------------------------
+
+
+def detach_run(term: str, steps: int = 6) -> nbdebug.Watch:
+    """A regression loss plus a second term, written as `term` says."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    logged = torch.tensor(0.0)
+    with nbdebug.watch(model, opt) as w:
+        for _ in range(steps):
+            x, y = torch.randn(32, 8), torch.randn(32, 4)
+            out = model(x)
+            loss = F.mse_loss(out, y)
+            if term == "detached":  # the bug: the second term's whole difference is detached
+                loss = loss + 0.5 * (out - y).abs().detach().mean()
+            elif term == "target-detached":  # healthy: only the target side is fixed
+                loss = loss + 0.5 * (out - out.mean(0).detach()).abs().mean()
+            elif term == "logged":  # healthy: a detached copy for logging, never added to the loss
+                logged = logged + loss.detach()
+            elif term == "accumulator":  # healthy: a term list summed from a constant start
+                total = torch.tensor(0.0)
+                for part in (loss, 0.1 * out.pow(2).mean()):
+                    total = total + part
+                loss = total
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return w
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+def test_detached_loss_term(steps):
+    """One backward pass of the marked loss is not yet conclusive; two are."""
+    f = find(detach_run("detached", steps), "loss-term-detached")
+    assert bool(f) is (steps >= 2)
+    if f:
+        assert f[0].severity == "error" and f[0].evidence["passes"] == steps
+        assert 0 < f[0].evidence["term"] < f[0].evidence["loss"]
+        assert "real.detach()" in f[0].hint
+
+
+@pytest.mark.parametrize("term", ["target-detached", "logged", "accumulator", "none"])
+def test_loss_without_detached_term_is_silent(term):
+    w = detach_run(term)
+    assert serious(w) == [] and w.internal_errors == []
+    assert not torch.overrides._get_current_function_mode_stack()  # the mode is off after the watch
+
+
+@pytest.mark.parametrize("bug", [True, False])
+def test_gan_generator_adversarial_term_detached(bug):
+    """watch_gan: G's loss = reconstruction + adversarial term on D's logits; detached in the bug.
+    The discriminator's own step detaches the fakes (D(fake.detach())), which is healthy."""
+    torch.manual_seed(0)
+    G = nn.Sequential(nn.Linear(4, 32), nn.ReLU(), nn.Linear(32, 2))
+    D = nn.Sequential(nn.Linear(2, 32), nn.LeakyReLU(0.2), nn.Linear(32, 1))
+    opt_g, opt_d = torch.optim.Adam(G.parameters(), 1e-3), torch.optim.Adam(D.parameters(), 1e-3)
+    with nbdebug.watch_gan(D, G, opt_d, opt_g) as w:
+        for _ in range(8):
+            z, real = torch.randn(32, 4), torch.randn(32, 2) + 2
+            fake = G(z)
+            opt_d.zero_grad()
+            d_loss = F.binary_cross_entropy_with_logits(D(real), torch.ones(32, 1))
+            d_loss = d_loss + F.binary_cross_entropy_with_logits(D(fake.detach()), torch.zeros(32, 1))
+            d_loss.backward()
+            opt_d.step()
+            opt_g.zero_grad()
+            logits = D(fake)
+            if bug:
+                logits = logits.detach()
+            adv = F.binary_cross_entropy_with_logits(logits, torch.ones(32, 1))
+            (F.mse_loss(fake, real) + 0.1 * adv).backward()
+            opt_g.step()
+    f = find(w, "loss-term-detached")
+    assert bool(f) is bug
+    assert w.internal_errors == []

@@ -270,6 +270,14 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "shrinks below 8 images (34.7% at 2 vs 23.6% at 32); Ioffe & Szegedy 2015, sec. 3.1",
         ),
         _c(
+            "loss-term-detached",
+            "a term of the backward'd loss is built from .detach()ed tensors: it trains nothing",
+            "on >= 2 backward passes the loss adds a non-zero scalar computed only from tensors detached from "
+            "the graph (followed on the first 20 forward-to-backward windows, then every 10th)",
+            "PyTorch docs, torch.Tensor.detach: the result never requires gradient (autograd 'Excluding "
+            "subgraphs from backward'); Impavidity/relogic#6, yuval-reshef/StreamVC#3",
+        ),
+        _c(
             "unstable-labels",
             "the dataset returns a different label for the same index",
             "any class label that differs between two reads of one index (overfit reads its subset through "

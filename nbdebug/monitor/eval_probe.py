@@ -82,8 +82,9 @@ class EvalProbe:
         self.repeats: list[dict[str, Any]] = []  # {"forwards", "differ", "shape", "diff"}
         self.eval_forwards = 0
         self._mode: _DropoutSpy | None = None
-        self._input: tuple[Any, int, tuple[int, ...]] | None = None
-        self._recent: list[tuple[Any, int, int, torch.Tensor]] = []  # (input ref, version, weights, summary)
+        self._input: tuple[Any, int, tuple[int, ...], torch.Tensor] | None = None
+        # (input ref, version, weights, output summary, input summary) of recent eval forwards
+        self._recent: list[tuple[Any, int, int, torch.Tensor, torch.Tensor]] = []
 
     @property
     def internal_errors(self) -> list[str]:
@@ -103,7 +104,16 @@ class EvalProbe:
             return
         self.eval_forwards += 1
         x = first_tensor(args)
-        self._input = (weakref.ref(x), x._version, tuple(x.shape)) if isinstance(x, torch.Tensor) else None
+        self._input = None
+        if isinstance(x, torch.Tensor) and x.numel():  # its values too: `x.data += ...` keeps the version
+            with torch.no_grad(), torch._C.DisableTorchFunction():
+                xf = x.detach().float()
+                self._input = (
+                    weakref.ref(x),
+                    x._version,
+                    tuple(x.shape),
+                    torch.stack([xf.sum(), xf.abs().sum()]),
+                )
         # not under the activation probe's mode (a training forward in eval mode): modes must nest
         if self.eval_forwards <= PROBED and not self.dropout_calls and self.monitor.probe.mode is None:
             mode = _DropoutSpy(self)
@@ -126,9 +136,9 @@ class EvalProbe:
         except Exception as e:
             record_error(self.internal_errors, "eval repeat", e)
 
-    def _compare(self, seen: tuple[Any, int, tuple[int, ...]], y: Any) -> None:
-        """Same input object, same version, same weights as a recent eval forward: outputs must match."""
-        ref, version, shape = seen
+    def _compare(self, seen: tuple[Any, int, tuple[int, ...], torch.Tensor], y: Any) -> None:
+        """Same input object, version and values, same weights as a recent eval forward: outputs must match."""
+        ref, version, shape, values = seen
         if not is_float(y) or y.numel() == 0:
             return
         with torch.no_grad(), torch._C.DisableTorchFunction():
@@ -136,8 +146,8 @@ class EvalProbe:
             summary = torch.stack([yf.sum(), yf.abs().sum()])
         weights = self._weights()
         x = ref()
-        for r, v, w, s in self._recent:
-            if x is not None and r() is x and v == version and w == weights:
+        for r, v, w, s, xs in self._recent:
+            if x is not None and r() is x and v == version and w == weights and bool((xs == values).all()):
                 diff = float((summary[1] - s[1]).abs() + (summary[0] - s[0]).abs())
                 scale = float(s[1].abs()) + 1e-12
                 if diff > REPEAT_RTOL * scale:
@@ -146,7 +156,7 @@ class EvalProbe:
                     )
                 self._recent = []
                 return
-        self._recent = [*self._recent[-(KEEP - 1) :], (ref, version, weights, summary)]
+        self._recent = [*self._recent[-(KEEP - 1) :], (ref, version, weights, summary, values)]
 
     def dropout_seen(self, function: str, p: float) -> None:
         """A dropout function ran with training=True in an eval forward: name the module whose forward

@@ -26,6 +26,7 @@ from .lifecycle import withdrawal_reason
 from .loop_checks import check_frozen, check_schedule
 from .rundata import NEVER_STEPS
 from .stats import StepMonitor
+from .wiring_checks import detached_term
 
 # lr-too-high in a GAN: its losses do not settle as a classifier's do, so the persistent rule's "loss
 # stalled" says nothing; only a median update/weight ratio 100x the 1e-3 reference names it (a healthy
@@ -43,6 +44,7 @@ class GanDiagnosis:
     _loss_calls: dict[str, Any]
     _rows: list[dict[str, Any]]
     _partial: bool
+    _detached: Any  # DetachProbe
 
     # -- diagnosis -----------------------------------------------------------------------------------
     def _net_run(self, monitor: StepMonitor, final: bool, loss_calls: list | None = None) -> RunData:
@@ -95,7 +97,8 @@ class GanDiagnosis:
                 out.append(f)
         codes = {(f.code, f.where) for f in out}
         out.extend(self._gan_checks(codes))
-        return out
+        detached = detached_term(self._detached.read(), self._detached.marked)  # monitor/detached.py
+        return out + ([detached] if detached is not None else [])
 
     def _never_steps(self, net: str, final: bool) -> Finding | None:
         """optimizer-never-steps for one network: the other network stepped >= NEVER_STEPS times (or at

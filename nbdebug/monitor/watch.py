@@ -105,13 +105,14 @@ class Watch(LiveResults):
             hooks.forward(self.loss_fn, self._loss_module_post)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self._stop(exc_type, self.monitor.release)
+        self._stop(exc_type, lambda: (self.wiring.detached.release(), self.monitor.release()))
         self._diagnose(final=True)
         self._notify(force=True)
 
     # -- events from intercept -----------------------------------------------------------------------
     def on_backward(self, tensors: tuple[torch.Tensor, ...], phase: str) -> None:
         self.monitor.on_backward(tensors, phase)
+        self.wiring.detached.on_backward(tensors, phase)
 
     def on_scaler(self, event: str, scaler: Any, *args: Any) -> None:
         self.monitor.amp.on_scaler(event, scaler, *args)

@@ -26,8 +26,10 @@ from torch import nn
 
 from .._core.hooks import HookSet
 from .._core.tensors import first_tensor
+from .detached import DetachProbe
 from .eval_probe import EvalProbe
 from .records import safe
+from .wrapped import compiled
 
 KEEP_BATCHES = 256  # training batches whose labels are read for the label-order check
 
@@ -69,6 +71,8 @@ class WiringEvidence:
     eval_dropout: list[dict[str, Any]] = field(default_factory=list)  # see EvalProbe
     eval_repeats: list[dict[str, Any]] = field(default_factory=list)
     dropout_modules: int = 0  # nn.Dropout-family modules with p > 0 (eval() changes what they do)
+    detached: list[dict[str, Any]] = field(default_factory=list)  # DetachProbe.read()
+    detached_marked: int = 0
 
 
 class WiringProbe:
@@ -86,13 +90,17 @@ class WiringProbe:
         self._labels: list[tuple[int, int, torch.Tensor]] = []  # (step, size, [min, max]) on the device
         self._read: list[LabelBatch] = []
         self.eval = EvalProbe(monitor)
+        self.detached = DetachProbe([monitor.root], monitor.internal_errors, lambda: monitor.count + 1)
 
     def attach(self, hooks: HookSet) -> None:
+        if compiled(self.monitor.root) is not None:  # hooks inside a compiled graph would break it
+            return
         for m in self._rnn:
             hooks.forward_pre(m, self._rnn_pre)
         for m in self._bn:
             hooks.forward_pre(m, self._bn_pre)
         self.eval.attach(hooks)
+        self.detached.attach(hooks)
 
     @property
     def internal_errors(self) -> list[str]:
@@ -162,6 +170,8 @@ class WiringProbe:
             labels=list(self._read),
             eval_dropout=list(self.eval.dropout_calls),
             eval_repeats=list(self.eval.repeats),
+            detached=self.detached.read(),
+            detached_marked=self.detached.marked,
             dropout_modules=sum(
                 isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in self.monitor.model.modules()
             ),

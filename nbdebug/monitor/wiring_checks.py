@@ -5,8 +5,10 @@ catalogue."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from statistics import median
+from typing import Any
 
 from .._core.findings import Finding
 from .rundata import RunData, _f
@@ -19,6 +21,7 @@ ORDER_BATCHES = 8  # labelled training batches the label-order check needs
 ORDER_MIN_SIZE = 4  # batches smaller than this are single-class by chance too often to count
 ORDER_SHARE = 0.5  # catalogue unshuffled-data: share of single-class batches ...
 ORDER_CHANCE = 0.05  # ... where shuffled batches would be single-class at most this often
+DETACHED_PASSES = 2  # backward passes of a loss with a detached term (a structure: it repeats every step)
 
 
 def _shown(names: list[str], k: int = 4) -> str:
@@ -192,4 +195,41 @@ def check_label_order(run: RunData) -> Iterator[Finding]:
     )
 
 
-WIRING_CHECKS = (check_rnn_layout, check_batchnorm_batch, check_eval_dropout, check_label_order)
+def detached_term(rows: list[dict[str, Any]], marked: int) -> Finding | None:
+    """loss-term-detached: on DETACHED_PASSES backward passes or more, the loss was a sum with a non-zero
+    scalar term built only from .detach()ed tensors (`monitor/detached.py`); `rows` as `DetachProbe.read`."""
+    rows = [r for r in rows if math.isfinite(r["term"]) and r["term"] != 0.0]
+    if marked < DETACHED_PASSES or not rows:
+        return None
+    r = rows[0]
+    return _f(
+        "loss-term-detached",
+        "error",
+        f"from step {r['step']}, the loss passed to backward() ({r['loss']:.3g}) adds a term of {r['term']:.3g} "
+        f"computed only from .detach()ed tensors ({marked} backward passes): the term counts in the loss's "
+        "value but gives no gradient, so the parameters it was meant to train never learn from it",
+        "move the .detach() off that term: detach only what must stay fixed (the real side, "
+        "(fake - real.detach()).abs(); the fake images in the discriminator's own step, D(fake.detach())); "
+        "a generator's adversarial term must keep the discriminator's graph: loss_g = criterion(D(fake), real)",
+        "loss",
+        term=r["term"],
+        loss=r["loss"],
+        passes=marked,
+    )
+
+
+def check_detached_term(run: RunData) -> Iterator[Finding]:
+    w = run.wiring
+    if w is not None:
+        f = detached_term(w.detached, w.detached_marked)
+        if f is not None:
+            yield f
+
+
+WIRING_CHECKS = (
+    check_rnn_layout,
+    check_batchnorm_batch,
+    check_eval_dropout,
+    check_label_order,
+    check_detached_term,
+)
