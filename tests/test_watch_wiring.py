@@ -356,3 +356,39 @@ def test_gan_generator_adversarial_term_detached(bug):
     f = find(w, "loss-term-detached")
     assert bool(f) is bug
     assert w.internal_errors == []
+
+
+# -- labels-misaligned ---------------------------------------------------------------------------------
+
+
+def align_run(shuffled_apart: bool, steps: int) -> nbdebug.Watch:
+    """Digits with a small MLP, SGD at a modest rate; the labels permuted apart from the inputs (the bug)."""
+    torch.manual_seed(0)
+    x, y = digits()
+    if shuffled_apart:
+        y = y[torch.randperm(len(y))]
+    model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.02)
+    with nbdebug.watch(model, opt) as w:
+        for i in range(steps):
+            s = (i * 32) % 1400
+            opt.zero_grad()
+            F.cross_entropy(model(x[s : s + 32]), y[s : s + 32]).backward()
+            opt.step()
+    return w
+
+
+@pytest.mark.parametrize("steps", [99, 100])
+def test_labels_shuffled_apart_from_inputs(steps):
+    """Nearest neighbours agree at chance and the loss sits at the label entropy: named from step 100."""
+    f = find(align_run(True, steps), "labels-misaligned")
+    assert bool(f) is (steps >= 100)
+    if f:
+        e = f[0].evidence
+        assert f[0].severity == "warning" and e["agree"] < e["chance"] + 0.05
+        assert e["loss"] >= 0.75 * e["baseline"] and "randperm" in f[0].hint
+
+
+def test_aligned_labels_are_silent():
+    w = align_run(False, 120)
+    assert find(w, "labels-misaligned") == [] and serious(w) == []

@@ -26,6 +26,7 @@ from torch import nn
 
 from .._core.hooks import HookSet
 from .._core.tensors import first_tensor
+from .alignment import MIN_STEPS, ROWS, AlignmentRows
 from .detached import DetachProbe
 from .eval_probe import EvalProbe
 from .records import safe
@@ -73,6 +74,7 @@ class WiringEvidence:
     dropout_modules: int = 0  # nn.Dropout-family modules with p > 0 (eval() changes what they do)
     detached: list[dict[str, Any]] = field(default_factory=list)  # DetachProbe.read()
     detached_marked: int = 0
+    alignment: dict[str, Any] | None = None  # AlignmentRows.evidence(): nearest-neighbour label agreement
 
 
 class WiringProbe:
@@ -90,6 +92,8 @@ class WiringProbe:
         self._labels: list[tuple[int, int, torch.Tensor]] = []  # (step, size, [min, max]) on the device
         self._read: list[LabelBatch] = []
         self.eval = EvalProbe(monitor)
+        self.rows = AlignmentRows()
+        self._aligned: dict[str, Any] | None = None
         self.detached = DetachProbe([monitor.root], monitor.internal_errors, lambda: monitor.count + 1)
 
     def attach(self, hooks: HookSet) -> None:
@@ -125,11 +129,14 @@ class WiringProbe:
         if isinstance(x, torch.Tensor) and x.dim() >= 2:
             self.bn_batches[self._bn[module]][int(x.shape[0])] += 1
 
-    def on_loss(self, input: Any, target: Any, train: bool) -> None:
+    def on_loss(self, name: str, input: Any, target: Any, train: bool) -> None:
         """A loss call: judge the RNN calls since the last one against its batch; keep its labels."""
         pending, self._pending = self._pending, []
         if not train:
             return
+        seen = self.monitor._last_input  # the model's input of this step
+        if seen is not None and self.rows.n < ROWS:
+            self.rows.add(name, first_tensor(seen[0]) if seen[0] else first_tensor(seen[1]), target)
         ref = target if isinstance(target, torch.Tensor) and target.dim() >= 1 else input
         if not isinstance(ref, torch.Tensor) or ref.dim() < 1:
             return
@@ -157,6 +164,12 @@ class WiringProbe:
             t = target.detach()
             self._labels.append((step, int(t.numel()), torch.stack([t.min(), t.max()])))
 
+    def _alignment(self) -> dict[str, Any] | None:
+        """The nearest-neighbour evidence, computed once (the kept rows do not change after ROWS)."""
+        if self._aligned is None and self.rows.n >= ROWS and self.monitor.count >= MIN_STEPS:
+            self._aligned = self.rows.evidence() or {}
+        return self._aligned or None
+
     def evidence(self) -> WiringEvidence:
         if self._labels:  # one read of the labels kept since the last diagnosis
             values = torch.stack([v for _, _, v in self._labels]).tolist()
@@ -172,6 +185,7 @@ class WiringProbe:
             eval_repeats=list(self.eval.repeats),
             detached=self.detached.read(),
             detached_marked=self.detached.marked,
+            alignment=self._alignment(),
             dropout_modules=sum(
                 isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in self.monitor.model.modules()
             ),

@@ -11,6 +11,7 @@ from statistics import median
 from typing import Any
 
 from .._core.findings import Finding
+from .alignment import misaligned
 from .rundata import RunData, _f
 
 RNN_STEPS = 2  # training steps whose RNN calls all had the swapped layout (and none the right one)
@@ -226,10 +227,36 @@ def check_detached_term(run: RunData) -> Iterator[Finding]:
             yield f
 
 
+def check_alignment(run: RunData) -> Iterator[Finding]:
+    """labels-misaligned: the inputs do not predict the labels and the loss stays at the frequency-only
+    level (`monitor/alignment.py`)."""
+    w = run.wiring
+    e = misaligned(w.alignment if w is not None else None, [r.loss for r in run.steps])
+    if e is None:
+        return
+    yield _f(
+        "labels-misaligned",
+        "warning",
+        f"the training labels look independent of their inputs: among the first {e['rows']} training examples, "
+        f"an example's nearest neighbour has its label {e['agree']:.0%} of the time, chance level "
+        f"({e['chance']:.0%} from the shares of {e['classes']} classes), and after {len(run.steps)} steps the loss "
+        f"({e['loss']:.3g}) is still that of a model that knows only the class shares ({e['baseline']:.3g})",
+        "check that inputs and labels are shuffled and split together (one permutation indexes both: "
+        "idx = torch.randperm(n); x, y = x[idx], y[idx]) and that labels are read after any reordering of "
+        "the table",
+        "data",
+        agree=e["agree"],
+        chance=e["chance"],
+        loss=e["loss"],
+        baseline=e["baseline"],
+    )
+
+
 WIRING_CHECKS = (
     check_rnn_layout,
     check_batchnorm_batch,
     check_eval_dropout,
     check_label_order,
     check_detached_term,
+    check_alignment,
 )
