@@ -392,3 +392,48 @@ def test_labels_shuffled_apart_from_inputs(steps):
 def test_aligned_labels_are_silent():
     w = align_run(False, 120)
     assert find(w, "labels-misaligned") == [] and serious(w) == []
+
+
+@pytest.mark.parametrize("loss", ["two-heads", "weighted"])
+def test_labels_test_needs_one_plain_loss_per_step(loss):
+    """Random labels, but a second loss call per step (a multi-task loss) or class weights: the loss is
+    not comparable with the label entropy, so no verdict."""
+    torch.manual_seed(0)
+    x, y = digits()
+    y = y[torch.randperm(len(y))]
+    model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.02)
+    with nbdebug.watch(model, opt) as w:
+        for i in range(110):
+            s = (i * 32) % 1400
+            out, t = model(x[s : s + 32]), y[s : s + 32]
+            if loss == "two-heads":
+                total = F.cross_entropy(out, t) + F.cross_entropy(out[:, :2], t % 2)
+            else:
+                total = F.cross_entropy(out, t, weight=torch.linspace(0.5, 1.5, 10))
+            opt.zero_grad()
+            total.backward()
+            opt.step()
+    assert find(w, "labels-misaligned") == []
+
+
+def test_a_monitor_mode_leaves_a_loss_imported_by_name_unseen():
+    """Under a TorchFunctionMode the original F.cross_entropy dispatches to the public, patched one; the
+    monitor's modes call the original (intercept.unpatched), so what the loss listener sees is unchanged."""
+    from nbdebug._core import intercept
+
+    original = F.cross_entropy
+    seen: list[str] = []
+
+    class Listener:
+        internal_errors: list[str] = []
+
+        def on_loss(self, name, *a):
+            seen.append(name)
+
+    with intercept.listening(Listener()):
+        assert intercept.unpatched(F.cross_entropy) is original and F.cross_entropy is not original
+        assert intercept.unpatched(torch.relu) is torch.relu
+        original(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]))  # imported by name: not seen
+        F.cross_entropy(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]))
+    assert seen == ["cross_entropy"]

@@ -281,7 +281,7 @@ CATALOGUE: dict[str, CodeInfo] = dict(
             "labels-misaligned",
             "training labels independent of their inputs (shuffled or split apart from them)",
             "on the first 400 training examples the nearest neighbour's label agrees no more than chance "
-            "(sum of squared class shares) + 2 standard errors, and after >= 100 steps the mean loss of the "
+            "(sum of squared class shares, judged when <= 0.5) + 2 standard errors, and after >= 100 steps the mean loss of the "
             "last 30 is >= 0.75 x the loss of predicting the class shares (label entropy)",
             "Zhang et al. 2017, 'Understanding deep learning requires rethinking generalization' (random labels: "
             "training loss falls only by memorization, test accuracy at chance); Cover & Hart 1967 (1-NN error "

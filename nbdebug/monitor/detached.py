@@ -24,6 +24,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .._core.hooks import HookSet
+from .._core.intercept import unpatched
 from .records import record_error
 
 WINDOWS = 20  # forward-to-backward windows watched from the start ...
@@ -65,7 +66,7 @@ class _Follow(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        out = unpatched(func)(*args, **kwargs)  # a loss imported by name stays unseen, as without the mode
         self.ops += 1
         if self.ops <= MAX_OPS and not self.probe.done and isinstance(out, torch.Tensor):
             try:

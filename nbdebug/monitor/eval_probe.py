@@ -23,6 +23,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .._core.hooks import HookSet
+from .._core.intercept import unpatched
 from .._core.tensors import first_tensor, is_float
 from .records import record_error, safe
 
@@ -68,7 +69,7 @@ class _DropoutSpy(TorchFunctionMode):
                     self.probe.dropout_seen(known[0], p)
             except Exception as e:  # never break the user's forward
                 record_error(self.probe.internal_errors, "eval dropout", e)
-        return func(*args, **kwargs)
+        return unpatched(func)(*args, **kwargs)  # a loss imported by name stays unseen (see intercept)
 
 
 class EvalProbe:

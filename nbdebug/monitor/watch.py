@@ -144,7 +144,7 @@ class Watch(LiveResults):
         if not isinstance(input, torch.Tensor) or not isinstance(output, torch.Tensor):
             return
         train = torch.is_grad_enabled() and input.requires_grad
-        self.wiring.on_loss(name, input, target, train)
+        self.wiring.on_loss(name, input, target, kwargs, train)
         acc = self._epochs[-1]
         x = input.detach()
         t = target.detach() if isinstance(target, torch.Tensor) else None

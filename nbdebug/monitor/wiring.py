@@ -129,14 +129,15 @@ class WiringProbe:
         if isinstance(x, torch.Tensor) and x.dim() >= 2:
             self.bn_batches[self._bn[module]][int(x.shape[0])] += 1
 
-    def on_loss(self, name: str, input: Any, target: Any, train: bool) -> None:
+    def on_loss(self, name: str, input: Any, target: Any, kwargs: dict, train: bool) -> None:
         """A loss call: judge the RNN calls since the last one against its batch; keep its labels."""
         pending, self._pending = self._pending, []
         if not train:
             return
         seen = self.monitor._last_input  # the model's input of this step
-        if seen is not None and self.rows.n < ROWS:
-            self.rows.add(name, first_tensor(seen[0]) if seen[0] else first_tensor(seen[1]), target)
+        if seen is not None and self.rows.kind != "mixed":
+            x = first_tensor(seen[0]) if seen[0] else first_tensor(seen[1])
+            self.rows.add(name, x, target, kwargs, self.monitor.count + 1)
         ref = target if isinstance(target, torch.Tensor) and target.dim() >= 1 else input
         if not isinstance(ref, torch.Tensor) or ref.dim() < 1:
             return
