@@ -59,21 +59,52 @@ def _tensors(args: Any, kwargs: dict) -> list[torch.Tensor]:
 
 
 class _Follow(TorchFunctionMode):
-    def __init__(self, probe: DetachProbe) -> None:
-        super().__init__()
-        self.probe = probe
-        self.ops = 0
+    """The one mode every open window shares (two watches at once, or D and G, never stack two modes whose
+    order a backward could not undo): it hands each call to the probes whose window is open."""
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
         out = unpatched(func)(*args, **kwargs)  # a loss imported by name stays unseen, as without the mode
-        self.ops += 1
-        if self.ops <= MAX_OPS and not self.probe.done and isinstance(out, torch.Tensor):
-            try:
-                self.probe.seen(func, args, kwargs, out)
-            except Exception as e:  # never break the user's training
-                record_error(self.probe.internal_errors, "detached term", e)
+        if isinstance(out, torch.Tensor):
+            for probe in list(_OPEN):
+                probe.ops += 1
+                if probe.ops <= MAX_OPS:
+                    try:
+                        probe.seen(func, args, kwargs, out)
+                    except Exception as e:  # never break the user's training
+                        record_error(probe.internal_errors, "detached term", e)
         return out
+
+
+_OPEN: list[DetachProbe] = []  # probes whose window is open
+_MODE: list[_Follow] = []  # the shared mode, while it is on the stack
+
+
+def _open(probe: DetachProbe) -> None:
+    if probe not in _OPEN:
+        _OPEN.append(probe)
+    if not _MODE:
+        mode = _Follow()
+        mode.__enter__()
+        _MODE.append(mode)
+
+
+def _close(probe: DetachProbe) -> None:
+    """Close `probe`'s window; take the shared mode off once no window is open and it is on top of the
+    stack (inside its own handler, as during `loss.backward()`, it is not: the next forward or the end
+    of the watch takes it off)."""
+    if probe in _OPEN:
+        _OPEN.remove(probe)
+    if _OPEN or not _MODE:
+        return
+    stack = torch.overrides._get_current_function_mode_stack()
+    if stack and stack[-1] is _MODE[0]:
+        _MODE.pop().__exit__(None, None, None)
+
+
+def mode_pending() -> bool:
+    """Whether the shared mode is still on the stack (tests: nothing is left once every watch ended)."""
+    return bool(_MODE)
 
 
 class DetachProbe:
@@ -87,27 +118,31 @@ class DetachProbe:
         self.terms: list[dict[str, Any]] = []
         self.marked = 0  # backward passes of a marked loss
         self.windows = 0
-        self._mode: _Follow | None = None
-        self.done = False  # the window's backward came: the mode only waits to be taken off
+        self.ops = 0  # calls seen in the open window
         self._detached: dict[int, weakref.ref] = {}
         self._marked: dict[int, tuple[weakref.ref, torch.Tensor]] = {}  # id -> (ref, the detached term)
+
+    @property
+    def open(self) -> bool:
+        return self in _OPEN
 
     def attach(self, hooks: HookSet) -> None:
         for root in self.roots:
             hooks.forward(root, self._forward_end)  # not after a forward that raised
 
     def _forward_end(self, module: nn.Module, args: tuple, out: Any) -> None:
-        if self._mode is not None and (self.done or self._mode.ops > MAX_OPS):
-            self.release()  # the window closed at a backward (or no backward came): take the mode off now
-        if self._mode is not None or not torch.is_grad_enabled() or not module.training:
+        if self.open and self.ops > MAX_OPS:  # a window no backward closed: give it up
+            self.release()
+        elif not self.open:
+            _close(self)  # a mode left on by a backward run inside its handler comes off here
+        if self.open or not torch.is_grad_enabled() or not module.training:
             return
         self.windows += 1
         if self.windows > WINDOWS and self.windows % EVERY:
             return
         try:
-            mode = _Follow(self)
-            mode.__enter__()
-            self._mode, self.done = mode, False
+            self.ops = 0
+            _open(self)
         except Exception as e:
             record_error(self.internal_errors, "detached term", e)
 
@@ -149,12 +184,9 @@ class DetachProbe:
                 self._marked[id(out)] = (weakref.ref(out), term.detach().reshape(()))
 
     def on_backward(self, tensors: tuple[torch.Tensor, ...], phase: str) -> None:
-        """At a backward's start: report a marked loss, and stop following (the window is over). The mode
-        comes off here when it is on top of the stack; `loss.backward()` is itself a torch function, run
-        inside the mode's own handler (where the mode is off the stack), so then at the next forward."""
-        if phase != "start" or self._mode is None or self.done:
+        """At a backward's start: report a marked loss, and close the window."""
+        if phase != "start" or not self.open:
             return
-        self.done = True
         try:
             for t in tensors:
                 m = self._has(self._marked, t)
@@ -165,22 +197,12 @@ class DetachProbe:
                     break
         except Exception as e:
             record_error(self.internal_errors, "detached term", e)
-        self._detached, self._marked = {}, {}
-        stack = torch.overrides._get_current_function_mode_stack()
-        if stack and stack[-1] is self._mode:
-            self.release()
+        self.release()
 
     def release(self) -> None:
-        """Take the mode off (at the next forward after a backward, or when the watch ends)."""
-        mode, self._mode = self._mode, None
+        """Close the window (a backward started, or the watch ends) and forget the window's tensors."""
         self._detached, self._marked = {}, {}
-        if mode is None:
-            return
-        stack = torch.overrides._get_current_function_mode_stack()
-        if stack and stack[-1] is mode:
-            mode.__exit__(None, None, None)
-        else:  # another mode was left on top: ours cannot be taken off safely
-            record_error(self.internal_errors, "detached term", RuntimeError("mode stack changed"))
+        _close(self)
 
     def read(self) -> list[dict[str, Any]]:
         """The first KEEP marked backward passes as numbers: step, term, loss."""
