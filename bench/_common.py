@@ -105,7 +105,9 @@ class ReadCounter:
                     for f in traceback.extract_stack()[:-1]
                     if "/nbdebug/" in f.filename.replace("\\", "/") and "/tests/" not in f.filename
                 ]
-                if ours:
+                # a torch-function mode's handler dispatching someone else's call (the optimizer's
+                # `step.item()` while a mode is on) is not a read nbdebug makes
+                if ours and ours[-1].name != "__torch_function__":
                     counter.reads.append(
                         (name, f"{ours[-1].filename.split('nbdebug/')[-1]}:{ours[-1].lineno}")
                     )

@@ -45,6 +45,10 @@ _EXPLAINS: dict[str, tuple[str, ...]] = {
     "saturated-activation": ("loss-not-decreasing", "lr-too-low"),
     "vanishing-gradients": ("lr-too-low",),
     "nonfinite": ("lr-too-low", "loss-not-decreasing", "loss-oscillating", "predicts-mode"),
+    # a class-ordered stream: the loss jumps at each change of class and a block of steps sees few classes
+    # (predicts-mode, the model favouring the last class, is still told on its own: corpus cases expect it)
+    "unshuffled-data": ("loss-oscillating", "loss-not-decreasing", "class-imbalance"),
+    "rnn-batch-first-mismatch": ("loss-not-decreasing", "lr-too-low", "predicts-mode"),
 }
 # what a blow-up explains: everything that follows a loss 100x too high
 _AFTER_BLOWUP = (

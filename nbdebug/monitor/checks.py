@@ -17,6 +17,7 @@ from .._core.findings import Finding
 from .blowup import check_blowup
 from .chains import explain
 from .freeze_checks import check_freeze
+from .layout_checks import LAYOUT_CHECKS, frozen_batchnorm
 from .loop_checks import check_frozen, check_never_steps, check_schedule
 from .loss_checks import check_labels, check_loss_calls, check_loss_curve
 from .lr_checks import check_learning_rate
@@ -363,12 +364,20 @@ def check_eval_mode(run: RunData) -> Iterator[Finding]:
     """optimizer.step() while the model is in eval mode and has Dropout/BatchNorm layers."""
     bad = [r.step for r in run.steps if r.eval_mode]
     if bad:
+        frozen = frozen_batchnorm(run)
         yield _f(
             "eval-mode",
-            "warning",
+            "info" if frozen else "warning",
             f"{len(bad)} optimizer step(s) were taken with the model in eval mode (first: step {bad[0]}): "
-            "dropout is off and batch-norm uses frozen running statistics while training",
-            "call model.train() at the start of each training epoch (after any validation pass)",
+            "dropout is off and batch-norm uses frozen running statistics while training"
+            + (
+                f"; the model has no dropout and trains on batches of {frozen}: BatchNorm frozen on purpose, "
+                "the usual practice at such batch sizes (see batchnorm-small-batch)"
+                if frozen
+                else ""
+            ),
+            ("nothing, if BatchNorm is frozen on purpose; else " if frozen else "")
+            + "call model.train() at the start of each training epoch (after any validation pass)",
             "model",
             steps=len(bad),
         )
@@ -429,7 +438,7 @@ def run_checks(run: RunData, checks: tuple[Callable[[RunData], Iterator[Finding]
 
 def diagnose(run: RunData) -> list[Finding]:
     """What holds now: the findings of every check, a causal chain told as one finding (see `chains`)."""
-    out = run_checks(run, CHECKS)
+    out = run_checks(run, CHECKS + LAYOUT_CHECKS)
     try:
         out = explain(run, out)
     except Exception as e:

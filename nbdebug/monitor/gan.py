@@ -38,6 +38,7 @@ from .._core.errors import NbdebugError
 from .._core.findings import findings_html, withdrawn_html
 from .._core.hooks import HookSet
 from .._core.tensors import first_tensor, storage_key
+from .detached import DetachProbe
 from .gan_args import validate_gan_args
 from .gan_checks import (
     _soft_labels,
@@ -139,6 +140,10 @@ class GanWatch(GanDiagnosis, LiveResults, GanSamples):
         self._loss_calls: dict[str, Any] = {}
         self._n_loss_calls = 0
         self._new_frame = False
+        # a loss term built from detached tensors (monitor/detached.py), judged in gan_diagnosis.py
+        self._detached = DetachProbe(
+            [generator, discriminator], self.internal_errors, lambda: self.g_monitor.count + 1
+        )
 
     # -- context -------------------------------------------------------------------------------------
     def __enter__(self) -> GanWatch:
@@ -156,8 +161,10 @@ class GanWatch(GanDiagnosis, LiveResults, GanSamples):
         hooks.forward(self.discriminator, self._d_forward)
         self.d_monitor.attach(hooks)
         self.g_monitor.attach(hooks)
+        self._detached.attach(hooks)
 
     def _release(self) -> None:
+        self._detached.release()
         self.d_monitor.release()
         self.g_monitor.release()
         self._last_fake = self._last_real = None
@@ -179,6 +186,7 @@ class GanWatch(GanDiagnosis, LiveResults, GanSamples):
         # both monitors see every backward (G's fills D's .grad too); neither accumulates the loss
         self.d_monitor.on_backward((), phase)
         self.g_monitor.on_backward((), phase)
+        self._detached.on_backward(tensors, phase)
 
     def on_loss(self, name: str, input: Any, target: Any, output: Any, kwargs: dict) -> None:
         if not isinstance(input, torch.Tensor) or not isinstance(output, torch.Tensor):

@@ -22,6 +22,7 @@ from .checks import (
     run_checks,
 )
 from .gan_checks import _for_network, check_d_collapse, check_g_vanishing, check_mode_collapse
+from .layout_checks import detached_term
 from .lifecycle import withdrawal_reason
 from .loop_checks import check_frozen, check_schedule
 from .rundata import NEVER_STEPS
@@ -53,6 +54,7 @@ class GanDiagnosis:
     _rows: list[dict[str, Any]]
     _partial: bool
     wiring_findings: list[Finding]  # optimizer-wrong-network, known from the arguments (gan_wiring.py)
+    _detached: Any  # DetachProbe
 
     # -- diagnosis -----------------------------------------------------------------------------------
     def _net_run(self, monitor: StepMonitor, final: bool, loss_calls: list | None = None) -> RunData:
@@ -105,7 +107,8 @@ class GanDiagnosis:
                 out.append(f)
         codes = {(f.code, f.where) for f in out}
         out.extend(self._gan_checks(codes))
-        return out
+        detached = detached_term(self._detached.read(), self._detached.marked)  # monitor/detached.py
+        return out + ([detached] if detached is not None else [])
 
     def _never_steps(self, net: str, final: bool) -> Finding | None:
         """optimizer-never-steps for one network: the other network stepped >= NEVER_STEPS times (or at

@@ -72,6 +72,7 @@ class RunData:
     eval_loss_calls: list[LossCall] = field(default_factory=list)  # first validation call per loss
     clip_scaled: dict[str, Any] | None = None  # gradients clipped while GradScaler-scaled (pitfalls.py)
     log_of_softmax: dict[str, Any] | None = None  # the first exact 0 a log(softmax(...)) took the log of
+    layout: Any = None  # LayoutEvidence (monitor/layout.py): RNN layout, BatchNorm batches, label order, eval
 
     @classmethod
     def from_monitor(cls, monitor: Any, loss_calls: list[LossCall], final: bool, **periods: Any) -> RunData:

@@ -109,6 +109,21 @@ class TaskEvidence:
     complete: int = 0  # complete periods in the run (`periods` keeps the last two)
 
 
+class EpochAcc:
+    """Running sums for one epoch of a watched run (`Watch._epochs`): accuracy and validation sums, and
+    the epoch's class counts; tensors are summed without a device sync until read."""
+
+    def __init__(self, start: int) -> None:
+        self.start = start  # steps completed when the epoch began
+        self.train_correct: Any = 0
+        self.train_seen = 0
+        self.val_loss: Any = 0.0
+        self.val_seen = 0
+        self.val_correct: Any = 0
+        self.val_acc_seen = 0
+        self.counts = ClassCounts()  # labels, predictions and hits per class (training calls)
+
+
 class TaskCounter:
     """Fed by `Watch.on_loss` with every loss call; keeps the class counts per epoch (via the epoch's
     `counts`) and per block of `block` steps, the fixes seen, and the per-example loss spread."""

@@ -28,6 +28,7 @@ from .._core.findings import Finding, findings_html, withdrawn_html
 from .._core.hooks import HookSet
 from .checks import BLOCK, RunData, diagnose
 from .fit import MIN_EPOCHS, Epoch, best_epoch, epochs_from_frame, fit_findings
+from .layout import LayoutProbe
 from .lifecycle import withdrawal_reason
 from .live import LiveResults
 from .losscalls import BINARY, CLASSIFICATION, CUSTOM, LossCall, describe_call
@@ -35,24 +36,10 @@ from .pitfalls import PitfallTracker
 from .records import StepRecord, safe
 from .rundata import BLOWUP
 from .stats import EARLY, StepMonitor
-from .task import ClassCounts, TaskCounter
+from .task import ClassCounts, EpochAcc, TaskCounter
 from .wiring_checks import WiringTracker, safe_evidence
 
 SHORT_RUN = 50  # steps over which every sampled step is diagnosed: a notebook experiment is named as it runs
-
-
-class _EpochAcc:
-    """Running sums for one epoch; tensors are summed without a device sync until read."""
-
-    def __init__(self, start: int) -> None:
-        self.start = start  # steps completed when the epoch began
-        self.train_correct: Any = 0
-        self.train_seen = 0
-        self.val_loss: Any = 0.0
-        self.val_seen = 0
-        self.val_correct: Any = 0
-        self.val_acc_seen = 0
-        self.counts = ClassCounts()  # labels, predictions and hits per class (training calls)
 
 
 class Watch(LiveResults):
@@ -82,7 +69,7 @@ class Watch(LiveResults):
         self._wiring = WiringTracker(self.monitor)
         self._init_live(on_update, update_interval)
         self.internal_errors = self.monitor.internal_errors
-        self._epochs: list[_EpochAcc] = [_EpochAcc(0)]
+        self._epochs: list[EpochAcc] = [EpochAcc(0)]
         self._manual_epochs = False
         self._train_loader: Any = None
         self._current_loader: Any = None
@@ -94,6 +81,7 @@ class Watch(LiveResults):
         self._nonfinite_seen = False
         self._judged = 0  # records judged for urgent findings (blow-up, first NaN) by _after_step
         self._pitfalls = PitfallTracker()  # clips of scaled gradients, log(softmax) zeros, validation losses
+        self.layout = LayoutProbe(self.monitor)  # RNN layout, BatchNorm batches, label order, eval dropout
 
     # -- context -------------------------------------------------------------------------------------
     def __enter__(self) -> Watch:
@@ -103,12 +91,13 @@ class Watch(LiveResults):
     def _attach(self, hooks: HookSet) -> None:
         self.monitor.attach(hooks)
         self._wiring.attach(hooks)
+        self.layout.attach(hooks)
         if isinstance(self.loss_fn, nn.Module):
             hooks.forward_pre(self.loss_fn, self._loss_module_pre)
             hooks.forward(self.loss_fn, self._loss_module_post)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self._stop(exc_type, self.monitor.release)
+        self._stop(exc_type, lambda: (self.layout.detached.release(), self.monitor.release()))
         self._diagnose(final=True)
         self._notify(force=True)
 
@@ -117,6 +106,7 @@ class Watch(LiveResults):
         self.monitor.on_backward(tensors, phase)
         self._wiring.on_backward(tensors, phase)
         self._pitfalls.on_backward(tensors, phase, self.monitor.count + 1)
+        self.layout.detached.on_backward(tensors, phase)
 
     def on_clip(self, kind: str, parameters: list, limit: Any, total_norm: Any) -> None:
         self._pitfalls.on_clip(self.monitor, kind, parameters, limit, total_norm)
@@ -151,6 +141,7 @@ class Watch(LiveResults):
         if not isinstance(input, torch.Tensor) or not isinstance(output, torch.Tensor):
             return
         train = torch.is_grad_enabled() and input.requires_grad
+        self.layout.on_loss(name, input, target, kwargs, train)
         acc = self._epochs[-1]
         x = input.detach()
         t = target.detach() if isinstance(target, torch.Tensor) else None
@@ -196,7 +187,7 @@ class Watch(LiveResults):
             self._new_epoch()
 
     def _new_epoch(self) -> None:
-        self._epochs.append(_EpochAcc(self.monitor.count))
+        self._epochs.append(EpochAcc(self.monitor.count))
         self._diagnose()
         self._notify()
 
@@ -246,6 +237,7 @@ class Watch(LiveResults):
             period_kind=kind,
             task=self._task.evidence(*self._class_periods(), periods[-1] if periods else None),
             **self._pitfalls.run_fields(),
+            layout=self.layout.evidence(),
         )
         run.wiring = safe_evidence(self._wiring, self.internal_errors)
         return run
