@@ -27,8 +27,11 @@ from .._core.hooks import HookSet
 from .._core.intercept import unpatched
 from .records import record_error
 
-WINDOWS = 20  # forward-to-backward windows watched from the start ...
-EVERY = 10  # ... then every EVERY-th
+# forward-to-backward windows watched from the start, then every EVERY-th: the mode stays on the stack
+# until the next forward (a backward runs inside its handler), so each window also costs the optimizer
+# step's torch calls; 5 windows see a term on its 2 backward passes, as the first 5 steps are sampled
+WINDOWS = 5
+EVERY = 50
 MAX_OPS = 5000  # calls one window follows at most
 KEEP = 8  # marked backward passes whose values are kept
 
@@ -64,6 +67,8 @@ class _Follow(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
+        if not _OPEN:  # every window closed, the mode not yet off the stack: pass calls straight through
+            return unpatched(func)(*args, **kwargs)
         out = unpatched(func)(*args, **kwargs)  # a loss imported by name stays unseen, as without the mode
         if isinstance(out, torch.Tensor):
             for probe in list(_OPEN):
