@@ -22,6 +22,15 @@ def _current(page) -> str:
     return page.locator(".nbdebug-shapes-table tr.nbdebug-current").inner_text()
 
 
+def _detail_of_step(page, step: int) -> str:
+    """The detail pane once it shows `step`: the row's highlight and the pane are two updates of the view,
+    and reading the pane right after the highlight moved could still give the previous step's text."""
+    page.wait_for_function(
+        f"() => (document.querySelector('.nbdebug-shapes-detail')?.innerText || '').startsWith('Step {step}')"
+    )
+    return page.locator(".nbdebug-shapes-detail").inner_text()
+
+
 def test_stepper_next_changes_highlight_and_arithmetic(page, lab, gallery):
     open_and_run(page, lab, "shapes_stepper.ipynb", [SETUP, "%nn_shapes model x"])
     assert cell_errors(page) == []
@@ -32,7 +41,7 @@ def test_stepper_next_changes_highlight_and_arithmetic(page, lab, gallery):
     page.wait_for_function(
         "() => document.querySelector('.nbdebug-shapes-table tr.nbdebug-current').dataset.step === '1'"
     )
-    detail = page.locator(".nbdebug-shapes-detail").inner_text()
+    detail = _detail_of_step(page, 1)
     assert "H_out = floor((28 + 2*1 - 1*(3-1) - 1) / 2) + 1 = 14" in detail
     assert "Conv2d" in _current(page)
     page.locator(".nbdebug-shapes-fmap").wait_for()  # feature maps of the real activation
@@ -42,7 +51,7 @@ def test_stepper_next_changes_highlight_and_arithmetic(page, lab, gallery):
     page.wait_for_function(
         "() => document.querySelector('.nbdebug-shapes-table tr.nbdebug-current').dataset.step === '3'"
     )
-    detail = page.locator(".nbdebug-shapes-detail").inner_text()
+    detail = _detail_of_step(page, 3)
     assert "H_out = (14 - 1)*2 - 2*1 + 1*(3-1) + 1 + 1 = 28" in detail
     assert "ConvTranspose2d" in _current(page)
     page.locator(".nbdebug-shapes-prev").click()
