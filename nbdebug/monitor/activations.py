@@ -21,6 +21,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .._core.tensors import first_tensor, is_float
+from .modes import take_off
 from .records import LayerSample, record_error
 from .summaries import batched_histograms, subsample, unit_dead_fraction
 
@@ -211,13 +212,7 @@ class ForwardProbe:
         after the layer whose output they took (`relu(fc1)`) or numbered per function in call order."""
         mode, self.mode = self.mode, None
         if mode is not None:
-            stack = torch.overrides._get_current_function_mode_stack()
-            if stack and stack[-1] is mode:
-                mode.__exit__(None, None, None)
-            else:  # the user's forward left its own mode on top: ours cannot be taken off safely
-                record_error(
-                    self.internal_errors, "functional activation", RuntimeError("mode stack changed")
-                )
+            take_off(mode, self.internal_errors, "functional activation")
         if mode is not None:
             self.watched_forwards += 1
             self.found_functions = self.found_functions or bool(self.functional_rows)

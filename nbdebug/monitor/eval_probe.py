@@ -25,6 +25,7 @@ from torch.overrides import TorchFunctionMode
 from .._core.hooks import HookSet
 from .._core.intercept import unpatched
 from .._core.tensors import first_tensor, is_float
+from .modes import take_off
 from .records import record_error, safe
 
 PROBED = 16  # eval forwards watched by the dropout-function mode
@@ -124,11 +125,7 @@ class EvalProbe:
     def _post(self, module: nn.Module, args: tuple, out: Any) -> None:
         mode, self._mode = self._mode, None
         if mode is not None:
-            stack = torch.overrides._get_current_function_mode_stack()
-            if stack and stack[-1] is mode:
-                mode.__exit__(None, None, None)
-            else:  # the user's forward left its own mode on top: ours cannot be taken off safely
-                record_error(self.internal_errors, "eval dropout", RuntimeError("mode stack changed"))
+            take_off(mode, self.internal_errors, "eval dropout")
         seen, self._input = self._input, None
         if self.model.training or seen is None or self.repeats:
             return
