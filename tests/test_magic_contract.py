@@ -12,6 +12,8 @@ from torch import nn
 import nbdebug
 from nbdebug._core.magic import split_expressions, unquote
 
+pytestmark = pytest.mark.slow  # IPython shells and panels: `make test` runs them, `make check` does not
+
 LINE = {
     # magic: (line, result type); every line uses an expression with spaces inside brackets
     "nn_shapes": ("m x[:4, :]", nbdebug.Trace),

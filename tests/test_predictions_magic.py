@@ -14,6 +14,8 @@ from nbdebug.predictions.panel import FiltersPanel, PredictionsPanel
 from nbdebug.predictions.report import PredictionReport
 from nbdebug.predictions.topk import TopkTracker
 
+pytestmark = pytest.mark.slow  # IPython shells and panels: `make test` runs them, `make check` does not
+
 
 def small_cnn():
     return nn.Sequential(

@@ -15,6 +15,8 @@ from nbdebug.search.panel import SearchPanel, live_search
 from nbdebug.search.result import SearchResult
 from nbdebug.search.run import search
 
+pytestmark = pytest.mark.slow  # IPython shells and panels: `make test` runs them, `make check` does not
+
 SPACE = {"lr": nbdebug.loguniform(1e-5, 1e-1), "wd": nbdebug.loguniform(1e-6, 1e-2)}
 
 
