@@ -28,6 +28,7 @@ from typing import Any
 
 from ..monitor.watch import Watch, watch
 from . import LIGHTNING_MODULES
+from .callback import WatchHolder
 
 
 class LightningWatch(Watch):
@@ -70,7 +71,7 @@ def _callback_base() -> type:
 
 
 def _make_callback_class(base: type) -> type:
-    class NbdebugCallback(base):  # type: ignore[misc, valid-type]
+    class NbdebugCallback(WatchHolder, base):  # type: ignore[misc, valid-type]
         """Runs `nbdebug.watch` over `trainer.fit(...)`: `Trainer(callbacks=[cb])`, then `cb.watch.findings`.
 
         Keyword arguments are `nbdebug.watch`'s (`every`, `histograms`, `bins`, `on_update`, ...).
@@ -91,16 +92,6 @@ def _make_callback_class(base: type) -> type:
 
         def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
             self.close(exception)
-
-        def close(self, exception: BaseException | None = None) -> None:
-            """Detach the watch (called at the end of fit and on an exception; safe to call again)."""
-            if self.watch is not None and self.watch.running:
-                exc_type = type(exception) if exception is not None else None
-                self.watch.__exit__(exc_type, exception, None)
-
-        @property
-        def findings(self) -> list:
-            return self.watch.findings if self.watch is not None else []
 
     return NbdebugCallback
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..monitor.watch import Watch, watch
+from .callback import WatchHolder
 
 
 class TransformersWatch(Watch):
@@ -40,7 +41,7 @@ def _make_callback_class() -> type:
             "nbdebug.integrations.transformers.NbdebugCallback needs transformers (pip install transformers)"
         ) from e
 
-    class NbdebugCallback(TrainerCallback):
+    class NbdebugCallback(WatchHolder, TrainerCallback):
         """Runs `nbdebug.watch` over `Trainer.train()`: `Trainer(..., callbacks=[cb])`, then
         `cb.watch.findings`. Keyword arguments are `nbdebug.watch`'s (`every`, `histograms`, ...)."""
 
@@ -57,16 +58,6 @@ def _make_callback_class() -> type:
 
         def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             self.close()
-
-        def close(self, exception: BaseException | None = None) -> None:
-            """Detach the watch (called at the end of train(); safe to call again)."""
-            if self.watch is not None and self.watch.running:
-                exc_type = type(exception) if exception is not None else None
-                self.watch.__exit__(exc_type, exception, None)
-
-        @property
-        def findings(self) -> list:
-            return self.watch.findings if self.watch is not None else []
 
     return NbdebugCallback
 
