@@ -159,10 +159,10 @@ class OverfitPanel(Panel):
         self.title.value = (
             f'<b>nbdebug.overfit</b>: <span style="color:{colour}">{html.escape(r.verdict())}</span>'
         )
-        if r.done:
+        if r.done:  # the verdict first: a reader who sees "Stopped" finds the findings already there
+            self.verdict.value = findings_html(r.findings, "The model can fit the subset.")
             self.stop_button.disabled = True
             self.stop_button.description = "Stopped" if r.stopped else "Done"
-            self.verdict.value = findings_html(r.findings, "The model can fit the subset.")
 
     def _draw_figure(self) -> None:
         r = self._result
