@@ -1,7 +1,8 @@
 """See the losses, backward passes and data-loader passes of a training loop the user writes.
 
 A monitor cannot ask the user to call anything, so it watches process-wide entry points:
-`torch.autograd.backward` (every `loss.backward()` goes through it), the loss functions of
+`torch.autograd.backward` (every `loss.backward()` goes through it; `Tensor.backward` too, so that it is
+seen before a TorchFunctionMode dispatches it), the loss functions of
 `torch.nn.functional` (the `nn.*Loss` modules call them too, so a functional `F.cross_entropy(...)` and
 `nn.CrossEntropyLoss()` are seen the same way), `DataLoader.__iter__` (a new pass = a new epoch) and
 `torch.amp.GradScaler`'s `scale` / `unscale_` / `step` (under mixed precision the tensor that reaches
@@ -133,6 +134,17 @@ def per_example(name: str, input: torch.Tensor, target: Any, kwargs: dict) -> to
     """Loss `name` recomputed on (input, target) with `reduction='none'`, one value per row of `input`
     (the mean over a row's other positions, targets equal to `ignore_index` left out; NaN for a row with
     none left); None when the loss gives no value per row. Never syncs the device, never raises."""
+    values = per_element(name, input, target, kwargs)
+    if values is None:
+        return None
+    t = target.detach() if isinstance(target, torch.Tensor) else target
+    return row_means(name, values, t, kwargs)
+
+
+def per_element(name: str, input: torch.Tensor, target: Any, kwargs: dict) -> torch.Tensor | None:
+    """The values of loss `name` with `reduction='none'`, as a float (rows, positions) tensor (rows: the
+    first dimension of `input`); None when the loss gives no value per row or cannot run. The costly half
+    of `per_example`, so that a caller can average rows later, for many calls at once (`row_means`)."""
     fn = _saved.get((F, name), getattr(F, name, None))
     if fn is None or not isinstance(input, torch.Tensor) or input.dim() == 0:
         return None
@@ -151,9 +163,27 @@ def per_example(name: str, input: torch.Tensor, target: Any, kwargs: dict) -> to
         _depth.loss = depth
     if not isinstance(values, torch.Tensor) or values.dim() == 0 or values.shape[0] != input.shape[0]:
         return None
-    values = values.detach().float().reshape(values.shape[0], -1)
-    if name in ("cross_entropy", "nll_loss") and isinstance(t, torch.Tensor) and not t.is_floating_point():
-        keep = (t != kw.get("ignore_index", -100)).reshape(values.shape).float()
+    return values.detach().float().reshape(values.shape[0], -1)
+
+
+def ignored(name: str, target: Any, kwargs: dict) -> int | None:
+    """The target value whose positions a class-index loss leaves out (`ignore_index`), else None."""
+    if (
+        name in ("cross_entropy", "nll_loss")
+        and isinstance(target, torch.Tensor)
+        and not target.is_floating_point()
+    ):
+        return int(kwargs.get("ignore_index", -100))
+    return None
+
+
+def row_means(name: str, values: torch.Tensor, target: Any, kwargs: dict) -> torch.Tensor:
+    """The mean of each row of `per_element`'s (rows, positions) values, positions whose target is ignored
+    left out (NaN for a row with none left). `values` may hold the rows of several calls of one loss
+    with the same `ignore_index`, `target` their targets in the same order."""
+    skip = ignored(name, target, kwargs)
+    if skip is not None:
+        keep = (target != skip).reshape(values.shape).float()
         return (values * keep).sum(1) / keep.sum(1)  # 0/0 = NaN for a row whose targets are all ignored
     return values.mean(1)
 
@@ -240,6 +270,12 @@ def _clip_targets() -> list[tuple[Any, str, str]]:
 def _install() -> None:
     _saved[(torch.autograd, "backward")] = torch.autograd.backward
     torch.autograd.backward = _wrap_backward(torch.autograd.backward)
+    # `loss.backward()` is seen before it is dispatched to a TorchFunctionMode (a monitor's probe): its start
+    # is then reported outside the mode's handler, where the probe can take its mode off the stack before
+    # the optimizer step instead of having every later torch call go through it (the depth guard reports
+    # the torch.autograd.backward it calls only once)
+    _saved[(torch.Tensor, "backward")] = torch.Tensor.__dict__["backward"]
+    torch.Tensor.backward = _wrap_backward(torch.Tensor.__dict__["backward"])
     for name in LOSS_FUNCTIONS:
         original = getattr(F, name)
         _saved[(F, name)] = original

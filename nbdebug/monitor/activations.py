@@ -127,8 +127,10 @@ def read_samples(queue: list[PendingSample], keep: set[int], bins: int) -> None:
     pending = [p for p in queue if id(p.sample) in keep]
     if not pending:
         return
-    flat = [v.detach().reshape(()).float() for p in pending for v in p.values.values()]
-    read = iter(torch.stack([t.to(flat[0].device) for t in flat]).tolist())
+    flat = [v for p in pending for v in p.values.values()]  # 0-dim, detached (summarize made them)
+    if any(t.dtype != torch.float32 or t.device != flat[0].device for t in flat):
+        flat = [t.detach().reshape(()).float().to(flat[0].device) for t in flat]
+    read = iter(torch.stack(flat).tolist())
     for p in pending:
         got = {k: next(read) for k in p.values}
         s = p.sample
@@ -248,7 +250,7 @@ class ForwardProbe:
         src = self.leaf_outputs.get(id(x)) if x is not None else None
         inplace = x is out
         m = self.monitor
-        s = summarize(m.count + 1, "", kind, out, None if inplace else x, m.histograms, m.sample_queue)
+        s = summarize(m.count + 1, "", kind, out, None if inplace else x, m.histogram_now, m.sample_queue)
         s.type = f"torch.{kind}"
         self.functional_rows[id(out)] = (kind, src, self.prev_leaf, s)
         self.last[id(out)] = s

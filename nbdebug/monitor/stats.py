@@ -35,7 +35,8 @@ from .._core.tensors import first_tensor, is_float
 from .activations import ForwardProbe, PendingSample, module_kind, read_samples, summarize
 from .amp import ScaleTracker
 from .closure import after_first_call
-from .pending import LeakFlags, PendingReads, Unread
+from .gradstate import check_zeroed, grad_norms, leak_flags, mark_accumulated
+from .pending import PendingReads, Unread
 from .records import GradState, LayerSample, StepRecord, record_error, safe
 from .rundata import LR_COLLAPSE
 from .schedulers import describe_scheduler, find_schedulers
@@ -52,12 +53,18 @@ def sampled(step: int, every: int) -> bool:
     return step <= EARLY or step % every == 0
 
 
+def histogrammed(step: int, every: int) -> bool:
+    """Whether a sampled step also keeps histograms: the first and every `every`-th. The other early
+    samples serve the diagnosis of a short run; histograms are only shown, and cost as much again."""
+    return step == 1 or step % every == 0
+
+
 @dataclass
 class StepMonitor(MonitorTables):
     """Hooks one optimizer (or, without one, each backward) and one model; collects summaries.
 
     `every`: sample layer statistics on the first EARLY steps, then every `every` steps. `histograms`: also
-    keep activation and gradient histograms (`bins` bins) on sampled steps. `max_samples` bounds what
+    keep activation and gradient histograms (`bins` bins) on the first step and every `every`-th. `max_samples` bounds what
     is kept: when exceeded, every other sample is dropped, so memory stays flat over any run length.
     """
 
@@ -154,6 +161,11 @@ class StepMonitor(MonitorTables):
 
             hooks.add(register_optimizer_step_pre_hook(self._any_step_pre))
             hooks.add(register_optimizer_step_post_hook(self._any_step_post))
+
+    @property
+    def histogram_now(self) -> bool:
+        """Whether the step under way keeps histograms (`histogrammed`)."""
+        return self.histograms and histogrammed(self.count + 1, self.every)
 
     # -- optimizers found, not given -----------------------------------------------------------------
     @property
@@ -287,7 +299,14 @@ class StepMonitor(MonitorTables):
         kind, limit = module_kind(module)
         with torch._C.DisableTorchFunction():  # our own reductions need not pass through the activation mode
             s = summarize(
-                self.count + 1, name, kind, y, first_tensor(args), self.histograms, self.sample_queue, limit
+                self.count + 1,
+                name,
+                kind,
+                y,
+                first_tensor(args),
+                self.histogram_now,
+                self.sample_queue,
+                limit,
             )
         s.type = type(module).__name__
         self.probe.leaf(name, y, s)
@@ -303,45 +322,19 @@ class StepMonitor(MonitorTables):
                 if t.numel() == 1 and t.is_floating_point():
                     loss = self.amp.loss_of(t).detach().reshape(())
                     self._pending_loss = loss if self._pending_loss is None else self._pending_loss + loss
-            self._check_zeroed_before_backward()
+            check_zeroed(self.params, self._grad_state)
             return
         self._backwards += 1
         self.backwards_total += 1
         if self.model.training:
             self.train_backwards += 1
-        self._mark_accumulated()
+        mark_accumulated(self.params, self._grad_state)
         if self.stepping is None and self.params and not self.expect_optimizer:
             # no optimizer (yet): open this backward's record; an optimizer step, or weights that change
             # before the next forward/backward, confirm it (settle); else it was analysis and is dropped
             self._step_pre(None, (), {})
             self._in_step = False
             self._awaiting = self._weight_versions()
-
-    def _check_zeroed_before_backward(self) -> None:
-        for p, s in zip(self.params, self._grad_state):
-            g = p.grad
-            if g is None or g is not s.obj:
-                s.zeroed, s.carried, s.obj = True, False, g
-                s.ver = g._version if g is not None else -1
-            elif g._version != s.ver:
-                # modified in place since we last looked: zero_() (set_to_none=False, or d2l's
-                # `w.grad.zero_()`) or a rescale. Whether it is all zeros stays a device tensor (reading it
-                # here would wait for the device on every backward); it is read with the step's numbers
-                if s.zeroed is not True:
-                    s.zeroed = ~g.detach().any()
-                s.ver = g._version
-
-    def _mark_accumulated(self) -> None:
-        for p, s in zip(self.params, self._grad_state):
-            g = p.grad
-            if g is None:
-                continue
-            touched = g is not s.obj or g._version != s.ver
-            if touched and s.zeroed is False:
-                s.carried = True
-            elif touched and s.zeroed is not True:  # a device tensor: carried unless it was zeroed
-                s.carried = ~s.zeroed if s.carried is False else s.carried | ~s.zeroed
-            s.obj, s.ver = g, g._version
 
     # -- optimizer step ------------------------------------------------------------------------------
     def _step_pre(self, optimizer: Any, args: tuple, kwargs: dict) -> None:
@@ -368,12 +361,7 @@ class StepMonitor(MonitorTables):
         if opt is not None:
             rec.lr = float(opt.param_groups[0].get("lr", math.nan))
         # gradients that carried the previous step's values into this one
-        carried = [
-            (i, s.carried)
-            for i, (p, s) in enumerate(zip(self.params, self._grad_state))
-            if s.carried is not False and p.grad is s.obj and opt is not None
-        ]
-        leaks = LeakFlags([i for i, c in carried], [c for i, c in carried]) if carried else None
+        leaks = leak_flags(self.params, self._grad_state) if opt is not None else None
         # the loss and the gradient norms stay on the device until a batched read (pending.py): on a sampled
         # step now, else later; the first non-finite one is replayed / named when it is read
         loss = self._pending_loss
@@ -385,8 +373,7 @@ class StepMonitor(MonitorTables):
         scale = self.amp.grad_divisor()  # gradients read before GradScaler.unscale_ carry its factor
         per = total = None
         if present:
-            norms = torch._foreach_norm([grads[i].detach() for i in present])
-            per = torch.stack([n.float() for n in norms]) / scale
+            per = grad_norms([grads[i] for i in present], scale)
             total = per.norm()
         now = step == 1 or self.sampling or self.eager_reads
         self.pending.add(Unread(rec, loss, total, per, present, self._last_input, late=not now, leaks=leaks))
@@ -400,7 +387,7 @@ class StepMonitor(MonitorTables):
                 self._grad_norms = full
         self._backwards = 0
         if self.sampling:
-            if self.histograms:  # every layer's gradient histogram in one pass and one read
+            if self.histogram_now:  # every layer's gradient histogram in one pass and one read
                 self._grad_hists = layer_histograms(grads, self._layer_params, scale, self.bins)
             with torch.no_grad():  # the weights before the update (by an optimizer or by hand)
                 self._snapshot = [p.detach().clone() for p in self.params]
@@ -434,14 +421,20 @@ class StepMonitor(MonitorTables):
 
     def _finish_sample(self, step: int) -> None:
         snap, self._snapshot = self._snapshot, None
-        with torch.no_grad():
-            weights = torch._foreach_norm([p.detach() for p in self.params]) if self.params else []
-            w2 = torch.stack([w.float() for w in weights]).tolist() if weights else []
+        n = len(self.params)
+        w2: list[float] = []
+        d2 = [math.nan] * n
+        if self.params:  # weight norms and update norms: one read
+            with torch.no_grad():
+                norms = list(torch._foreach_norm(self.params))
+                if snap:
+                    norms += torch._foreach_norm(torch._foreach_sub(self.params, snap))
+                if any(t.dtype != torch.float32 or t.device != norms[0].device for t in norms):
+                    norms = [t.float().to(norms[0].device) for t in norms]
+                values = torch.stack(norms).tolist()
+            w2 = values[:n]
             if snap:
-                diffs = torch._foreach_norm(torch._foreach_sub([p.detach() for p in self.params], snap))
-                d2 = torch.stack([d.float() for d in diffs]).tolist()
-            else:
-                d2 = [math.nan] * len(self.params)
+                d2 = values[n:]
         grads = self._grad_norms or [math.nan] * len(self.params)
         rows = dict(self._pending_acts)
         self._pending_acts = {}

@@ -3,11 +3,13 @@ targets are a language model's (sequence targets, many classes with Zipf-like fr
 imbalanced labels is already in place, and how much of the loss's step-to-step wiggle minibatch sampling
 explains. The label and loss checks (`loss_checks.py`) judge imbalance, collapse and oscillation by it.
 
-Counting stays on the device (no sync per step): per-class label, prediction and hit counts are summed into
-tensors per epoch and per block of steps and read only when a diagnosis runs. The per-example loss spread
-costs one extra loss evaluation with `reduction='none'` (no backward) per training loss call, on every
-step for loss inputs up to `SPREAD_NUMEL` elements and on sampled steps above; its two sums per call go
-into a fixed ring buffer.
+Counting stays on the device (no sync per step) and costs a step almost nothing: a training loss call
+keeps its targets, its argmax predictions and its per-example losses (one extra loss evaluation with
+`reduction='none'`, no backward, on every step for loss inputs up to `SPREAD_NUMEL` elements and on sampled
+steps above) in a queue; the queue is counted in one vectorized pass (`flush`) when a diagnosis reads it or
+when it holds FLUSH_CALLS calls or FLUSH_NUMEL values: per-class label, prediction and hit counts summed
+into tensors per epoch and per block of steps, and per call the two sums of its per-example losses in a
+fixed ring buffer. About 40 small torch calls per loss call became 5 (bench/bench_integrations.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,22 @@ FOCAL_WORDS = ("focal", "balanced", "weighted")  # loss modules whose name says 
 CLASS_ATTRS = ("weight", "pos_weight", "alpha")  # loss-module attributes that hold class weights
 KEEP_CALLS = 1024  # loss calls whose per-example loss spread is kept (the checks read the last period)
 SPREAD_NUMEL = 1 << 20  # loss inputs up to this size get their per-example losses on every step
+FLUSH_CALLS = 32  # queued loss calls counted together at most (a diagnosis counts them sooner)
+FLUSH_NUMEL = 1 << 20  # queued target / per-example values that make the queue be counted at once
+
+
+@dataclass
+class _Call:
+    """One training loss call, still tensors (`TaskCounter.flush` counts them)."""
+
+    step: int
+    period: Any  # ClassCounts: the epoch's counts it goes into (and its step's block)
+    output: torch.Tensor | None  # the loss value, detached, when it is a scalar
+    classify: bool  # a mean-reduced classification loss (its value is a mean cross-entropy)
+    plain: bool  # ... with no class weights or smoothing
+    counted: tuple[torch.Tensor, torch.Tensor, int] | None = None  # (labels, predictions, classes), flat
+    spread: tuple[str, torch.Tensor, Any, int | None] | None = None  # (loss, values, targets, ignore_index)
+    slot: int = -1  # its row in the per-example ring buffer
 
 
 @dataclass
@@ -140,6 +158,8 @@ class TaskCounter:
         self._sums: torch.Tensor | None = None  # (KEEP_CALLS, 3): per call, sum, squared deviations, rows
         self._calls: deque[tuple[int, int, int]] = deque(maxlen=KEEP_CALLS)  # step, examples, slot
         self._written = 0
+        self._queue: list[_Call] = []
+        self._queued = 0  # values held by the queue
         if loss_module is not None:
             self._loss_module_fix(loss_module)
 
@@ -153,63 +173,139 @@ class TaskCounter:
 
     def on_loss(self, name: str, x: torch.Tensor, t: torch.Tensor | None, output: torch.Tensor,
                 kwargs: dict, counts: ClassCounts, step: int, sampled: bool, batch: int) -> None:  # fmt: skip
-        """Count one training loss call made during step `step` into the epoch's `counts` and the block's."""
+        """Queue one training loss call made during step `step` for the epoch's `counts` and the block's."""
         if t is None:
             return
         self._fixes_of(name, kwargs)
+        call = _Call(
+            step,
+            counts,
+            output.detach() if output.numel() == 1 else None,
+            name in CLASSIFICATION and kwargs.get("reduction", "mean") == "mean",
+            name in CLASSIFICATION and _plain(kwargs),
+        )
         # reduction='none': the caller weights or masks the values itself, so they are not what it averages
         if (
             name != CUSTOM
             and kwargs.get("reduction", "mean") != "none"
             and (sampled or x.numel() <= SPREAD_NUMEL)
         ):
-            self._spread(name, x, t, kwargs, step, batch)
+            values = intercept.per_element(name, x, t, kwargs)
+            if values is not None and values.numel() > 0:
+                call.spread = (name, values, t, intercept.ignored(name, t, kwargs))
+                call.slot = self._written % KEEP_CALLS
+                self._written += 1
+                # independent examples: the rows, unless they are positions within the model's batch (a
+                # flattened (batch, time) loss input), then the batch
+                rows = int(values.shape[0])
+                self._calls.append((step, min(rows, batch) if batch > 0 else rows, call.slot))
+                self._queued += values.numel()
         classes = self._classes(name, x, t)
-        if classes is None:
+        if classes is not None:
+            labels, preds, c, sequence, binary = classes
+            # one task: the first classification call fixes the loss and class count that are counted; a
+            # multi-task loss (FairMOT: 2-way objectness and 10-way identity) would mix two label sets into
+            # one skewed count (a contrastive loss's shorter last batch is left out the same way)
+            if self.stream is None:
+                self.stream = (name, c)
+            if self.stream == (name, c):
+                self.n_classes, self.sequence, self.binary = (
+                    c,
+                    self.sequence or sequence,
+                    self.binary or binary,
+                )
+                call.counted = (labels, preds, c)
+                self._queued += 2 * labels.numel()
+        if call.counted is None and call.spread is None:
             return
-        labels, preds, valid, c, sequence, binary = classes
-        # one task: the first classification call fixes the loss and class count that are counted; a
-        # multi-task loss (FairMOT: 2-way objectness and 10-way identity) would mix two label sets into
-        # one skewed count (a contrastive loss's shorter last batch is left out the same way)
-        if self.stream is None:
-            self.stream = (name, c)
-        elif self.stream != (name, c):
+        self._queue.append(call)
+        if len(self._queue) >= FLUSH_CALLS or self._queued >= FLUSH_NUMEL:
+            self.flush()
+
+    def flush(self) -> None:
+        """Count the queued loss calls: their class counts into their epoch's and block's `ClassCounts`,
+        their per-example loss sums into the ring buffer; a few vectorized torch calls for the whole queue,
+        no device sync."""
+        queue, self._queue, self._queued = self._queue, [], 0
+        if queue:
+            self._count_queue([c for c in queue if c.counted is not None])
+            self._spread_queue([c for c in queue if c.spread is not None])
+
+    def _count_queue(self, calls: list[_Call]) -> None:
+        if not calls:
             return
-        self.n_classes, self.sequence, self.binary = c, self.sequence or sequence, self.binary or binary
-        lab = _count(labels, valid, c)
-        pc = _count(preds, valid, c)
-        hits = _count(labels, valid & (preds == labels), c)
-        self.target_counts = lab if self.target_counts is None else _padded_sum(self.target_counts, lab)
-        block = self.blocks.setdefault((step - 1) // self.block, ClassCounts())
-        for acc in (counts, block):
-            acc.add(lab, pc, hits)
-            if output.numel() == 1:
-                acc.value_sum = acc.value_sum + output.detach().float()
-                acc.value_n += 1
-            if name in CLASSIFICATION and output.numel() == 1 and kwargs.get("reduction", "mean") == "mean":
-                acc.ce_sum = acc.ce_sum + output.detach().float()
-                acc.ce_n += 1
-            if name in CLASSIFICATION and output.numel() == 1 and _plain(kwargs):
-                acc.loss_sum = acc.loss_sum + output.detach().float() * labels.numel()
-                acc.loss_n += labels.numel()
-        for k in [k for k in self.blocks if k < (step - 1) // self.block - 2]:
-            del self.blocks[k]
+        c = calls[0].counted[2]  # one stream: every counted call has its class count
+        labels = torch.cat([k.counted[0] for k in calls])
+        preds = torch.cat([k.counted[1].to(labels.device) for k in calls])
+        sizes = [k.counted[0].numel() for k in calls]
+        call = torch.repeat_interleave(
+            torch.arange(len(calls), device=labels.device), torch.tensor(sizes, device=labels.device)
+        )
+        valid = (labels >= 0) & (labels < c)
+        width = c + 1  # the last slot takes the labels out of range (ignore_index), then is dropped
+        slot_l = torch.where(valid, labels, c)
+        slot_p = torch.where(valid, preds, c)
+        slot_h = torch.where(valid & (preds == labels), labels, c)
+        base = call * (3 * width)
+        index = torch.cat([base + slot_l, base + width + slot_p, base + 2 * width + slot_h])
+        per_call = torch.zeros(len(calls) * 3 * width, dtype=torch.long, device=labels.device)
+        per_call = per_call.index_add_(0, index, torch.ones_like(index)).reshape(len(calls), 3, width)[
+            :, :, :c
+        ]
+        # the loss values: a scalar call adds to value_sum; a mean-reduced classification loss to ce_sum; a
+        # plain one (no weights, no smoothing) to loss_sum, weighted by its number of labels
+        zero = per_call.new_zeros((), dtype=torch.float32)
+        v = torch.stack(
+            [k.output.float().reshape(()).to(zero.device) if k.output is not None else zero for k in calls]
+        )
+        flags = [
+            (
+                k.output is not None,
+                k.output is not None and k.classify,
+                n if k.output is not None and k.plain else 0,
+            )
+            for k, n in zip(calls, sizes)
+        ]
+        weighted = torch.tensor(flags, dtype=torch.float32, device=zero.device) * v[:, None]
+        block_of = {k.step: (k.step - 1) // self.block for k in calls}
+        groups: dict[int, tuple[ClassCounts, list[int]]] = {}
+        for i, k in enumerate(calls):
+            for acc in (k.period, self.blocks.setdefault(block_of[k.step], ClassCounts())):
+                groups.setdefault(id(acc), (acc, []))[1].append(i)
+        total = per_call.sum(0)
+        self.target_counts = (
+            total[0] if self.target_counts is None else _padded_sum(self.target_counts, total[0])
+        )
+        for acc, idx in groups.values():
+            everything = len(idx) == len(calls)
+            counts = total if everything else per_call[idx].sum(0)
+            acc.add(counts[0], counts[1], counts[2])
+            sums = weighted.sum(0) if everything else weighted[idx].sum(0)
+            value_n, ce_n, loss_n = (sum(flags[i][j] for i in idx) for j in range(3))
+            if value_n:
+                acc.value_sum, acc.value_n = acc.value_sum + sums[0], acc.value_n + int(value_n)
+            if ce_n:
+                acc.ce_sum, acc.ce_n = acc.ce_sum + sums[1], acc.ce_n + int(ce_n)
+            if loss_n:
+                acc.loss_sum, acc.loss_n = acc.loss_sum + sums[2], acc.loss_n + int(loss_n)
+        last = max(block_of.values())
+        for key in [key for key in self.blocks if key < last - 2]:
+            del self.blocks[key]
 
     def _classes(self, name: str, x: torch.Tensor, t: torch.Tensor) -> tuple[Any, ...] | None:
-        """(labels, predictions, valid mask, C, sequence targets, binary), flat, for a class-index or
-        single-logit binary loss."""
+        """(labels, predictions, C, sequence targets, binary), flat, for a class-index or single-logit
+        binary loss."""
         if (name in CLASSIFICATION or name == CUSTOM) and x.dim() >= 2 and not t.is_floating_point():
             pred = x.argmax(1)
             if pred.shape != t.shape:
                 return None
             c = int(x.shape[1])
-            labels, preds = t.reshape(-1), pred.reshape(-1)
-            return labels, preds, (labels >= 0) & (labels < c), c, t.dim() == 2 and x.dim() == 3, False
+            return t.reshape(-1), pred.reshape(-1), c, t.dim() == 2 and x.dim() == 3, False
         if name in BINARY and x.shape == t.shape and (x.dim() == 1 or (x.dim() == 2 and x.shape[1] == 1)):
             threshold = 0.0 if name.endswith("logits") else 0.5
             labels = (t.reshape(-1) > 0.5).long()
             preds = (x.reshape(-1) > threshold).long()
-            return labels, preds, torch.ones_like(labels, dtype=torch.bool), 2, False, True
+            return labels, preds, 2, False, True
         return None
 
     def _fixes_of(self, name: str, kwargs: dict) -> None:
@@ -225,34 +321,51 @@ class TaskCounter:
         if kwargs.get("reduction") == "none":  # the caller weights each example itself (focal loss, masks)
             self.fixes[f"{fn}(reduction='none') weighted per example"] = None
 
-    def _spread(
-        self, name: str, x: torch.Tensor, t: torch.Tensor, kwargs: dict, step: int, batch: int
-    ) -> None:
-        """Keep this call's per-example losses as (rows, sum, squared deviations from their mean): how much
-        they spread within a batch says how much the step's loss wiggles from one freshly sampled batch to
-        the next (std / sqrt(batch)). The two sums go into one ring buffer on the loss's device, written
-        in place (no sync, no tensor per step); the counts stay in Python."""
-        rows = intercept.per_example(name, x, t, kwargs)
-        if rows is None or rows.numel() == 0:
+    def _spread_queue(self, calls: list[_Call]) -> None:
+        """Per call, its per-example losses as (sum, squared deviations from their mean, rows) in the ring
+        buffer: how much they spread within a batch says how much the step's loss wiggles from one freshly
+        sampled batch to the next (std / sqrt(batch)). Calls of one loss, positions and ignore_index are
+        averaged per row together; then every call's sums in one segmented pass."""
+        if not calls:
             return
-        if self._sums is None or self._sums.device != rows.device:
-            self._sums = torch.zeros(KEEP_CALLS, 3, device=rows.device)
-            self._calls.clear()
-        counted = ~torch.isnan(rows)  # rows whose targets were all ignored are NaN
-        n = counted.sum()
-        s1 = torch.nansum(rows)
-        k = self._written % KEEP_CALLS
-        self._sums[k, 0] = s1
-        self._sums[k, 1] = torch.nansum((rows - s1 / n.clamp_min(1)) ** 2)
-        self._sums[k, 2] = n
-        self._written += 1
-        # independent examples: the rows, unless they are positions within the model's batch (a flattened
-        # (batch, time) loss input), then the batch
-        units = min(rows.numel(), batch) if batch > 0 else rows.numel()
-        self._calls.append((step, units, k))
+        groups: dict[tuple[str, int, int | None], list[int]] = {}
+        for i, k in enumerate(calls):
+            name, values, _, skip = k.spread
+            groups.setdefault((name, int(values.shape[1]), skip), []).append(i)
+        device = calls[0].spread[1].device
+        rows, owner = [], []
+        for (name, _, skip), idx in groups.items():
+            values = torch.cat([calls[i].spread[1].to(device) for i in idx])
+            target = (
+                torch.cat([calls[i].spread[2].reshape(-1).to(device) for i in idx])
+                if skip is not None
+                else None
+            )
+            kw = {"ignore_index": skip} if skip is not None else {}
+            rows.append(intercept.row_means(name, values, target, kw))
+            owner.extend((i, int(calls[i].spread[1].shape[0])) for i in idx)
+        r = torch.cat(rows)
+        seg = torch.repeat_interleave(
+            torch.tensor([i for i, _ in owner], device=device),
+            torch.tensor([n for _, n in owner], device=device),
+        )
+        m = len(calls)
+        counted = ~torch.isnan(r)  # rows whose targets were all ignored are NaN
+        zeros = torch.zeros(m, device=device)
+        n = zeros.index_add(0, seg, counted.float())
+        s1 = zeros.index_add(0, seg, torch.where(counted, r, 0.0))
+        dev = torch.where(counted, r - (s1 / n.clamp_min(1))[seg], 0.0)
+        s2 = zeros.index_add(0, seg, dev * dev)
+        if self._sums is None or self._sums.device != device:  # first, or the model moved: start again
+            self._sums = torch.zeros(KEEP_CALLS, 3, device=device)
+            fresh = {k.slot for k in calls}
+            self._calls = deque((c for c in self._calls if c[2] in fresh), maxlen=KEEP_CALLS)
+        slots = torch.tensor([k.slot for k in calls], device=device)
+        self._sums.index_copy_(0, slots, torch.stack([s1, s2, n], 1))
 
     def spread(self, first: int, last: int) -> Spread | None:
         """The per-example loss spread over steps `first`..`last` (those with per-example losses)."""
+        self.flush()
         calls = [c for c in self._calls if first <= c[0] <= last]
         if not calls or self._sums is None:
             return None
@@ -282,7 +395,9 @@ class TaskCounter:
 
     def evidence(self, periods: list[ClassCounts], kind: str, steps: tuple[int, int] | None) -> TaskEvidence:
         """The numbers the checks read; `periods`: the class counts of the complete `kind`s, oldest
-        first; `steps`: the (first, last) step of the loss curve's last period."""
+        first; `steps`: the (first, last) step of the loss curve's last period. The queue must have been
+        counted (`flush`) before `periods` were taken."""
+        self.flush()
         read = [p.read() for p in periods[-2:]]
         return TaskEvidence(
             n_classes=self.n_classes,
@@ -295,15 +410,6 @@ class TaskCounter:
             spread=self.spread(*steps) if steps else None,
             complete=len(periods),
         )
-
-
-def _count(index: torch.Tensor, keep: torch.Tensor, c: int) -> torch.Tensor:
-    """How many of `index` (where `keep`) fall in each of `c` classes; without a device sync (a
-    boolean-mask selection or `bincount` must read the data to size their output)."""
-    slots = torch.where(keep, index, torch.full_like(index, c))
-    return torch.zeros(c + 1, dtype=torch.long, device=index.device).scatter_add_(
-        0, slots, torch.ones_like(slots)
-    )[:c]
 
 
 def _plain(kwargs: dict) -> bool:

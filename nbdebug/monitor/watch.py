@@ -228,6 +228,7 @@ class Watch(LiveResults):
 
     # -- diagnosis -----------------------------------------------------------------------------------
     def _run_data(self, final: bool = False) -> RunData:
+        self._task.flush()  # the loss calls queued since the last diagnosis, counted before periods are taken
         periods, kind = self._periods()
         run = RunData.from_monitor(
             self.monitor,
@@ -464,9 +465,9 @@ def watch(
 ) -> Watch:
     """Watch a training loop you write yourself: `with nbdebug.watch(model, opt) as w: ...`.
 
-    `every`: layer statistics (activations, gradients, update/weight ratios) on the first step and
+    `every`: layer statistics (activations, gradients, update/weight ratios) on the first 5 steps and
     every `every`-th step; the loss, gradient norm and zero_grad check run on every step.
-    `histograms`: keep activation/gradient histograms (`bins` bins) on sampled steps.
+    `histograms`: keep activation/gradient histograms (`bins` bins) on the first step and every `every`-th.
     `loss_fn`: the loss module or function; optional, since losses are seen through
     `torch.nn.functional` whichever way they are called. `on_update(watch)`: called during the run
     at most every `update_interval` seconds (the live panel uses it).
