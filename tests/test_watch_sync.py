@@ -16,6 +16,7 @@ from torch import nn
 
 import nbdebug
 from bench._common import ReadCounter
+from nbdebug.monitor.activations import RETIRE_AFTER
 from tests.watch_loops import codes, digits, mlp, single_thread  # noqa: F401  (autouse fixture)
 
 
@@ -163,7 +164,7 @@ def test_histograms_equal_torch_histc(path):
 
 def test_the_activation_function_search_retires_on_a_model_that_calls_none():
     """The torch-function mode that finds `torch.relu(x)` in a forward costs about a forward; a model whose
-    activations are all modules (nn.ReLU) is searched on its first 3 sampled forwards, then no longer.
+    activations are all modules (nn.ReLU) is searched on its first RETIRE_AFTER sampled forwards, then no longer.
     A model that calls torch.relu keeps it (its relu rows are still there on later samples)."""
 
     class Functional(nn.Module):
@@ -183,7 +184,7 @@ def test_the_activation_function_search_retires_on_a_model_that_calls_none():
                 opt.step()
         probe = w.monitor.probe
         assert probe.found_functions is searched
-        assert probe.watched_forwards == (len(w.monitor.samples) if searched else 3)
+        assert probe.watched_forwards == (len(w.monitor.samples) if searched else RETIRE_AFTER)
         if searched:
             assert "relu(fc1)" in set(w.layer_stats().query("step == 30")["layer"])
 

@@ -187,7 +187,10 @@ class LayoutProbe:
             detached=self.detached.read(),
             detached_marked=self.detached.marked,
             alignment=self._alignment(),
+            # only the BatchNorm check reads it (a walk over every module at each diagnosis otherwise)
             dropout_modules=sum(
                 isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in self.monitor.model.modules()
-            ),
+            )
+            if self._bn
+            else 0,
         )

@@ -137,6 +137,8 @@ class StepMonitor(MonitorTables):
         self.pending = PendingReads()  # per-step values still on the device (pending.py)
         self.eager_reads = False  # read every step (watch_gan builds its rows from each step's numbers)
         self._schedulers: list[weakref.ref] | None = None
+        self._types: dict[str, str] | None = None  # layer name -> module type name
+        self._kinds: dict[nn.Module, tuple[str, float | None]] = {}  # leaf -> module_kind
         # what a degenerate loop shows: forward passes and backward passes with no step between them
         self.train_forwards = 0  # training forward passes (grad enabled) seen
         self.train_backwards = 0  # backward passes while the model was in train mode
@@ -296,7 +298,7 @@ class StepMonitor(MonitorTables):
         y = first_tensor(out)
         if not is_float(y) or y.numel() == 0:
             return
-        kind, limit = module_kind(module)
+        kind, limit = self._kinds.get(module) or self._kinds.setdefault(module, module_kind(module))
         with torch._C.DisableTorchFunction():  # our own reductions need not pass through the activation mode
             s = summarize(
                 self.count + 1,
@@ -465,9 +467,9 @@ class StepMonitor(MonitorTables):
                 del self.samples[k]
 
     def _layer_type(self, layer: str) -> str:
-        modules = dict(self.model.named_modules())
-        m = modules.get("" if layer == "<root>" else layer)
-        return type(m).__name__ if m is not None else ""
+        if self._types is None:  # once: a walk over every module at each sampled step costs ms on a big model
+            self._types = {n or "<root>": type(m).__name__ for n, m in self.model.named_modules()}
+        return self._types.get(layer, "")
 
     # -- learning-rate schedulers ----------------------------------------------------------------------
     def schedulers(self) -> list[dict[str, Any]]:

@@ -108,8 +108,9 @@ class WiringTracker:
     def evidence(self) -> WiringEvidence:
         """The summary `check_wiring` reads (computed at each diagnosis: groups can be added later)."""
         model = self.monitor.model
-        names = {id(p): n for n, p in model.named_parameters()}
-        order = {id(p): i for i, (_, p) in enumerate(model.named_parameters())}
+        named = list(model.named_parameters())
+        names = {id(p): n for n, p in named}
+        order = {id(p): i for i, (_, p) in enumerate(named)}
         opts = self._optimizers()
         held = {id(p) for o in opts for g in o.param_groups for p in g["params"]}
         reached = {i: r() for i, (r, _) in self._reached.items()}
