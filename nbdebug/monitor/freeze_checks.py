@@ -73,6 +73,12 @@ def uniform_init(t: torch.Tensor, fan_in: int | None = None) -> bool:
     return fan_in is not None or abs(float(td.std()) / (bound / math.sqrt(3)) - 1) <= SPREAD
 
 
+def _own(m: nn.Module) -> list[nn.Parameter]:
+    """`m.parameters(recurse=False)` without its generator machinery (read for every module at each
+    diagnosis: on a BERT, the walk cost more than the checks)."""
+    return [p for p in m._parameters.values() if p is not None]
+
+
 class FreezeCache:
     """`_default_init` per module, read only where a rule needs it (frozen layers, and the trainable ones
     before a frozen weight layer when the first layer trains) and recomputed only when a parameter's version
@@ -82,7 +88,7 @@ class FreezeCache:
         self._seen: dict[int, tuple[int, bool]] = {}
 
     def _init(self, m: nn.Module) -> bool:
-        version = sum(p._version for p in m.parameters(recurse=False))
+        version = sum(p._version for p in _own(m))
         cached = self._seen.get(id(m))
         if cached is None or cached[0] != version:
             cached = (version, _default_init(m))
@@ -92,7 +98,7 @@ class FreezeCache:
     def evidence(self, model: nn.Module) -> FreezeEvidence:
         rows: list[tuple[str, nn.Module, bool, bool]] = []
         for name, m in model.named_modules():
-            flags = {p.requires_grad for p in m.parameters(recurse=False)}
+            flags = {p.requires_grad for p in _own(m)}
             if len(flags) == 1:  # layers with parameters, all frozen or all trainable
                 rows.append((name or "<root>", m, not flags.pop(), isinstance(m, _WEIGHTS)))
         weights = [r for r in rows if r[3]]

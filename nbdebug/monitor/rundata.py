@@ -109,17 +109,19 @@ def group_info(optimizer: Any, model: Any) -> list[dict[str, Any]]:
     """Per parameter group of `optimizer`: how many parameters it holds, how many are frozen
     (requires_grad=False) and their names in `model`, and its learning rate. Read fresh at each diagnosis
     (a user may unfreeze later)."""
-    names = {p: n for n, p in model.named_parameters()}
+    names: dict[Any, str] | None = None  # walked only when a group holds a frozen parameter
     out = []
     for i, g in enumerate(optimizer.param_groups):
         params = list(g["params"])
         frozen = [p for p in params if not p.requires_grad]
+        if frozen and names is None:
+            names = {p: n for n, p in model.named_parameters()}
         out.append(
             {
                 "index": i,
                 "params": len(params),
                 "frozen": len(frozen),
-                "frozen_names": [names.get(p, "?") for p in frozen[:50]],
+                "frozen_names": [names.get(p, "?") for p in frozen[:50]] if names is not None else [],
                 "lr": g.get("lr", math.nan),
             }
         )

@@ -122,7 +122,7 @@ class StepMonitor(MonitorTables):
         self.count = 0  # completed steps
         self.on_step: list = []  # callables(monitor, record) run after each step
         self._order_seen: set[str] = set()
-        self._pending_input: tuple[float, float] | None = None
+        self._pending_input: torch.Tensor | None = None  # (mean, std) of a sampled step's input
         # without an optimizer given: the optimizers seen stepping the model's parameters are adopted, and a
         # backward pass followed by neither an optimizer step nor a change of the weights (an adversarial
         # example, a saliency map) is analysis, not a training step
@@ -271,7 +271,7 @@ class StepMonitor(MonitorTables):
             self._batch_size = int(x.shape[0])
             if self.sampling and is_float(x) and x.numel() > 1:
                 xs = subsample(x)
-                self._pending_input = (float(xs.mean()), float(xs.std()))
+                self._pending_input = torch.stack([xs.mean(), xs.std()])  # read with the step's numbers
         if (
             self.sampling and getattr(self, "compiled_hooks", None) is None
         ):  # compiled: its replay has no mode
@@ -392,7 +392,7 @@ class StepMonitor(MonitorTables):
             if self.histogram_now:  # every layer's gradient histogram in one pass and one read
                 self._grad_hists = layer_histograms(grads, self._layer_params, scale, self.bins)
             with torch.no_grad():  # the weights before the update (by an optimizer or by hand)
-                self._snapshot = [p.detach().clone() for p in self.params]
+                self._snapshot = list(torch._foreach_mul(self.params, 1.0)) if self.params else []  # copies
             self._sampled = True
 
     def skipped_step(self) -> None:
@@ -459,7 +459,8 @@ class StepMonitor(MonitorTables):
         self._grad_norms = None
         self._grad_hists = {}
         if self._pending_input is not None:
-            self.input_stats.append((step, *self._pending_input))
+            mean, std = self._pending_input.tolist()
+            self.input_stats.append((step, mean, std))
             self._pending_input = None
         if len(self.samples) > self.max_samples:  # thin out: keep the first and every other one
             keys = sorted(self.samples)

@@ -5,8 +5,8 @@ explains. The label and loss checks (`loss_checks.py`) judge imbalance, collapse
 
 Counting stays on the device (no sync per step) and costs a step almost nothing: a training loss call
 keeps its targets, its argmax predictions and its per-example losses (one extra loss evaluation with
-`reduction='none'`, no backward, on every step for loss inputs up to `SPREAD_NUMEL` elements and on sampled
-steps above) in a queue; the queue is counted in one vectorized pass (`flush`) when a diagnosis reads it or
+`reduction='none'`, no backward, on sampled steps and, for loss inputs up to `SPREAD_NUMEL` elements, every
+SPREAD_EVERY-th step) in a queue; the queue is counted in one vectorized pass (`flush`) when a diagnosis reads it or
 when it holds FLUSH_CALLS calls or FLUSH_NUMEL values: per-class label, prediction and hit counts summed
 into tensors per epoch and per block of steps, and per call the two sums of its per-example losses in a
 fixed ring buffer. About 40 small torch calls per loss call became 5 (bench/bench_integrations.py).
@@ -30,7 +30,10 @@ WEIGHT_KEYS = ("weight", "pos_weight")  # loss arguments that weight the classes
 FOCAL_WORDS = ("focal", "balanced", "weighted")  # loss modules whose name says they rebalance
 CLASS_ATTRS = ("weight", "pos_weight", "alpha")  # loss-module attributes that hold class weights
 KEEP_CALLS = 1024  # loss calls whose per-example loss spread is kept (the checks read the last period)
-SPREAD_NUMEL = 1 << 20  # loss inputs up to this size get their per-example losses on every step
+SPREAD_NUMEL = (
+    1 << 20
+)  # loss inputs up to this size get their per-example losses on every SPREAD_EVERY-th step
+SPREAD_EVERY = 3  # (and on sampled steps): a spread pooled over a third of a period's batches is as good
 FLUSH_CALLS = 32  # queued loss calls counted together at most (a diagnosis counts them sooner)
 FLUSH_NUMEL = 1 << 20  # queued target / per-example values that make the queue be counted at once
 
@@ -63,10 +66,12 @@ class ClassCounts:
     ce_n: int = 0
     value_sum: Any = 0.0  # the loss calls' own values (any loss), to see whether the loss still falls
     value_n: int = 0
+    _read: Any = field(default=None, repr=False, compare=False)  # what read() gave, until the next add()
 
     def add(self, labels: torch.Tensor, preds: torch.Tensor, hits: torch.Tensor) -> None:
         """Add one call's per-class counts. The number of classes can change between calls (a
         contrastive loss's (N, N) logits over a shorter last batch): counts are padded to the longer."""
+        self._read = None  # (the sums are added right after, in the same flush)
         self.labels = labels if self.labels is None else _padded_sum(self.labels, labels)
         self.preds = preds if self.preds is None else _padded_sum(self.preds, preds)
         self.hits = hits if self.hits is None else _padded_sum(self.hits, hits)
@@ -74,6 +79,11 @@ class ClassCounts:
     def read(self) -> PeriodClasses | None:
         if self.labels is None:
             return None
+        if self._read is None:  # a complete period is read at every diagnosis: once is enough
+            self._read = self._read_now()
+        return self._read
+
+    def _read_now(self) -> PeriodClasses:
         # one read of the device for the whole period (three count vectors and three sums)
         c = self.labels.numel()
         sums = [torch.as_tensor(v, dtype=torch.float64, device=self.labels.device).reshape(1) for v in
@@ -159,6 +169,7 @@ class TaskCounter:
         self._calls: deque[tuple[int, int, int]] = deque(maxlen=KEEP_CALLS)  # step, examples, slot
         self._written = 0
         self._queue: list[_Call] = []
+        self.last_pred: torch.Tensor | None = None  # the argmax predictions of the last loss call, if taken
         self._queued = 0  # values held by the queue
         if loss_module is not None:
             self._loss_module_fix(loss_module)
@@ -174,6 +185,7 @@ class TaskCounter:
     def on_loss(self, name: str, x: torch.Tensor, t: torch.Tensor | None, output: torch.Tensor,
                 kwargs: dict, counts: ClassCounts, step: int, sampled: bool, batch: int) -> None:  # fmt: skip
         """Queue one training loss call made during step `step` for the epoch's `counts` and the block's."""
+        self.last_pred = None
         if t is None:
             return
         self._fixes_of(name, kwargs)
@@ -188,7 +200,7 @@ class TaskCounter:
         if (
             name != CUSTOM
             and kwargs.get("reduction", "mean") != "none"
-            and (sampled or x.numel() <= SPREAD_NUMEL)
+            and (sampled or (x.numel() <= SPREAD_NUMEL and step % SPREAD_EVERY == 0))
         ):
             values = intercept.per_element(name, x, t, kwargs)
             if values is not None and values.numel() > 0:
@@ -296,7 +308,7 @@ class TaskCounter:
         """(labels, predictions, C, sequence targets, binary), flat, for a class-index or single-logit
         binary loss."""
         if (name in CLASSIFICATION or name == CUSTOM) and x.dim() >= 2 and not t.is_floating_point():
-            pred = x.argmax(1)
+            pred = self.last_pred = x.argmax(1)  # the caller's accuracy reuses it
             if pred.shape != t.shape:
                 return None
             c = int(x.shape[1])

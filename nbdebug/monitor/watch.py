@@ -149,14 +149,16 @@ class Watch(LiveResults):
             self._loss_calls[name] = describe_call(name, x, t, input, output, kwargs, self.monitor.count + 1)
         elif not train:
             self._pitfalls.on_eval_loss(name, x, t, input, output, kwargs, self.monitor.count + 1)
+        pred = None
         if train:  # labels and predictions per class, fixes for imbalance, per-example loss spread
             step = self.monitor.count + 1
             batch = self.monitor._batch_size  # the model's batch: rows beyond it are positions in a sequence
             self._task.on_loss(name, x, t, output, kwargs, acc.counts, step, self.monitor.sampling, batch)
+            pred = self._task.last_pred
         correct = n = None
         classify = name in CLASSIFICATION or name == CUSTOM
         if t is not None and classify and x.dim() >= 2 and not t.is_floating_point():
-            pred = x.argmax(1)
+            pred = x.argmax(1) if pred is None else pred
             if pred.shape == t.shape:
                 correct, n = (pred == t).sum(), t.numel()
         elif t is not None and name in BINARY and x.shape == t.shape:
