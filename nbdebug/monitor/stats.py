@@ -11,12 +11,15 @@ backward event to both. The zero_grad check is per parameter and confirmed only 
 trap). `StepRecord.loss` sums the scalar losses backward'd since that optimizer's last step, so a GAN
 watcher should attribute D and G losses itself.
 
-GPU (untested here, no GPU on the build machine): statistics stay on the device; the loss and the
-gradient norm are read back once per step (one sync), sampled steps read a few scalars per layer.
+GPU: statistics stay on the device; the loss, the gradient norms and the leak flags of unsampled steps
+are read back in batches (`pending.py`: at sampled steps, redraws and the end), sampled steps read their
+layer numbers in one batch (tests/test_watch_sync.py counts the reads on CPU; no GPU was lent to check it).
 
-Costs, so that the default stays under 1.1x a bare step: every step reads the loss and the gradients'
-identities/versions (no copies); every `every`-th step it also clones the weights once (for the actual
-update the optimizer made) and reduces activations and gradients to a few numbers per layer.
+Costs, so that the default stays near 1.1x a bare step: every step looks at the gradients' identities and
+versions (no copies) and takes their norms in one foreach call; a sampled step (the first EARLY, then
+every `every`-th) also copies the weights once (for the actual update the optimizer made) and reduces
+activations and gradients to a few numbers per layer, histograms on the first and every `every`-th step
+only. Nothing a step computes keeps an activation alive into the backward pass (`summaries.subsample`).
 """
 
 from __future__ import annotations

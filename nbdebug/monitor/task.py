@@ -54,30 +54,32 @@ class _Call:
 
 @dataclass
 class ClassCounts:
-    """Labels, argmax predictions and correct predictions per class over one period (tensors until read),
-    and the mean unweighted cross-entropy of the period (for the language-model collapse test)."""
+    """Labels, argmax predictions and correct predictions per class over one period (one (3, C) tensor until
+    read), and three loss sums (one tensor): the mean unweighted cross-entropy of the period (for the
+    language-model collapse test), any mean-reduced cross-entropy, the loss calls' own values."""
 
-    labels: Any = None
-    preds: Any = None
-    hits: Any = None
-    loss_sum: Any = 0.0
+    counts: Any = None  # (3, C) long: labels, predictions, hits per class
+    sums: Any = None  # (3,) float: loss_sum (plain CE x labels), ce_sum, value_sum
     loss_n: int = 0
-    ce_sum: Any = 0.0  # any mean-reduced cross-entropy (weighted or smoothed too): ln C at uniform outputs
-    ce_n: int = 0
-    value_sum: Any = 0.0  # the loss calls' own values (any loss), to see whether the loss still falls
-    value_n: int = 0
+    ce_n: int = 0  # any mean-reduced cross-entropy (weighted or smoothed too): ln C at uniform outputs
+    value_n: int = 0  # the loss calls' own values (any loss), to see whether the loss still falls
     _read: Any = field(default=None, repr=False, compare=False)  # what read() gave, until the next add()
 
-    def add(self, labels: torch.Tensor, preds: torch.Tensor, hits: torch.Tensor) -> None:
-        """Add one call's per-class counts. The number of classes can change between calls (a
-        contrastive loss's (N, N) logits over a shorter last batch): counts are padded to the longer."""
-        self._read = None  # (the sums are added right after, in the same flush)
-        self.labels = labels if self.labels is None else _padded_sum(self.labels, labels)
-        self.preds = preds if self.preds is None else _padded_sum(self.preds, preds)
-        self.hits = hits if self.hits is None else _padded_sum(self.hits, hits)
+    @property
+    def preds(self) -> Any:
+        return None if self.counts is None else self.counts[1]
+
+    def add(self, counts: torch.Tensor, sums: torch.Tensor, ns: tuple[int, int, int]) -> None:
+        """Add some calls' (3, C) counts, their three loss sums and how many calls each sum holds. The
+        number of classes can change between calls (a contrastive loss's (N, N) logits over a shorter last
+        batch): counts are padded to the longer."""
+        self._read = None
+        self.counts = counts if self.counts is None else _padded_sum(self.counts, counts)
+        self.sums = sums if self.sums is None else self.sums + sums.to(self.sums.device)
+        self.loss_n, self.ce_n, self.value_n = self.loss_n + ns[0], self.ce_n + ns[1], self.value_n + ns[2]
 
     def read(self) -> PeriodClasses | None:
-        if self.labels is None:
+        if self.counts is None:
             return None
         if self._read is None:  # a complete period is read at every diagnosis: once is enough
             self._read = self._read_now()
@@ -85,11 +87,9 @@ class ClassCounts:
 
     def _read_now(self) -> PeriodClasses:
         # one read of the device for the whole period (three count vectors and three sums)
-        c = self.labels.numel()
-        sums = [torch.as_tensor(v, dtype=torch.float64, device=self.labels.device).reshape(1) for v in
-                (self.loss_sum, self.ce_sum, self.value_sum)]  # fmt: skip
-        counts = [t.reshape(-1).to(torch.float64) for t in (self.labels, self.preds, self.hits)]
-        flat = torch.cat([*counts, *sums]).tolist()
+        c = int(self.counts.shape[1])
+        sums = self.sums.to(torch.float64) if self.sums is not None else torch.zeros(3, dtype=torch.float64)
+        flat = torch.cat([self.counts.reshape(-1).to(torch.float64), sums.to(self.counts.device)]).tolist()
         labels, preds, hits = ([int(v) for v in flat[i * c : (i + 1) * c]] for i in range(3))
         loss_sum, ce_sum, value_sum = flat[3 * c :]
         loss = loss_sum / self.loss_n if self.loss_n else math.nan
@@ -244,63 +244,21 @@ class TaskCounter:
             self._spread_queue([c for c in queue if c.spread is not None])
 
     def _count_queue(self, calls: list[_Call]) -> None:
+        """The class counts and loss sums of the queued calls, per partition of calls that go into the same
+        epoch and block (one partition between two diagnoses, as a rule): a dozen torch calls each."""
         if not calls:
             return
-        c = calls[0].counted[2]  # one stream: every counted call has its class count
-        labels = torch.cat([k.counted[0] for k in calls])
-        preds = torch.cat([k.counted[1].to(labels.device) for k in calls])
-        sizes = [k.counted[0].numel() for k in calls]
-        call = torch.repeat_interleave(
-            torch.arange(len(calls), device=labels.device), torch.tensor(sizes, device=labels.device)
-        )
-        valid = (labels >= 0) & (labels < c)
-        width = c + 1  # the last slot takes the labels out of range (ignore_index), then is dropped
-        slot_l = torch.where(valid, labels, c)
-        slot_p = torch.where(valid, preds, c)
-        slot_h = torch.where(valid & (preds == labels), labels, c)
-        base = call * (3 * width)
-        index = torch.cat([base + slot_l, base + width + slot_p, base + 2 * width + slot_h])
-        per_call = torch.zeros(len(calls) * 3 * width, dtype=torch.long, device=labels.device)
-        per_call = per_call.index_add_(0, index, torch.ones_like(index)).reshape(len(calls), 3, width)[
-            :, :, :c
-        ]
-        # the loss values: a scalar call adds to value_sum; a mean-reduced classification loss to ce_sum; a
-        # plain one (no weights, no smoothing) to loss_sum, weighted by its number of labels
-        zero = per_call.new_zeros((), dtype=torch.float32)
-        v = torch.stack(
-            [k.output.float().reshape(()).to(zero.device) if k.output is not None else zero for k in calls]
-        )
-        flags = [
-            (
-                k.output is not None,
-                k.output is not None and k.classify,
-                n if k.output is not None and k.plain else 0,
+        parts: dict[tuple[int, int], list[_Call]] = {}
+        for k in calls:
+            parts.setdefault((id(k.period), (k.step - 1) // self.block), []).append(k)
+        for (_, block), part in parts.items():
+            counts, sums, ns = _count(part)
+            self.target_counts = (
+                counts[0] if self.target_counts is None else _padded_sum(self.target_counts, counts[0])
             )
-            for k, n in zip(calls, sizes)
-        ]
-        weighted = torch.tensor(flags, dtype=torch.float32, device=zero.device) * v[:, None]
-        block_of = {k.step: (k.step - 1) // self.block for k in calls}
-        groups: dict[int, tuple[ClassCounts, list[int]]] = {}
-        for i, k in enumerate(calls):
-            for acc in (k.period, self.blocks.setdefault(block_of[k.step], ClassCounts())):
-                groups.setdefault(id(acc), (acc, []))[1].append(i)
-        total = per_call.sum(0)
-        self.target_counts = (
-            total[0] if self.target_counts is None else _padded_sum(self.target_counts, total[0])
-        )
-        for acc, idx in groups.values():
-            everything = len(idx) == len(calls)
-            counts = total if everything else per_call[idx].sum(0)
-            acc.add(counts[0], counts[1], counts[2])
-            sums = weighted.sum(0) if everything else weighted[idx].sum(0)
-            value_n, ce_n, loss_n = (sum(flags[i][j] for i in idx) for j in range(3))
-            if value_n:
-                acc.value_sum, acc.value_n = acc.value_sum + sums[0], acc.value_n + int(value_n)
-            if ce_n:
-                acc.ce_sum, acc.ce_n = acc.ce_sum + sums[1], acc.ce_n + int(ce_n)
-            if loss_n:
-                acc.loss_sum, acc.loss_n = acc.loss_sum + sums[2], acc.loss_n + int(loss_n)
-        last = max(block_of.values())
+            part[0].period.add(counts, sums, ns)
+            self.blocks.setdefault(block, ClassCounts()).add(counts, sums, ns)
+        last = max(block for _, block in parts)
         for key in [key for key in self.blocks if key < last - 2]:
             del self.blocks[key]
 
@@ -356,18 +314,27 @@ class TaskCounter:
             kw = {"ignore_index": skip} if skip is not None else {}
             rows.append(intercept.row_means(name, values, target, kw))
             owner.extend((i, int(calls[i].spread[1].shape[0])) for i in idx)
-        r = torch.cat(rows)
-        seg = torch.repeat_interleave(
-            torch.tensor([i for i, _ in owner], device=device),
-            torch.tensor([n for _, n in owner], device=device),
-        )
-        m = len(calls)
+        r = torch.cat(rows) if len(rows) > 1 else rows[0]
         counted = ~torch.isnan(r)  # rows whose targets were all ignored are NaN
-        zeros = torch.zeros(m, device=device)
-        n = zeros.index_add(0, seg, counted.float())
-        s1 = zeros.index_add(0, seg, torch.where(counted, r, 0.0))
-        dev = torch.where(counted, r - (s1 / n.clamp_min(1))[seg], 0.0)
-        s2 = zeros.index_add(0, seg, dev * dev)
+        m = len(calls)
+        sizes = {n for _, n in owner}
+        if len(sizes) == 1 and [i for i, _ in owner] == list(range(m)):  # equal batches, in order: a reshape
+            size = sizes.pop()
+            r2, c2 = r.reshape(m, size), counted.reshape(m, size)
+            n = c2.sum(1).float()
+            s1 = torch.where(c2, r2, 0.0).sum(1)
+            dev = torch.where(c2, r2 - (s1 / n.clamp_min(1))[:, None], 0.0)
+            s2 = (dev * dev).sum(1)
+        else:
+            seg = torch.repeat_interleave(
+                torch.tensor([i for i, _ in owner], device=device),
+                torch.tensor([n for _, n in owner], device=device),
+            )
+            zeros = torch.zeros(m, device=device)
+            n = zeros.index_add(0, seg, counted.float())
+            s1 = zeros.index_add(0, seg, torch.where(counted, r, 0.0))
+            dev = torch.where(counted, r - (s1 / n.clamp_min(1))[seg], 0.0)
+            s2 = zeros.index_add(0, seg, dev * dev)
         if self._sums is None or self._sums.device != device:  # first, or the model moved: start again
             self._sums = torch.zeros(KEEP_CALLS, 3, device=device)
             fresh = {k.slot for k in calls}
@@ -424,6 +391,42 @@ class TaskCounter:
         )
 
 
+def _count(calls: list[_Call]) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int, int]]:
+    """(3, C) label / prediction / hit counts of `calls` (one class count C), their three loss sums (plain
+    cross-entropy x labels, mean-reduced cross-entropy, value) and how many calls each sum holds; no sync."""
+    c = calls[0].counted[2]
+    labels = torch.cat([k.counted[0] for k in calls])
+    preds = torch.cat([k.counted[1].to(labels.device) for k in calls])
+    width = c + 1  # the last slot takes the labels out of range (ignore_index), then is dropped
+    valid = (labels >= 0) & (labels < c)
+    index = torch.cat(
+        [
+            torch.where(valid, labels, c),
+            torch.where(valid, preds, c) + width,
+            torch.where(valid & (preds == labels), labels, c) + 2 * width,
+        ]
+    )
+    if index.device.type == "cpu":  # bincount reads the largest index: a sync elsewhere, free here
+        flat = torch.bincount(index, minlength=3 * width)
+    else:
+        flat = torch.zeros(3 * width, dtype=torch.long, device=index.device).index_add_(
+            0, index, torch.ones_like(index)
+        )
+    counts = flat.reshape(3, width)[:, :c]
+    # the loss values: a scalar call adds to value_sum; a mean-reduced classification loss to ce_sum; a
+    # plain one (no weights, no smoothing) to loss_sum, weighted by its number of labels
+    have = [k for k in calls if k.output is not None]
+    weights = [(k.counted[0].numel() if k.plain else 0, int(k.classify), 1) for k in have]
+    if not have:
+        return counts, torch.zeros(3, device=index.device), (0, 0, 0)
+    values = [k.output for k in have]
+    if any(v.dtype != torch.float32 or v.dim() or v.device != index.device for v in values):
+        values = [v.float().reshape(()).to(index.device) for v in values]
+    w = torch.tensor(weights, dtype=torch.float32, device=index.device)
+    sums = (w * torch.stack(values)[:, None]).sum(0)
+    return counts, sums, tuple(sum(x[j] for x in weights) for j in range(3))  # type: ignore[return-value]
+
+
 def _plain(kwargs: dict) -> bool:
     """A mean-reduced loss without class weights or smoothing: its value is the mean cross-entropy."""
     return (
@@ -434,7 +437,8 @@ def _plain(kwargs: dict) -> bool:
 
 
 def _padded_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a + b, the shorter padded with zeros along the last (class) dimension."""
     if a.shape == b.shape:
         return a + b
-    n = max(a.numel(), b.numel())
-    return F.pad(a, (0, n - a.numel())) + F.pad(b, (0, n - b.numel()))
+    n = max(a.shape[-1], b.shape[-1])
+    return F.pad(a, (0, n - a.shape[-1])) + F.pad(b, (0, n - b.shape[-1]))
