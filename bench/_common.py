@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -114,3 +116,27 @@ class ReadCounter:
             return original(tensor, *args, **kwargs)
 
         return read
+
+
+# glibc's allocator, held fixed for overhead benchmarks: with its default thresholds, whether freed activation
+# buffers go back to the kernel (and fault in again, ~2 us a page) changes from run to run of the same code
+# (bare Lightning: 800 to 100,000 page faults and 11.1 to 15.4 ms a step, measured), a spread that hides a
+# 10% target. Raised thresholds keep freed memory in the process for every variant alike.
+FIXED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(1 << 32), "MALLOC_TRIM_THRESHOLD_": str(1 << 32)}
+
+
+def fixed_allocator(system_malloc: bool) -> str:
+    """Run this script again with FIXED_MALLOC in its environment (unless `system_malloc` or already so);
+    returns how the allocator is set, for the report's header."""
+    if system_malloc:
+        return "glibc allocator defaults"
+    if any(os.environ.get(k) != v for k, v in FIXED_MALLOC.items()):
+        raise SystemExit(subprocess.call([sys.executable, *sys.argv], env={**os.environ, **FIXED_MALLOC}))
+    return "allocator thresholds fixed (bench/_common.py FIXED_MALLOC)"
+
+
+def resource_faults() -> int:
+    """Minor page faults of this process so far."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt

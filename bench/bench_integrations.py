@@ -20,7 +20,7 @@ bare variant: measured here, 800 to 100,000 page faults and 11.1 to 15.4 ms a st
 spread that hides any 10% target. The page faults each variant took are printed, so a monitor that makes
 the training step fault more (keeping activations alive into the backward pass) still shows.
 
-Usage: python bench/bench_integrations.py [--quick] [--system-malloc]
+Usage: python bench/bench_integrations.py [--quick] [--system-malloc] [--steps N]
 """
 
 from __future__ import annotations
@@ -30,9 +30,7 @@ import contextlib
 import io
 import logging
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import nbdebug
-from bench._common import machine
+from bench._common import fixed_allocator, machine, resource_faults
 
 
 def small_cnn() -> nn.Module:
@@ -148,10 +146,6 @@ def trainer_runs(steps: int):
     return run, ["bare", "watch", "no hist"]
 
 
-def _faults() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
-
 def measure(run, variants: list[str], rounds: int) -> dict[str, tuple[float, float, float]]:
     """Per variant: (median seconds a step, median of the per-round ratios to the first variant, median
     page faults a step)."""
@@ -164,17 +158,14 @@ def measure(run, variants: list[str], rounds: int) -> dict[str, tuple[float, flo
     for r in range(rounds):
         got = {}
         for v in variants if r % 2 == 0 else variants[::-1]:
-            f0 = _faults()
+            f0 = resource_faults()
             got[v] = run(v)
-            faults[v].append((_faults() - f0) / steps)
+            faults[v].append((resource_faults() - f0) / steps)
         for v in variants:
             times[v].append(got[v])
             ratios[v].append(got[v] / got[variants[0]])
     med = statistics.median
     return {v: (med(times[v]), med(ratios[v]), med(faults[v])) for v in variants}
-
-
-FIXED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(1 << 32), "MALLOC_TRIM_THRESHOLD_": str(1 << 32)}
 
 
 def main() -> None:
@@ -184,12 +175,9 @@ def main() -> None:
         "--system-malloc", action="store_true", help="leave glibc's allocator thresholds as they are"
     )
     args = ap.parse_args()
-    if not args.system_malloc and any(os.environ.get(k) != v for k, v in FIXED_MALLOC.items()):
-        env = {**os.environ, **FIXED_MALLOC}
-        raise SystemExit(subprocess.call([sys.executable, *sys.argv], env=env))
+    alloc = fixed_allocator(args.system_malloc)
     torch.set_num_threads(1)
-    rounds, steps = (5, 20) if args.quick else (15, 60)
-    alloc = "glibc defaults" if args.system_malloc else "allocator thresholds fixed"
+    rounds, steps = (5, 20) if args.quick else (15, args.steps)
     print(f"{machine()}; 1 torch thread; {alloc}; medians of {rounds} rounds of {steps} steps (ABBA order)\n")
     print(f"{'framework':<12}{'variant':<12}{'ms/step':>10}{'x bare':>9}{'faults/step':>13}")
     for name, make in (("Lightning", lightning_runs), ("HF Trainer", trainer_runs)):

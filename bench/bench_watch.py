@@ -6,14 +6,16 @@ Variants, each timed over the same steps of the same small CNN (batch 64, CPU, o
   watch full      every=1: per-layer statistics and histograms of activations and gradients every step
   tensorboard     torch.utils.tensorboard's SummaryWriter.add_histogram of every parameter and gradient
                   each step (the usual alternative), writing its event file to a temporary directory
-Rounds interleave the variants; the table gives the median time per step and its ratio to bare.
+Rounds interleave the variants, in the opposite order every other round; the table gives the median time
+per step and the median of the per-round ratios to bare. The allocator is held fixed (bench/_common.py
+`fixed_allocator`; `--system-malloc` leaves glibc's defaults).
 A sync count: the reads of tensor values to the host (each one a wait for the device on a GPU) that
 nbdebug's own code makes per step, on the steps it samples and on those it does not (issue 17: at most one
 per ten unsampled steps; before it, two per step: the loss and the gradient norm).
 A last part runs 10,000 steps (2,000 with --quick) under watch and reports live tensors and Python
 heap at the start and end: the monitor keeps summaries, so both stay flat.
 
-Usage: python bench/bench_watch.py [--quick]
+Usage: python bench/bench_watch.py [--quick] [--system-malloc]
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import nbdebug
+from bench._common import fixed_allocator
 
 
 def small_cnn() -> nn.Module:
@@ -91,12 +94,14 @@ def overhead(rounds: int, steps: int) -> list[tuple[str, float, float]]:
         for v in variants:  # warm-up
             time_steps(model, opt, batches[:5], v, writer)
         times: dict[str, list[float]] = {v: [] for v in variants}
-        for _ in range(rounds):
+        ratios: dict[str, list[float]] = {v: [] for v in variants}
+        for r in range(rounds):  # A B C D, D C B A, ...: a drift during a round hits every variant alike
+            got = {v: time_steps(model, opt, batches, v, writer) for v in (variants[:: 1 - 2 * (r % 2)])}
             for v in variants:
-                times[v].append(time_steps(model, opt, batches, v, writer))
+                times[v].append(got[v])
+                ratios[v].append(got[v] / got["bare"])
         writer.close()
-    bare = statistics.median(times["bare"])
-    return [(v, statistics.median(times[v]), statistics.median(times[v]) / bare) for v in variants]
+    return [(v, statistics.median(times[v]), statistics.median(ratios[v])) for v in variants]
 
 
 def sync_count(steps: int = 200, every: int = 10) -> tuple[int, int, int, int]:
@@ -150,10 +155,16 @@ def memory(steps: int) -> list[tuple[int, int, float]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer rounds and steps (a few seconds)")
+    ap.add_argument(
+        "--system-malloc", action="store_true", help="leave glibc's allocator thresholds as they are"
+    )
     args = ap.parse_args()
+    alloc = fixed_allocator(args.system_malloc)
     torch.set_num_threads(1)
-    rounds, steps, mem_steps = (3, 20, 2000) if args.quick else (7, 60, 10_000)
-    print(f"small CNN, batch 64 of 1x28x28, CPU, 1 thread; median of {rounds} rounds x {steps} steps\n")
+    rounds, steps, mem_steps = (3, 20, 2000) if args.quick else (11, 60, 10_000)
+    print(
+        f"small CNN, batch 64 of 1x28x28, CPU, 1 thread; {alloc}; median of {rounds} rounds x {steps} steps\n"
+    )
     print(f"{'variant':<16}{'ms/step':>10}{'x bare':>9}")
     for v, t, r in overhead(rounds, steps):
         print(f"{v:<16}{t * 1e3:>10.3f}{r:>9.3f}")
