@@ -174,6 +174,7 @@ def main() -> None:
     ap.add_argument(
         "--system-malloc", action="store_true", help="leave glibc's allocator thresholds as they are"
     )
+    ap.add_argument("--steps", type=int, default=60, help="optimizer steps per run (default 60)")
     args = ap.parse_args()
     alloc = fixed_allocator(args.system_malloc)
     torch.set_num_threads(1)

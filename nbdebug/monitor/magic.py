@@ -25,7 +25,10 @@ class WatchMagics(Magics):
         help="name of the loss module or function (optional: losses are seen through torch.nn.functional)",
     )
     @argument(
-        "--every", type=int, default=10, help="layer statistics on the first and every N-th step (default 10)"
+        "--every",
+        type=int,
+        default=10,
+        help="layer statistics on the first 5 and every N-th step, histograms on the first and every N-th (default 10)",
     )
     @argument("--no-histograms", action="store_true", help="skip activation/gradient histograms")
     @argument(
