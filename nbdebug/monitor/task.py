@@ -406,13 +406,7 @@ def _count(calls: list[_Call]) -> tuple[torch.Tensor, torch.Tensor, tuple[int, i
             torch.where(valid & (preds == labels), labels, c) + 2 * width,
         ]
     )
-    if index.device.type == "cpu":  # bincount reads the largest index: a sync elsewhere, free here
-        flat = torch.bincount(index, minlength=3 * width)
-    else:
-        flat = torch.zeros(3 * width, dtype=torch.long, device=index.device).index_add_(
-            0, index, torch.ones_like(index)
-        )
-    counts = flat.reshape(3, width)[:, :c]
+    counts = slot_counts(index, 3 * width).reshape(3, width)[:, :c]
     # the loss values: a scalar call adds to value_sum; a mean-reduced classification loss to ce_sum; a
     # plain one (no weights, no smoothing) to loss_sum, weighted by its number of labels
     have = [k for k in calls if k.output is not None]
@@ -425,6 +419,18 @@ def _count(calls: list[_Call]) -> tuple[torch.Tensor, torch.Tensor, tuple[int, i
     w = torch.tensor(weights, dtype=torch.float32, device=index.device)
     sums = (w * torch.stack(values)[:, None]).sum(0)
     return counts, sums, tuple(sum(x[j] for x in weights) for j in range(3))  # type: ignore[return-value]
+
+
+def slot_counts(index: torch.Tensor, size: int, scatter: bool | None = None) -> torch.Tensor:
+    """How many of `index` (values in [0, size)) fall in each slot: `torch.bincount` on the CPU, a scatter add
+    on an accelerator (bincount reads the largest index to size its output: a device sync there)."""
+    if scatter is None:
+        scatter = index.device.type != "cpu"
+    if not scatter:
+        return torch.bincount(index, minlength=size)
+    return torch.zeros(size, dtype=torch.long, device=index.device).index_add_(
+        0, index, torch.ones_like(index)
+    )
 
 
 def _plain(kwargs: dict) -> bool:
