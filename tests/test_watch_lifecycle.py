@@ -117,7 +117,7 @@ def test_a_check_that_raises_is_one_info_finding_and_the_other_checks_still_run(
 def test_a_hook_that_raises_is_surfaced(monkeypatch):
     import nbdebug.monitor.activations as activations
 
-    monkeypatch.setattr(activations, "unit_dead_fraction", lambda out: 1 / 0)
+    monkeypatch.setattr(activations, "unit_maxima", lambda out: 1 / 0)
     model = mlp()
     x, y = digits()
     w = train(model, torch.optim.SGD(model.parameters(), lr=0.05), loader(x[:128], y[:128]), epochs=1)

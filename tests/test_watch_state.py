@@ -163,7 +163,7 @@ def test_a_failing_statistic_never_breaks_the_training(monkeypatch):
     def broken(out):
         raise RuntimeError("statistic failed")
 
-    monkeypatch.setattr(monitor, "unit_dead_fraction", broken)
+    monkeypatch.setattr(monitor, "unit_maxima", broken)
     x, y = digits()
     model = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

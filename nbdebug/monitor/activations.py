@@ -23,7 +23,7 @@ from torch.overrides import TorchFunctionMode
 from .._core.tensors import first_tensor, is_float
 from .modes import take_off
 from .records import LayerSample, record_error
-from .summaries import batched_histograms, subsample, unit_dead_fraction
+from .summaries import batched_histograms, subsample, unit_maxima
 
 RELU_TYPES = (nn.ReLU, nn.ReLU6)
 # sampled forwards that find no activation function before the mode is no longer used: a forward calls the
@@ -90,7 +90,7 @@ class PendingSample:
     sampled step (`read_samples`), one read to the host instead of four or five per layer."""
 
     sample: LayerSample
-    values: dict[str, torch.Tensor]  # 0-dim: "total", "std", and "zero" / "dead" / "sat" by kind
+    values: dict[str, torch.Tensor]  # 0-dim: "total", "std", and "zero" / "dead" / "finite" / "sat" by kind
     numel: int
     sub: torch.Tensor | None  # the subsample to histogram, when histograms are on
 
@@ -111,13 +111,18 @@ def summarize(
     y = y.detach()
     s = LayerSample(step=step, layer=name, type=kind)
     sub = subsample(y)
-    values = {"total": y.sum(dtype=torch.float32)}  # one full pass: NaN/Inf anywhere shows here
-    values["std"] = sub.std() if sub.numel() > 1 else sub.new_zeros(())
-    if kind == "relu":
+    values: dict[str, torch.Tensor] = {}
+    if kind == "relu":  # one full pass: the unit maxima give the dead units and show a NaN/Inf anywhere
+        values["dead"], values["finite"] = unit_maxima(y)
+        values["total"] = sub.sum(dtype=torch.float32) * (
+            y.numel() / max(sub.numel(), 1)
+        )  # the mean, estimated
         values["zero"] = (sub == 0).float().mean()
-        values["dead"] = unit_dead_fraction(y)
         s.rows = dead_rows(y)
-    elif kind in SATURATION_LIMITS:
+    else:
+        values["total"] = y.sum(dtype=torch.float32)  # one full pass: NaN/Inf anywhere shows here
+    values["std"] = sub.std() if sub.numel() > 1 else sub.new_zeros(())
+    if kind in SATURATION_LIMITS:
         values["sat"] = saturated_fraction(kind, sub, x, limit)
     queue.append(PendingSample(s, values, y.numel(), sub if histograms else None))
     return s
@@ -136,7 +141,7 @@ def read_samples(queue: list[PendingSample], keep: set[int], bins: int) -> None:
     for p in pending:
         got = {k: next(read) for k in p.values}
         s = p.sample
-        s.act_nonfinite = not math.isfinite(got["total"])
+        s.act_nonfinite = not math.isfinite(got["total"]) or not math.isfinite(got.get("finite", 0.0))
         s.act_mean = got["total"] / p.numel
         s.act_std = got["std"]
         s.act_zero_frac = got.get("zero", s.act_zero_frac)

@@ -95,9 +95,10 @@ class FreezeCache:
             self._seen[id(m)] = cached
         return cached[1]
 
-    def evidence(self, model: nn.Module) -> FreezeEvidence:
+    def evidence(self, modules: list[tuple[str, nn.Module]]) -> FreezeEvidence:
+        """The layers of `modules` (a model's `named_modules()`), frozen or not, read fresh."""
         rows: list[tuple[str, nn.Module, bool, bool]] = []
-        for name, m in model.named_modules():
+        for name, m in modules:
             flags = {p.requires_grad for p in _own(m)}
             if len(flags) == 1:  # layers with parameters, all frozen or all trainable
                 rows.append((name or "<root>", m, not flags.pop(), isinstance(m, _WEIGHTS)))

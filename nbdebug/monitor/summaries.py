@@ -90,6 +90,22 @@ def layer_histograms(
     return dict(zip(parts, batched_histograms(list(parts.values()), bins)))
 
 
+def unit_maxima(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(`unit_dead_fraction(out)`, the sum of the unit maxima it took): a ReLU's output is >= 0 or NaN or
+    +Inf, and a maximum keeps NaN and +Inf, so the sum is non-finite exactly when `out` has a non-finite
+    value. One pass over a ReLU's output gives both (a separate `out.sum()` for the non-finite check cost as
+    much again on every sampled step)."""
+    if out.dim() < 2:
+        top = out.max()
+        return (top <= 0).float(), top.float()
+    others = tuple(d for d in range(out.dim()) if d != 1)
+    top = out.amax(dim=others)
+    dead = (top <= 0).float().mean()
+    if out.dim() == 3:  # (N, L, F) or (N, C, L): the smaller reading, as unit_dead_fraction
+        dead = torch.minimum(dead, unit_dead_fraction(out))
+    return dead, top.float().sum()
+
+
 def unit_dead_fraction(out: torch.Tensor) -> torch.Tensor:
     """Fraction of units (channels / features) of a ReLU output that are zero for every example, as a
     0-dim tensor (read with the rest of the sample).

@@ -6,8 +6,8 @@ explains. The label and loss checks (`loss_checks.py`) judge imbalance, collapse
 Counting stays on the device (no sync per step) and costs a step almost nothing: a training loss call
 keeps its targets, its argmax predictions and its per-example losses (one extra loss evaluation with
 `reduction='none'`, no backward, on sampled steps and, for loss inputs up to `SPREAD_NUMEL` elements, every
-SPREAD_EVERY-th step) in a queue; the queue is counted in one vectorized pass (`flush`) when a diagnosis reads it or
-when it holds FLUSH_CALLS calls or FLUSH_NUMEL values: per-class label, prediction and hit counts summed
+SPREAD_EVERY-th step) in a queue; the queue is counted in one vectorized pass (`flush`) at each sampled step,
+when a diagnosis reads it, or when it holds FLUSH_CALLS calls or FLUSH_NUMEL values: per-class label, prediction and hit counts summed
 into tensors per epoch and per block of steps, and per call the two sums of its per-example losses in a
 fixed ring buffer. About 40 small torch calls per loss call became 5 (bench/bench_integrations.py).
 """

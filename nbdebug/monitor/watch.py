@@ -218,7 +218,10 @@ class Watch(LiveResults):
         # live diagnosis on sampled steps, but never for more than ~5% of the wall time (it reads the
         # whole history, so it gets dearer as the run grows); bugs that matter at once go through now, and
         # so does every sampled step of a short run's first SHORT_RUN steps (the history is short)
-        due = rec.step in monitor.samples and (rec.step <= SHORT_RUN or self._diagnosis_due())
+        sampled = rec.step in monitor.samples
+        if sampled:  # the loss calls queued since the last sampled step are counted with its numbers
+            self._task.flush()
+        due = sampled and (rec.step <= SHORT_RUN or self._diagnosis_due())
         if urgent or due:
             self._diagnose()
         self._notify()  # (a no-op when a new finding just forced an update: the interval restarts)
@@ -242,7 +245,7 @@ class Watch(LiveResults):
             **self._pitfalls.run_fields(),
             layout=self.layout.evidence(),
         )
-        run.wiring = safe_evidence(self._wiring, self.internal_errors)
+        run.wiring = safe_evidence(self._wiring, self.internal_errors, final)
         return run
 
     def _class_periods(self) -> tuple[list[ClassCounts], str]:
