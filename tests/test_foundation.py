@@ -18,6 +18,7 @@ from nbdebug import CATALOGUE, Finding, NbdebugError
 from nbdebug._core.data import collect, iter_batches, split_batch
 from nbdebug._core.findings import findings_html, findings_text, worst
 from nbdebug._core.hooks import HookSet, hook_counts, preserved
+from nbdebug._core.tensors import stack_floats
 from tests.models import SmallCNN
 
 
@@ -191,3 +192,15 @@ def test_preserved_restores_norm_statistics_a_feature_updated_after_switching_to
     assert not model.training
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
+
+
+def test_stack_floats_converts_only_what_differs():
+    """Scalars read in one batch: float32 0-dim values are stacked as they are; half precision, a
+    one-element vector and a value that still requires a gradient are made float32 0-dim first."""
+    a, b = torch.tensor(1.5), torch.tensor(2.5)
+    out = stack_floats([a, b])
+    assert out.dtype == torch.float32 and out.tolist() == [1.5, 2.5]
+    w = torch.tensor([3.0], requires_grad=True)
+    mixed = stack_floats([torch.tensor(0.5, dtype=torch.float16), w * 2, a])
+    assert mixed.dtype == torch.float32 and mixed.shape == (3,) and not mixed.requires_grad
+    assert mixed.tolist() == [0.5, 6.0, 1.5]

@@ -12,6 +12,16 @@ def is_float(t: Any) -> bool:
     return isinstance(t, torch.Tensor) and t.is_floating_point()
 
 
+def stack_floats(values: Any, device: torch.device | None = None) -> torch.Tensor:
+    """Scalar tensors (0-dim or one element) as one float32 vector on `device` (the first one's by default),
+    ready for a single read to the host; each is converted only when its dtype, shape or device differs."""
+    values = list(values)
+    device = values[0].device if device is None else device
+    if any(v.dtype != torch.float32 or v.dim() or v.device != device for v in values):
+        values = [v.detach().reshape(()).float().to(device) for v in values]
+    return torch.stack(values)
+
+
 def first_tensor(obj: Any) -> torch.Tensor | None:
     """The first tensor in `obj`, looking inside tuples, lists and dicts (a module's output or a batch)."""
     if isinstance(obj, torch.Tensor):

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .._core.tensors import first_tensor, is_float
+from .._core.tensors import first_tensor, is_float, stack_floats
 from .modes import take_off
 from .records import LayerSample, record_error
 from .summaries import batched_histograms, subsample, unit_maxima
@@ -134,10 +134,7 @@ def read_samples(queue: list[PendingSample], keep: set[int], bins: int) -> None:
     pending = [p for p in queue if id(p.sample) in keep]
     if not pending:
         return
-    flat = [v for p in pending for v in p.values.values()]  # 0-dim, detached (summarize made them)
-    if any(t.dtype != torch.float32 or t.device != flat[0].device for t in flat):
-        flat = [t.detach().reshape(()).float().to(flat[0].device) for t in flat]
-    read = iter(torch.stack(flat).tolist())
+    read = iter(stack_floats(v for p in pending for v in p.values.values()).tolist())
     for p in pending:
         got = {k: next(read) for k in p.values}
         s = p.sample

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._core.tensors import stack_floats
 from .pending import LeakFlags
 from .records import GradState
 
@@ -57,9 +58,5 @@ def leak_flags(params: list[nn.Parameter], states: list[GradState]) -> LeakFlags
 def grad_norms(grads: list[torch.Tensor], scale: float | torch.Tensor) -> torch.Tensor:
     """Each gradient's norm, divided by the GradScaler factor it still carries, as one float tensor."""
     with torch.no_grad():
-        norms = torch._foreach_norm(grads)
-        if all(n.dtype == torch.float32 for n in norms) and len({n.device for n in norms}) == 1:
-            per = torch.stack(norms)
-        else:  # half-precision gradients, or parameters on several devices
-            per = torch.stack([n.float().to(norms[0].device) for n in norms])
+        per = stack_floats(torch._foreach_norm(grads))  # half-precision norms, several devices: converted
         return per if isinstance(scale, float) and scale == 1.0 else per / scale

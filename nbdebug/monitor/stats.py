@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from .._core.hooks import HookSet
-from .._core.tensors import first_tensor, is_float
+from .._core.tensors import first_tensor, is_float, stack_floats
 from .activations import ForwardProbe, PendingSample, module_kind, read_samples, summarize
 from .amp import ScaleTracker
 from .closure import after_first_call
@@ -434,9 +434,7 @@ class StepMonitor(MonitorTables):
                 norms = list(torch._foreach_norm(self.params))
                 if snap:
                     norms += torch._foreach_norm(torch._foreach_sub(self.params, snap))
-                if any(t.dtype != torch.float32 or t.device != norms[0].device for t in norms):
-                    norms = [t.float().to(norms[0].device) for t in norms]
-                values = torch.stack(norms).tolist()
+                values = stack_floats(norms).tolist()
             w2 = values[:n]
             if snap:
                 d2 = values[n:]

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .._core import intercept
+from .._core.tensors import stack_floats
 from .losscalls import BINARY, CLASSIFICATION, CUSTOM
 
 WEIGHT_KEYS = ("weight", "pos_weight")  # loss arguments that weight the classes
@@ -413,11 +414,8 @@ def _count(calls: list[_Call]) -> tuple[torch.Tensor, torch.Tensor, tuple[int, i
     weights = [(k.counted[0].numel() if k.plain else 0, int(k.classify), 1) for k in have]
     if not have:
         return counts, torch.zeros(3, device=index.device), (0, 0, 0)
-    values = [k.output for k in have]
-    if any(v.dtype != torch.float32 or v.dim() or v.device != index.device for v in values):
-        values = [v.float().reshape(()).to(index.device) for v in values]
     w = torch.tensor(weights, dtype=torch.float32, device=index.device)
-    sums = (w * torch.stack(values)[:, None]).sum(0)
+    sums = (w * stack_floats([k.output for k in have], index.device)[:, None]).sum(0)
     return counts, sums, tuple(sum(x[j] for x in weights) for j in range(3))  # type: ignore[return-value]
 
 
