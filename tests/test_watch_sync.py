@@ -243,3 +243,21 @@ def test_in_place_zeroing_is_checked_without_a_read(zeroing):
     if zeroing != "set_to_none=False" and zeroing != "grad.zero_()":
         leak = next(f for f in w.findings if f.code == "grad-not-zeroed")
         assert w.history["leaked"].iloc[1:].gt(0).all() and "from step 2" in leak.message
+
+
+@pytest.mark.parametrize("shape", [(8,), (8, 5), (8, 5, 7), (8, 7, 5), (4, 3, 6, 6)])
+def test_a_relus_unit_maxima_give_its_dead_units_and_its_non_finite_values(shape):
+    """One pass over a ReLU's output: the dead fraction is unit_dead_fraction's (the smaller reading of a 3-D
+    output too), and the sum of the maxima is non-finite exactly when a value is NaN or +Inf."""
+    from nbdebug.monitor.summaries import unit_dead_fraction, unit_maxima
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.relu(torch.randn(*shape, generator=g) - 0.8)
+    if len(shape) > 1:
+        y[:, 1] = 0  # a dead unit
+    dead, probe = unit_maxima(y)
+    assert float(dead) == float(unit_dead_fraction(y)) and math.isfinite(float(probe))
+    for bad in (math.nan, math.inf):
+        z = y.clone()
+        z.view(-1)[-1] = bad
+        assert not math.isfinite(float(unit_maxima(z)[1]))

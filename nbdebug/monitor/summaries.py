@@ -101,8 +101,8 @@ def unit_maxima(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     others = tuple(d for d in range(out.dim()) if d != 1)
     top = out.amax(dim=others)
     dead = (top <= 0).float().mean()
-    if out.dim() == 3:  # (N, L, F) or (N, C, L): the smaller reading, as unit_dead_fraction
-        dead = torch.minimum(dead, unit_dead_fraction(out))
+    if out.dim() == 3:  # (N, L, F) or (N, C, L): the smaller reading, as unit_dead_fraction (dim 1 is done)
+        dead = torch.minimum(dead, (out.amax(dim=(0, 1)) <= 0).float().mean())
     return dead, top.float().sum()
 
 
