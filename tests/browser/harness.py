@@ -241,6 +241,20 @@ def wait_output(page, text: str, timeout: float = 60_000) -> None:
     )
 
 
+def wait_text(page, selector: str, text: str, timeout: float = 60_000) -> str:
+    """Wait until the element at `selector` shows `text`, and return its text.
+
+    Each widget syncs on its own comm message: right after one widget changed, another one the same
+    redraw wrote may not have arrived yet, so a test reads a second widget through this, never directly.
+    """
+    page.wait_for_function(
+        "([s, t]) => (document.querySelector(s)?.innerText || '').includes(t)",
+        arg=[selector, text],
+        timeout=timeout,
+    )
+    return page.locator(selector).inner_text()
+
+
 def shows_within(page, js: str, timeout: float) -> bool:
     """Whether the JavaScript predicate `js` becomes true within `timeout` ms (False instead of raising)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout

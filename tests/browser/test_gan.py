@@ -93,6 +93,12 @@ def test_sample_grid_refreshes_during_the_cell(page, lab, gallery):
     # GanWatch.__exit__, which may leave the grid to the panel's final rendering (finish(), after it);
     # the kernel replies after that, and the browser applies the widget updates before the reply
     wait_cell_done(page, 1, timeout=240_000)
+    # the reply and the widget updates travel on different channels: wait for the final frame to show
+    page.wait_for_function(
+        f"(n) => {{ const r = ({READ})(); return r.state === 'finished' && r.step === String(n); }}",
+        arg=STEPS,
+        timeout=60_000,
+    )
     last = page.evaluate(READ)
     assert last["state"] == "finished", last
     assert cell_errors(page) == []

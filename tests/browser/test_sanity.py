@@ -14,6 +14,7 @@ from tests.browser.harness import (
     start_all_cells,
     wait_cell_done,
     wait_output,
+    wait_text,
 )
 
 SETUP = """
@@ -57,6 +58,14 @@ def test_overfit_curve_updates_and_stop_ends_the_run(page, lab, gallery):
         arg=first_src,
         timeout=60_000,
     )
+    # the text and the figure redraw on their own throttles (and sync as separate widget messages): the
+    # figure can change while the status still shows the same epoch, so wait for the epoch as well
+    page.wait_for_function(
+        "(first) => { const t = document.querySelector('.nbdebug-overfit-status')?.innerText || '';"
+        " return t.startsWith('epoch') && parseInt(t.slice(6)) > first; }",
+        arg=first_epoch,
+        timeout=60_000,
+    )
     assert _epoch(page) > first_epoch
     page.locator(".nbdebug-overfit-scale button", has_text="log").click()  # answered mid-run, too
 
@@ -71,8 +80,8 @@ def test_overfit_curve_updates_and_stop_ends_the_run(page, lab, gallery):
         "() => (document.querySelector('.nbdebug-overfit-verdict')?.innerText || '').includes('cannot-overfit')",
         timeout=30_000,
     )
-    title = page.locator(".nbdebug-overfit-title").inner_text()
-    assert "stopped by the user" in title and "cannot overfit" in title
+    title = wait_text(page, ".nbdebug-overfit-title", "stopped by the user")
+    assert "cannot overfit" in title
     gallery(page.locator(".nbdebug-overfit"), "overfit_panel")
     wait_output(page, "restored:")
     outputs = page.eval_on_selector_all(".jp-OutputArea-output", "els => els.map(e => e.innerText)")
@@ -92,7 +101,7 @@ def test_kernel_interrupt_restores_the_model_and_says_so(page, lab):
         "() => (document.querySelector('.nbdebug-overfit-title')?.innerText || '').includes('interrupted')",
         timeout=60_000,
     )
-    assert "model restored" in page.locator(".nbdebug-overfit-title").inner_text()
+    wait_text(page, ".nbdebug-overfit-title", "model restored")
     wait_output(page, "KeyboardInterrupt", timeout=30_000)  # the interrupt still reaches the user
     # run-all stopped at the interrupted cell (the kernel aborted the queued AFTER cell); once the kernel
     # replied to the interrupted cell, ask it directly (kernel_stdout sends again a request the kernel

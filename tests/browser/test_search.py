@@ -17,6 +17,7 @@ from tests.browser.harness import (
     open_and_run,
     open_notebook,
     start_all_cells,
+    wait_text,
 )
 
 SETUP = """
@@ -79,12 +80,12 @@ def test_stop_button_stops_background_search(page, lab):
     page.wait_for_function(
         "() => document.querySelector('.nbdebug-search-stop').innerText.includes('Stopped')", timeout=60_000
     )
-    header = page.locator(".nbdebug-search-header").inner_text()
-    assert "stopped by stop" in header
+    header = wait_text(page, ".nbdebug-search-header", "stopped by stop")
     run = int(re.search(r"Random search: (\d+)/200 trials run", header).group(1))
     assert 2 <= run < 20
-    rows = page.locator(".nbdebug-search-table tbody tr").count()
-    assert rows == run
+    page.wait_for_function(  # the table is its own widget: its last row may follow the header
+        "(n) => document.querySelectorAll('.nbdebug-search-table tbody tr').length === n", arg=run
+    )
     assert page.locator(".nbdebug-search-table tr.nbdebug-best").count() == 1
     page.locator(".nbdebug-search-plot").wait_for()  # the scatter was drawn
 

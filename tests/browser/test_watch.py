@@ -7,7 +7,14 @@ step at a time until the panel shows what it must while the cell runs, then lets
 from __future__ import annotations
 
 from tests.browser.gates import Gate
-from tests.browser.harness import cell_errors, cell_running, open_notebook, shows_within, start_all_cells
+from tests.browser.harness import (
+    cell_errors,
+    cell_running,
+    open_notebook,
+    shows_within,
+    start_all_cells,
+    wait_text,
+)
 
 SETUP = """
 import torch, torch.nn.functional as F
@@ -70,5 +77,5 @@ def test_live_panel_shows_loss_and_finding_while_running(page, lab, gallery):
         "() => { const i = document.querySelector('.nbdebug-watch-ratios'); return i && i.naturalWidth > 0; }"
     )
     assert f"step {STEPS}" in page.inner_text(".nbdebug-watch-status")
-    assert "grad-not-zeroed" in page.inner_text(".nbdebug-watch-findings")
+    wait_text(page, ".nbdebug-watch-findings", "grad-not-zeroed")
     gallery(page.locator(".nbdebug-watch-panel"), "watch_dashboard")
