@@ -7,6 +7,7 @@ and the DataLoader's own reads are theirs, and are left out by looking for an nb
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import pytest
@@ -261,3 +262,40 @@ def test_a_relus_unit_maxima_give_its_dead_units_and_its_non_finite_values(shape
         z = y.clone()
         z.view(-1)[-1] = bad
         assert not math.isfinite(float(unit_maxima(z)[1]))
+
+
+@pytest.mark.parametrize("end", ["success", "exception"])
+def test_leaves_are_hooked_only_on_sampled_steps(end):
+    """A module with a forward hook takes PyTorch's slow call path on every forward: the leaves carry the
+    monitor's hook only during sampled steps (the first 5, then every `every`-th), the user's own hooks stay
+    where they are throughout, and none of the monitor's is left after the watch, however it ended."""
+    torch.manual_seed(0)
+    model = mlp()
+    user = model[0].register_forward_hook(lambda m, a, out: None)
+    leaves = [m for m in model.modules() if not list(m.children())]
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    hooked: dict[int, list[int]] = {}
+
+    def count(m, a, out):  # a hook on the root: runs after the leaves' forwards of the same call
+        hooked[len(hooked) + 1] = [len(leaf._forward_hooks) for leaf in leaves]
+
+    probe = model.register_forward_hook(count)
+    with pytest.raises(RuntimeError, match="stop here") if end == "exception" else contextlib.nullcontext():
+        with nbdebug.watch(model, opt, every=10) as w:
+            for i, (xb, yb) in enumerate(_batches(25)):
+                opt.zero_grad()
+                F.cross_entropy(model(xb), yb).backward()
+                opt.step()
+                if end == "exception" and i == 21:
+                    raise RuntimeError("stop here")
+    probe.remove()
+    own = [1 if leaf is model[0] else 0 for leaf in leaves]
+    for step, counts in hooked.items():
+        extra = [c - o for c, o in zip(counts, own)]
+        assert extra == ([1] * len(leaves) if step <= 5 or step % 10 == 0 else [0] * len(leaves)), (
+            step,
+            counts,
+        )
+    assert [len(leaf._forward_hooks) for leaf in leaves] == own and user.id in model[0]._forward_hooks
+    assert len(hooked) == 22 if end == "exception" else 25
+    assert w.layer_stats().empty is False and set(w.layer_stats()["step"]) == {1, 2, 3, 4, 5, 10, 20}

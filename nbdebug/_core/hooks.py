@@ -44,6 +44,13 @@ class HookSet:
     def tensor(self, tensor: torch.Tensor, fn: Callable) -> RemovableHandle:
         return self.add(tensor.register_hook(fn))
 
+    def drop(self, handles: list[RemovableHandle]) -> None:
+        """Remove these handles now: hooks attached only for a while (until then `remove` covers them)."""
+        gone = {id(h) for h in handles}
+        for h in handles:
+            h.remove()
+        self._handles = [h for h in self._handles if id(h) not in gone]
+
     def remove(self) -> None:
         while self._handles:
             self._handles.pop().remove()

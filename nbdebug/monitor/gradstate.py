@@ -12,47 +12,86 @@ from torch import nn
 
 from .._core.tensors import stack_floats
 from .pending import LeakFlags
-from .records import GradState
 
 
-def check_zeroed(params: list[nn.Parameter], states: list[GradState]) -> None:
-    """At a backward pass's start: note, per parameter, whether its gradient was zeroed since last seen."""
-    for p, s in zip(params, states):
-        g = p.grad
-        if g is None or g is not s.obj:
-            s.zeroed, s.carried, s.obj = True, False, g
-            s.ver = g._version if g is not None else -1
-        elif g._version != s.ver:
-            # modified in place since we last looked: zero_() (set_to_none=False, or d2l's
-            # `w.grad.zero_()`) or a rescale. Whether it is all zeros stays a device tensor (reading it
-            # here would wait for the device on every backward); it is read with the step's numbers
-            if s.zeroed is not True:
-                s.zeroed = ~g.detach().any()
-            s.ver = g._version
+class GradStates:
+    """What is known about each parameter's `.grad` since the last optimizer step (no copies), as parallel
+    lists indexed like the monitor's parameters: `objs` the `.grad` tensor last seen, `vers` its version
+    counter then, `zeroed` whether a zero_grad happened since the last step (a 0-dim bool device tensor
+    while unread: an in-place `zero_()`), `carried` whether a backward accumulated onto the last step's
+    gradient (bool, or a device tensor). Lists and not one object per parameter: this runs twice on every
+    backward, and the common cases (every `.grad` set to None by `zero_grad()`, or every one zeroed before
+    the backward accumulated) are a few list operations instead of a Python loop over the parameters."""
 
+    __slots__ = ("objs", "vers", "zeroed", "carried")
 
-def mark_accumulated(params: list[nn.Parameter], states: list[GradState]) -> None:
-    """At a backward pass's end: a gradient it wrote onto one that was not zeroed carries the last step's."""
-    for p, s in zip(params, states):
-        g = p.grad
-        if g is None:
-            continue
-        touched = g is not s.obj or g._version != s.ver
-        if touched and s.zeroed is False:
-            s.carried = True
-        elif touched and s.zeroed is not True:  # a device tensor: carried unless it was zeroed
-            s.carried = ~s.zeroed if s.carried is False else s.carried | ~s.zeroed
-        s.obj, s.ver = g, g._version
+    def __init__(self, n: int) -> None:
+        self.objs: list = [None] * n
+        self.vers: list[int] = [-1] * n
+        self.zeroed: list = [True] * n
+        self.carried: list = [False] * n
 
+    def check_zeroed(self, params: list[nn.Parameter]) -> None:
+        """At a backward pass's start: note, per parameter, whether its gradient was zeroed since last seen."""
+        grads = [p.grad for p in params]
+        if all(g is None for g in grads):  # zero_grad() set every gradient to None
+            n = len(grads)
+            self.objs, self.vers, self.zeroed, self.carried = grads, [-1] * n, [True] * n, [False] * n
+            return
+        objs, vers, zeroed, carried = self.objs, self.vers, self.zeroed, self.carried
+        for i, g in enumerate(grads):
+            if g is None or g is not objs[i]:
+                zeroed[i], carried[i], objs[i] = True, False, g
+                vers[i] = g._version if g is not None else -1
+            elif g._version != vers[i]:
+                # modified in place since we last looked: zero_() (set_to_none=False, or d2l's
+                # `w.grad.zero_()`) or a rescale. Whether it is all zeros stays a device tensor (reading it
+                # here would wait for the device on every backward); it is read with the step's numbers
+                if zeroed[i] is not True:
+                    zeroed[i] = ~g.detach().any()
+                vers[i] = g._version
 
-def leak_flags(params: list[nn.Parameter], states: list[GradState]) -> LeakFlags | None:
-    """At an optimizer step: the gradients that may carry the previous step's values into this one."""
-    carried = [
-        (i, s.carried)
-        for i, (p, s) in enumerate(zip(params, states))
-        if s.carried is not False and p.grad is s.obj
-    ]
-    return LeakFlags([i for i, _ in carried], [c for _, c in carried]) if carried else None
+    def mark_accumulated(self, params: list[nn.Parameter]) -> None:
+        """At a backward pass's end: a gradient it wrote onto one that was not zeroed carries the last step's."""
+        grads = [p.grad for p in params]
+        if all(z is True for z in self.zeroed):  # every gradient was zeroed: nothing carried over
+            self.objs = [o if g is None else g for g, o in zip(grads, self.objs)]
+            self.vers = [v if g is None else g._version for g, v in zip(grads, self.vers)]
+            return
+        objs, vers, zeroed, carried = self.objs, self.vers, self.zeroed, self.carried
+        for i, g in enumerate(grads):
+            if g is None:
+                continue
+            touched = g is not objs[i] or g._version != vers[i]
+            if touched and zeroed[i] is False:
+                carried[i] = True
+            elif touched and zeroed[i] is not True:  # a device tensor: carried unless it was zeroed
+                carried[i] = ~zeroed[i] if carried[i] is False else carried[i] | ~zeroed[i]
+            objs[i], vers[i] = g, g._version
+
+    def leak_flags(self, params: list[nn.Parameter]) -> LeakFlags | None:
+        """At an optimizer step: the gradients that may carry the previous step's values into this one."""
+        if all(c is False for c in self.carried):
+            return None
+        hits = [
+            (i, c)
+            for i, (p, c, o) in enumerate(zip(params, self.carried, self.objs))
+            if c is not False and p.grad is o
+        ]
+        return LeakFlags([i for i, _ in hits], [c for _, c in hits]) if hits else None
+
+    def seen(self, params: list[nn.Parameter], stepped: bool) -> None:
+        """The gradients as they are now are the known ones; after an optimizer step (`stepped`) none of
+        them counts as zeroed or carried any more."""
+        grads = [p.grad for p in params]
+        self.objs, self.vers = grads, [g._version if g is not None else -1 for g in grads]
+        if stepped:
+            n = len(grads)
+            self.zeroed, self.carried = [False] * n, [False] * n
+
+    def forget(self) -> None:
+        """Drop the references to the gradient tensors (on exit)."""
+        self.objs = [None] * len(self.objs)
 
 
 def grad_norms(grads: list[torch.Tensor], scale: float | torch.Tensor) -> torch.Tensor:

@@ -74,14 +74,3 @@ class StepRecord:
     eval_mode: bool = False
     leaked: int = 0  # parameters whose gradient carried the previous step's gradient
     time: float = 0.0
-
-
-@dataclass(slots=True)
-class GradState:
-    """What we know about one parameter's .grad since the last optimizer step (no copies)."""
-
-    obj: Any = None  # the .grad tensor object last seen
-    ver: int = -1  # its version counter then
-    # a zero_grad happened since the last step; a 0-dim bool device tensor while unread (an in-place zero_())
-    zeroed: Any = True
-    carried: Any = False  # a backward accumulated onto the last step's gradient (bool, or a device tensor)

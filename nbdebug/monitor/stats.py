@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import time
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,11 +37,9 @@ from .._core.tensors import first_tensor, is_float, stack_floats
 from .activations import ForwardProbe, PendingSample, module_kind, read_samples, summarize
 from .amp import ScaleTracker
 from .closure import after_first_call
-from .gradstate import check_zeroed, grad_norms, leak_flags, mark_accumulated
+from .gradstate import GradStates, grad_norms
 from .pending import PendingReads, Unread
-from .records import GradState, LayerSample, StepRecord, record_error, safe
-from .rundata import LR_COLLAPSE
-from .schedulers import describe_scheduler, find_schedulers
+from .records import LayerSample, StepRecord, record_error, safe
 from .summaries import layer_histograms, subsample
 from .tables import MonitorTables
 from .wrapped import attach_compiled, unwrap, unwrap_optimizer
@@ -108,7 +105,7 @@ class StepMonitor(MonitorTables):
             self._layer_params.setdefault(owner.get(p, self._param_names.get(p, f"param{i}")), []).append(i)
         self._mode_modules = [m for m in self.model.modules() if isinstance(m, MODE_TYPES)]
         self._leaves = {m: (n or "<root>") for n, m in self.model.named_modules() if not list(m.children())}
-        self._grad_state = [GradState() for _ in self.params]
+        self._grad_state = GradStates(len(self.params))
         self._ever_grad = [False] * len(self.params)
         self._pending_loss: torch.Tensor | None = None
         self._backwards = 0
@@ -121,7 +118,9 @@ class StepMonitor(MonitorTables):
         self._last_input: tuple[tuple, dict] | None = None
         self._batch_size = 0
         self._in_step = False
-        self.sampling = True  # the next forward/step is sampled (the first step always is)
+        self._sampling = True  # the next forward/step is sampled (the first step always is)
+        self._hookset: HookSet | None = None  # where the leaf hooks go while sampling (not compiled)
+        self._leaf_handles: list = []
         self.count = 0  # completed steps
         self.on_step: list = []  # callables(monitor, record) run after each step
         self._order_seen: set[str] = set()
@@ -139,7 +138,7 @@ class StepMonitor(MonitorTables):
         self.probe = ForwardProbe(self)
         self.pending = PendingReads()  # per-step values still on the device (pending.py)
         self.eager_reads = False  # read every step (watch_gan builds its rows from each step's numbers)
-        self._schedulers: list[weakref.ref] | None = None
+        self._schedulers: list | None = None  # weak references, once searched (tables.schedulers)
         self._types: dict[str, str] | None = None  # layer name -> module type name
         self._kinds: dict[nn.Module, tuple[str, float | None]] = {}  # leaf -> module_kind
         # what a degenerate loop shows: forward passes and backward passes with no step between them
@@ -151,8 +150,8 @@ class StepMonitor(MonitorTables):
     # -- attaching -----------------------------------------------------------------------------------
     def attach(self, hooks: HookSet) -> None:
         if not attach_compiled(self, hooks):  # a compiled model is hooked from outside its graph
-            for module in self._leaves:
-                hooks.forward(module, self._forward_hook)
+            self._hookset = hooks
+            self._leaf_hooks(self._sampling)
             hooks.forward_pre(self.root, self._root_pre_hook, with_kwargs=True)
             hooks.forward(self.root, self._root_hook, always_call=True, prepend=True)
         if self.optimizer is not None:
@@ -166,6 +165,27 @@ class StepMonitor(MonitorTables):
 
             hooks.add(register_optimizer_step_pre_hook(self._any_step_pre))
             hooks.add(register_optimizer_step_post_hook(self._any_step_post))
+
+    @property
+    def sampling(self) -> bool:
+        """Whether the next forward and step are sampled (activations summarized, values read)."""
+        return self._sampling
+
+    @sampling.setter
+    def sampling(self, on: bool) -> None:
+        self._sampling = on
+        if self._hookset is not None and on != bool(self._leaf_handles):
+            self._leaf_hooks(on)
+
+    def _leaf_hooks(self, on: bool) -> None:
+        """Hook the leaves only while sampling: a module with a forward hook takes the slow call path (~1 us,
+        several cold, per module per forward: 1.4% of a BERT's training step with 53 leaves)."""
+        hooks = self._hookset
+        if on and not self._leaf_handles and hooks is not None:
+            self._leaf_handles = [hooks.forward(m, self._forward_hook) for m in self._leaves]
+        elif not on and self._leaf_handles and hooks is not None:
+            hooks.drop(self._leaf_handles)
+            self._leaf_handles = []
 
     @property
     def histogram_now(self) -> bool:
@@ -233,9 +253,7 @@ class StepMonitor(MonitorTables):
         rec = self.records.pop()
         self.pending.drop(rec)
         self.analysis_backwards += 1
-        for p, s in zip(self.params, self._grad_state):
-            g = p.grad
-            s.obj, s.ver = g, (g._version if g is not None else -1)
+        self._grad_state.seen(self.params, stepped=False)
         self.nonfinite_events[:] = [e for e in self.nonfinite_events if e["step"] != rec.step]
         self._snapshot, self._grad_norms, self._grad_hists = None, None, {}
         self._sampled, self._pending_acts, self._pending_input = False, {}, None
@@ -258,8 +276,8 @@ class StepMonitor(MonitorTables):
         self._pending_acts = {}
         self.sample_queue = []
         self._grad_hists = {}
-        for s in self._grad_state:
-            s.obj = None
+        self._grad_state.forget()
+        self._hookset, self._leaf_handles = None, []  # the hook set removes the leaf hooks it still holds
 
     # -- forward -------------------------------------------------------------------------------------
     @safe
@@ -327,13 +345,13 @@ class StepMonitor(MonitorTables):
                 if t.numel() == 1 and t.is_floating_point():
                     loss = self.amp.loss_of(t).detach().reshape(())
                     self._pending_loss = loss if self._pending_loss is None else self._pending_loss + loss
-            check_zeroed(self.params, self._grad_state)
+            self._grad_state.check_zeroed(self.params)
             return
         self._backwards += 1
         self.backwards_total += 1
         if self.model.training:
             self.train_backwards += 1
-        mark_accumulated(self.params, self._grad_state)
+        self._grad_state.mark_accumulated(self.params)
         if self.stepping is None and self.params and not self.expect_optimizer:
             # no optimizer (yet): open this backward's record; an optimizer step, or weights that change
             # before the next forward/backward, confirm it (settle); else it was analysis and is dropped
@@ -366,7 +384,7 @@ class StepMonitor(MonitorTables):
         if opt is not None:
             rec.lr = float(opt.param_groups[0].get("lr", math.nan))
         # gradients that carried the previous step's values into this one
-        leaks = leak_flags(self.params, self._grad_state) if opt is not None else None
+        leaks = self._grad_state.leak_flags(self.params) if opt is not None else None
         # the loss and the gradient norms stay on the device until a batched read (pending.py): on a sampled
         # step now, else later; the first non-finite one is replayed / named when it is read
         loss = self._pending_loss
@@ -407,9 +425,7 @@ class StepMonitor(MonitorTables):
         self.count += 1
         self.amp.stepped()
         rec = self.records[-1]
-        for p, s in zip(self.params, self._grad_state):
-            g = p.grad
-            s.obj, s.ver, s.zeroed, s.carried = g, (g._version if g is not None else -1), False, False
+        self._grad_state.seen(self.params, stepped=True)
         if self._sampled:
             self._sampled = False
             self._finish_sample(rec.step)
@@ -472,21 +488,3 @@ class StepMonitor(MonitorTables):
         if self._types is None:  # once: a walk over every module at each sampled step costs ms on a big model
             self._types = {n or "<root>": type(m).__name__ for n, m in self.model.named_modules()}
         return self._types.get(layer, "")
-
-    # -- learning-rate schedulers ----------------------------------------------------------------------
-    def schedulers(self) -> list[dict[str, Any]]:
-        """The LR schedulers of the stepping optimizer (name, how often stepped, their settings), found only
-        once its learning rate fell below LR_COLLAPSE of its maximum (the search walks the gc referrers)."""
-        opt = self.stepping
-        if opt is None or not self.records:
-            return []
-        if self._schedulers is None:
-            lrs = [r.lr for r in self.records if math.isfinite(r.lr)]
-            if not lrs or not max(lrs) > 0 or lrs[-1] >= LR_COLLAPSE * max(lrs):
-                return []
-            try:
-                self._schedulers = [weakref.ref(s) for s in find_schedulers(opt)]
-            except Exception as e:
-                record_error(self.internal_errors, "schedulers", e)
-                self._schedulers = []
-        return [describe_scheduler(s) for s in (r() for r in self._schedulers) if s is not None]

@@ -5,6 +5,7 @@ how it collects."""
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import asdict
 from typing import Any
 
@@ -16,6 +17,8 @@ from .._core.hooks import HookSet, preserved
 from .._core.tensors import first_tensor, is_float
 from .pending import PendingReads
 from .records import LayerSample, StepRecord, record_error
+from .rundata import LR_COLLAPSE
+from .schedulers import describe_scheduler, find_schedulers
 
 
 class MonitorTables:
@@ -32,6 +35,8 @@ class MonitorTables:
     internal_errors: list[str]
     layer_order: list[str]
     model: nn.Module
+    _schedulers: list[weakref.ref] | None
+    stepping: Any  # the optimizer whose steps are the monitor's (StepMonitor.stepping)
 
     @property
     def steps(self) -> list[StepRecord]:
@@ -143,6 +148,24 @@ class MonitorTables:
         except Exception as e:
             record_error(self.internal_errors, "replay", e)
         return (found[0], "forward") if found else ("loss function", "loss")
+
+    # -- learning-rate schedulers ----------------------------------------------------------------------
+    def schedulers(self) -> list[dict[str, Any]]:
+        """The LR schedulers of the stepping optimizer (name, how often stepped, their settings), found only
+        once its learning rate fell below LR_COLLAPSE of its maximum (the search walks the gc referrers)."""
+        opt = self.stepping
+        if opt is None or not self.records:
+            return []
+        if self._schedulers is None:
+            lrs = [r.lr for r in self.records if math.isfinite(r.lr)]
+            if not lrs or not max(lrs) > 0 or lrs[-1] >= LR_COLLAPSE * max(lrs):
+                return []
+            try:
+                self._schedulers = [weakref.ref(s) for s in find_schedulers(opt)]
+            except Exception as e:
+                record_error(self.internal_errors, "schedulers", e)
+                self._schedulers = []
+        return [describe_scheduler(s) for s in (r() for r in self._schedulers) if s is not None]
 
 
 def _nonfinite_input(inputs: tuple[tuple, dict]) -> bool:
