@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import weakref
 
 import pytest
 import torch
@@ -299,3 +300,27 @@ def test_leaves_are_hooked_only_on_sampled_steps(end):
     assert [len(leaf._forward_hooks) for leaf in leaves] == own and user.id in model[0]._forward_hooks
     assert len(hooked) == 22 if end == "exception" else 25
     assert w.layer_stats().empty is False and set(w.layer_stats()["step"]) == {1, 2, 3, 4, 5, 10, 20}
+
+
+def test_zero_grad_frees_the_last_steps_gradients_under_watch():
+    """The monitor tells a zeroed gradient from a carried one by the tensor's identity, without holding it:
+    after `zero_grad()` the last step's gradient tensors are freed as in the bare loop (a strong reference
+    kept one more set of gradients in memory through each forward and backward); a missing zero_grad is
+    still named."""
+    torch.manual_seed(0)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    freed = []
+    with nbdebug.watch(model, opt, every=1000) as w:
+        for xb, yb in _batches(12):
+            F.cross_entropy(model(xb), yb).backward()
+            opt.step()
+            last = [weakref.ref(p.grad) for p in model.parameters()]
+            opt.zero_grad()
+            freed.append(all(r() is None for r in last))
+    assert all(freed) and "grad-not-zeroed" not in codes(w)
+    with nbdebug.watch(model, opt, every=1000) as w:
+        for xb, yb in _batches(12):
+            F.cross_entropy(model(xb), yb).backward()
+            opt.step()
+    assert "grad-not-zeroed" in codes(w)

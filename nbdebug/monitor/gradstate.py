@@ -7,6 +7,8 @@ calls whatever the number of parameters: this runs on every step.
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch import nn
 
@@ -16,17 +18,19 @@ from .pending import LeakFlags
 
 class GradStates:
     """What is known about each parameter's `.grad` since the last optimizer step (no copies), as parallel
-    lists indexed like the monitor's parameters: `objs` the `.grad` tensor last seen, `vers` its version
-    counter then, `zeroed` whether a zero_grad happened since the last step (a 0-dim bool device tensor
-    while unread: an in-place `zero_()`), `carried` whether a backward accumulated onto the last step's
-    gradient (bool, or a device tensor). Lists and not one object per parameter: this runs twice on every
-    backward, and the common cases (every `.grad` set to None by `zero_grad()`, or every one zeroed before
-    the backward accumulated) are a few list operations instead of a Python loop over the parameters."""
+        lists indexed like the monitor's parameters: `refs` a weak reference to the `.grad` tensor last seen (a
+    strong one would keep the last step's gradients alive after `zero_grad()` freed them: one more set of
+    gradients in memory through every forward and backward), `vers` its version
+        counter then, `zeroed` whether a zero_grad happened since the last step (a 0-dim bool device tensor
+        while unread: an in-place `zero_()`), `carried` whether a backward accumulated onto the last step's
+        gradient (bool, or a device tensor). Lists and not one object per parameter: this runs twice on every
+        backward, and the common cases (every `.grad` set to None by `zero_grad()`, or every one zeroed before
+        the backward accumulated) are a few list operations instead of a Python loop over the parameters."""
 
-    __slots__ = ("objs", "vers", "zeroed", "carried")
+    __slots__ = ("refs", "vers", "zeroed", "carried")
 
     def __init__(self, n: int) -> None:
-        self.objs: list = [None] * n
+        self.refs: list[weakref.ref | None] = [None] * n
         self.vers: list[int] = [-1] * n
         self.zeroed: list = [True] * n
         self.carried: list = [False] * n
@@ -36,12 +40,12 @@ class GradStates:
         grads = [p.grad for p in params]
         if all(g is None for g in grads):  # zero_grad() set every gradient to None
             n = len(grads)
-            self.objs, self.vers, self.zeroed, self.carried = grads, [-1] * n, [True] * n, [False] * n
+            self.refs, self.vers, self.zeroed, self.carried = grads, [-1] * n, [True] * n, [False] * n
             return
-        objs, vers, zeroed, carried = self.objs, self.vers, self.zeroed, self.carried
+        objs, refs, vers, zeroed, carried = self.objs(), self.refs, self.vers, self.zeroed, self.carried
         for i, g in enumerate(grads):
             if g is None or g is not objs[i]:
-                zeroed[i], carried[i], objs[i] = True, False, g
+                zeroed[i], carried[i], refs[i] = True, False, _ref(g)
                 vers[i] = g._version if g is not None else -1
             elif g._version != vers[i]:
                 # modified in place since we last looked: zero_() (set_to_none=False, or d2l's
@@ -55,10 +59,10 @@ class GradStates:
         """At a backward pass's end: a gradient it wrote onto one that was not zeroed carries the last step's."""
         grads = [p.grad for p in params]
         if all(z is True for z in self.zeroed):  # every gradient was zeroed: nothing carried over
-            self.objs = [o if g is None else g for g, o in zip(grads, self.objs)]
+            self.refs = [r if g is None else weakref.ref(g) for g, r in zip(grads, self.refs)]
             self.vers = [v if g is None else g._version for g, v in zip(grads, self.vers)]
             return
-        objs, vers, zeroed, carried = self.objs, self.vers, self.zeroed, self.carried
+        objs, refs, vers, zeroed, carried = self.objs(), self.refs, self.vers, self.zeroed, self.carried
         for i, g in enumerate(grads):
             if g is None:
                 continue
@@ -67,7 +71,7 @@ class GradStates:
                 carried[i] = True
             elif touched and zeroed[i] is not True:  # a device tensor: carried unless it was zeroed
                 carried[i] = ~zeroed[i] if carried[i] is False else carried[i] | ~zeroed[i]
-            objs[i], vers[i] = g, g._version
+            refs[i], vers[i] = weakref.ref(g), g._version
 
     def leak_flags(self, params: list[nn.Parameter]) -> LeakFlags | None:
         """At an optimizer step: the gradients that may carry the previous step's values into this one."""
@@ -75,7 +79,7 @@ class GradStates:
             return None
         hits = [
             (i, c)
-            for i, (p, c, o) in enumerate(zip(params, self.carried, self.objs))
+            for i, (p, c, o) in enumerate(zip(params, self.carried, self.objs()))
             if c is not False and p.grad is o
         ]
         return LeakFlags([i for i, _ in hits], [c for _, c in hits]) if hits else None
@@ -84,14 +88,23 @@ class GradStates:
         """The gradients as they are now are the known ones; after an optimizer step (`stepped`) none of
         them counts as zeroed or carried any more."""
         grads = [p.grad for p in params]
-        self.objs, self.vers = grads, [g._version if g is not None else -1 for g in grads]
+        self.refs = [_ref(g) for g in grads]
+        self.vers = [g._version if g is not None else -1 for g in grads]
         if stepped:
             n = len(grads)
             self.zeroed, self.carried = [False] * n, [False] * n
 
+    def objs(self) -> list[torch.Tensor | None]:
+        """The `.grad` tensors last seen, None where there was none or it was freed since."""
+        return [r() if r is not None else None for r in self.refs]
+
     def forget(self) -> None:
-        """Drop the references to the gradient tensors (on exit)."""
-        self.objs = [None] * len(self.objs)
+        """Drop what is known of the gradient tensors (on exit)."""
+        self.refs = [None] * len(self.refs)
+
+
+def _ref(g: torch.Tensor | None) -> weakref.ref | None:
+    return weakref.ref(g) if g is not None else None
 
 
 def grad_norms(grads: list[torch.Tensor], scale: float | torch.Tensor) -> torch.Tensor:
