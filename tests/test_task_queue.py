@@ -111,3 +111,59 @@ def test_the_scatter_count_used_on_an_accelerator_equals_bincount():
     index = torch.tensor([0, 3, 3, 7, 2, 0, 0])
     assert slot_counts(index, 9, scatter=True).tolist() == slot_counts(index, 9, scatter=False).tolist()
     assert slot_counts(index, 9).tolist() == [3, 0, 1, 2, 0, 0, 0, 1, 0]
+
+
+@pytest.mark.parametrize("task", ["classes", "ignore_index", "sequence", "binary", "two_heads"])
+def test_training_accuracy_per_epoch_is_the_loops_own(task):
+    """A counted loss call's correct predictions come from the class counts' hits (no torch call at the loss
+    call); an uncounted one (a second head, a two-column binary target) is counted at the call as before. Either
+    way `Watch.epochs.train_acc` is the accuracy the loop's own outputs give, epoch by epoch."""
+    import nbdebug
+
+    torch.manual_seed(0)
+    c = 4
+    model = torch.nn.Linear(6, c + 3)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 5, 40, 6, generator=g)  # 2 epochs of 5 batches of 40
+    y = torch.randint(0, c, (2, 5, 40), generator=g)
+    hits, seen = [0, 0], [0, 0]
+    with nbdebug.watch(model, opt, every=3) as w:
+        for e in range(2):
+            for b in range(5):
+                out = model(x[e, b])
+                t = y[e, b].clone()
+                if task in ("classes", "ignore_index", "two_heads"):
+                    if task == "ignore_index":
+                        t[:5] = -100
+                    logits = out[:, :c]
+                    loss = F.cross_entropy(logits, t)
+                    hits[e] += int((logits.argmax(1) == t).sum())
+                    seen[e] += t.numel()
+                    if task == "two_heads":  # a second, 3-way head: not the counted stream
+                        t2 = t.clamp(0, 2) % 3
+                        loss = loss + F.cross_entropy(out[:, c:], t2)
+                        hits[e] += int((out[:, c:].argmax(1) == t2).sum())
+                        seen[e] += t2.numel()
+                elif task == "sequence":  # (N, C, T) scores for (N, T) targets
+                    logits = out[:, :c].reshape(8, 5, c).transpose(1, 2)
+                    tt = t.reshape(8, 5)
+                    loss = F.cross_entropy(logits, tt)
+                    hits[e] += int((logits.argmax(1) == tt).sum())
+                    seen[e] += tt.numel()
+                else:  # a single logit
+                    z = out[:, :1]
+                    tb = (t[:, None] >= 2).float()
+                    loss = F.binary_cross_entropy_with_logits(z, tb)
+                    hits[e] += int(((z > 0) == (tb > 0.5)).sum())
+                    seen[e] += tb.numel()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                if e == 1 and b == 2:  # step 8, not sampled: read live, with calls still queued
+                    live = w.epochs["train_acc"].tolist()
+                    assert live == pytest.approx([h / s for h, s in zip(hits, seen)], abs=1e-12)
+            w.epoch()
+    assert w.internal_errors == []
+    got = w.epochs["train_acc"].tolist()
+    assert got == pytest.approx([h / s for h, s in zip(hits, seen)], abs=1e-12)

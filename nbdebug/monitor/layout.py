@@ -11,8 +11,8 @@ a watched run show about its wiring. The evidence for `layout_checks.py`.
   of b examples is all one class with probability sum_c p_c^b (p_c: class shares); a class-sorted dataset
   read in order gives such batches most of the time.
 
-Costs: shape reads in the layer hooks (no device sync); per training loss call, two reductions of the
-labels kept on the device and read back when a diagnosis runs (the first KEEP_BATCHES batches).
+Costs: shape reads in the layer hooks (no device sync); per training loss call, one reduction of the labels
+(`torch.aminmax`), kept on the device and read back when a diagnosis runs (the first KEEP_BATCHES batches).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class LayoutProbe:
         self.bn_batches: dict[str, Counter] = {n: Counter() for n in self._bn.values()}
         self._pending: list[tuple[RnnCalls, int, int, tuple[int, ...]]] = []  # this step's RNN calls
         self._step_seen: dict[str, int] = {}  # RNN layer -> last step judged (one verdict per step)
-        self._labels: list[tuple[int, int, torch.Tensor]] = []  # (step, size, [min, max]) on the device
+        self._labels: list[tuple[int, int, Any]] = []  # (step, size, (min, max)) on the device
         self._read: list[LabelBatch] = []
         self.eval = EvalProbe(monitor)
         self.rows = AlignmentRows()
@@ -163,7 +163,7 @@ class LayoutProbe:
             and len(self._labels) + len(self._read) < KEEP_BATCHES
         ):
             t = target.detach()
-            self._labels.append((step, int(t.numel()), torch.stack([t.min(), t.max()])))
+            self._labels.append((step, int(t.numel()), torch.aminmax(t)))  # one call; stacked when read
 
     def _alignment(self) -> dict[str, Any] | None:
         """The nearest-neighbour evidence, computed once (the kept rows do not change after ROWS)."""
@@ -173,7 +173,10 @@ class LayoutProbe:
 
     def evidence(self) -> LayoutEvidence:
         if self._labels:  # one read of the labels kept since the last diagnosis
-            values = torch.stack([v for _, _, v in self._labels]).tolist()
+            ends = [v for _, _, pair in self._labels for v in pair]
+            if any(v.device != ends[0].device for v in ends):
+                ends = [v.to(ends[0].device) for v in ends]
+            values = torch.stack(ends).long().reshape(-1, 2).tolist()
             for (step, size, _), (lo, hi) in zip(self._labels, values):
                 self._read.append(LabelBatch(step, size, lo == hi, int(lo)))
             self._labels = []

@@ -151,6 +151,23 @@ class EpochAcc:
         self.val_correct: Any = 0
         self.val_acc_seen = 0
         self.counts = ClassCounts()  # labels, predictions and hits per class (training calls)
+        self.counted_seen = 0  # training examples whose correctness is in `counts` (its hits), not above
+
+    def add_counted(self, n: int) -> None:
+        """`n` training examples whose hits go into `counts` (the class counts' queued pass counts them)."""
+        self.train_seen += n
+        self.counted_seen += n
+
+    def train_accuracy(self) -> float:
+        """Training accuracy over the epoch: the hits of the counted calls (read with the epoch's class counts,
+        once the loss-call queue is flushed) plus those taken per call."""
+        if not self.train_seen:
+            return math.nan
+        correct = float(self.train_correct)
+        if self.counted_seen:
+            got = self.counts.read()
+            correct += sum(got.hits) if got is not None else 0
+        return correct / self.train_seen
 
 
 class TaskCounter:
@@ -171,6 +188,7 @@ class TaskCounter:
         self._written = 0
         self._queue: list[_Call] = []
         self.last_pred: torch.Tensor | None = None  # the argmax predictions of the last loss call, if taken
+        self.last_counted = False  # the last loss call's labels and predictions went into the class counts
         self._queued = 0  # values held by the queue
         if loss_module is not None:
             self._loss_module_fix(loss_module)
@@ -186,7 +204,7 @@ class TaskCounter:
     def on_loss(self, name: str, x: torch.Tensor, t: torch.Tensor | None, output: torch.Tensor,
                 kwargs: dict, counts: ClassCounts, step: int, sampled: bool, batch: int) -> None:  # fmt: skip
         """Queue one training loss call made during step `step` for the epoch's `counts` and the block's."""
-        self.last_pred = None
+        self.last_pred, self.last_counted = None, False
         if t is None:
             return
         self._fixes_of(name, kwargs)
@@ -228,6 +246,7 @@ class TaskCounter:
                     self.binary or binary,
                 )
                 call.counted = (labels, preds, c)
+                self.last_counted = True
                 self._queued += 2 * labels.numel()
         if call.counted is None and call.spread is None:
             return

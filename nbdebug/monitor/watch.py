@@ -155,6 +155,8 @@ class Watch(LiveResults):
             batch = self.monitor._batch_size  # the model's batch: rows beyond it are positions in a sequence
             self._task.on_loss(name, x, t, output, kwargs, acc.counts, step, self.monitor.sampling, batch)
             pred = self._task.last_pred
+            if self._task.last_counted:  # its hits are counted with the epoch's classes: no torch call here
+                return acc.add_counted(t.numel())
         correct = n = None
         classify = name in CLASSIFICATION or name == CUSTOM
         if t is not None and classify and x.dim() >= 2 and not t.is_floating_point():
@@ -316,6 +318,7 @@ class Watch(LiveResults):
         and val loss with the gap. Loops without epochs get one row (call `w.epoch()` to mark them)."""
         import pandas as pd
 
+        self._task.flush()  # (the queued loss calls' hits are the training accuracy's)
         h = self.history
         groups = dict(tuple(h.groupby("epoch"))) if len(h) else {}
         rows = []
@@ -323,7 +326,7 @@ class Watch(LiveResults):
             part = groups.get(i, h.iloc[0:0])
             if part.empty and e.val_seen == 0:
                 continue
-            train_acc = float(e.train_correct) / e.train_seen if e.train_seen else math.nan
+            train_acc = e.train_accuracy()
             val_acc = float(e.val_correct) / e.val_acc_seen if e.val_acc_seen else math.nan
             rows.append(
                 {
@@ -359,6 +362,7 @@ class Watch(LiveResults):
         accs = self._epochs[:-1] if self.running else self._epochs
         if sum(e.val_seen > 0 or e.val_acc_seen > 0 for e in accs) < MIN_EPOCHS:
             return []  # no advice before MIN_EPOCHS epochs with validation: skip the work
+        self._task.flush()  # (the queued loss calls' hits are the training accuracy's)
         steps = self.monitor.steps
         bounds = [e.start for e in self._epochs] + [len(steps) + 10**9]
         out = []
@@ -370,7 +374,7 @@ class Watch(LiveResults):
                 Epoch(
                     epoch=i,
                     loss=sum(losses) / len(losses) if losses else math.nan,
-                    train_acc=float(e.train_correct) / e.train_seen if e.train_seen else math.nan,
+                    train_acc=e.train_accuracy(),
                     val_loss=float(e.val_loss) / e.val_seen if e.val_seen else math.nan,
                     val_acc=float(e.val_correct) / e.val_acc_seen if e.val_acc_seen else math.nan,
                     val_n=e.val_acc_seen,
@@ -485,13 +489,6 @@ def watch(
 
     base = DistributedWatch if distributed_world() is not None else Watch
     return watch_class(model, base)(
-        model,
-        optimizer,
-        loss_fn,
-        every=every,
-        histograms=histograms,
-        bins=bins,
-        on_update=on_update,
-        update_interval=update_interval,
-        max_samples=max_samples,
-    )
+        model, optimizer, loss_fn, every=every, histograms=histograms, bins=bins, on_update=on_update,
+        update_interval=update_interval, max_samples=max_samples,
+    )  # fmt: skip
