@@ -112,7 +112,8 @@ class PendingReads:
                     if isinstance(f, torch.Tensor):
                         slots.setdefault(f.device, []).append((u, k, f))
         for items in slots.values():
-            values = torch.stack([t.detach().reshape(()).float() for _, _, t in items]).tolist()
+            # losses and norms are kept as 0-dim float32 already: converted only where not (a leak flag)
+            values = torch.stack([_scalar(t) for _, _, t in items]).tolist()
             for (owner, name, _), v in zip(items, values):
                 if isinstance(owner, Unread):  # a leak flag, read: True when the gradient was not zeroed
                     owner.leaks.flags[name] = bool(v)
@@ -136,6 +137,12 @@ class PendingReads:
                 found.grad_step, found.grad_norms = u, full
                 break
         return found
+
+
+def _scalar(t: torch.Tensor) -> torch.Tensor:
+    if t.dtype == torch.float32 and t.dim() == 0 and not t.requires_grad:
+        return t
+    return t.detach().reshape(()).float()
 
 
 def _nbytes(inputs: tuple[tuple, dict]) -> int:

@@ -14,12 +14,17 @@ HIST_SAMPLE = 4096  # of those, binned into a histogram (30 bins)
 def subsample(t: torch.Tensor, n: int = SUBSAMPLE) -> torch.Tensor:
     """A deterministic strided view of at most ~n elements: distribution summaries (histograms, std,
     fractions) of a 1M-element activation are the same to a few tenths of a percent, 50x cheaper."""
-    flat = t.detach().reshape(-1)
+    # (each call below is a dispatch that costs more than its work on these sizes: skipped when a no-op)
+    flat = t.detach() if t.requires_grad else t
+    flat = flat.reshape(-1) if flat.dim() != 1 else flat
     step = max(flat.numel() // n, 1)
-    # a copy, not a strided view: a view would keep the whole activation alive until the step's numbers are
-    # read, and the backward pass would then allocate fresh memory instead of reusing it (page faults that
-    # cost more than the statistics themselves)
-    return flat[::step].float().contiguous() if step > 1 else flat.float()
+    if step > 1:
+        # a copy, not a strided view: a view would keep the whole activation alive until the step's numbers
+        # are read, and the backward pass would then allocate fresh memory instead of reusing it (page faults
+        # that cost more than the statistics themselves)
+        flat = flat[::step]
+        return flat.contiguous() if flat.dtype == torch.float32 else flat.float().contiguous()
+    return flat if flat.dtype == torch.float32 else flat.float()
 
 
 def histogram(t: torch.Tensor, bins: int) -> tuple[float, float, list[int]]:
