@@ -204,3 +204,6 @@ def test_stack_floats_converts_only_what_differs():
     mixed = stack_floats([torch.tensor(0.5, dtype=torch.float16), w * 2, a])
     assert mixed.dtype == torch.float32 and mixed.shape == (3,) and not mixed.requires_grad
     assert mixed.tolist() == [0.5, 6.0, 1.5]
+    # a leak flag (bool) or a count (int64) next to float32 values: converted one by one, the others as they are
+    flags = stack_floats([torch.tensor(True), a, torch.tensor(3), torch.tensor(2.0, requires_grad=True)])
+    assert flags.dtype == torch.float32 and flags.tolist() == [1.0, 1.5, 3.0, 2.0] and not flags.requires_grad

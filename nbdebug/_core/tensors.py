@@ -17,9 +17,14 @@ def stack_floats(values: Any, device: torch.device | None = None) -> torch.Tenso
     ready for a single read to the host; each is converted only when its dtype, shape or device differs."""
     values = list(values)
     device = values[0].device if device is None else device
-    if any(v.dtype != torch.float32 or v.dim() or v.device != device for v in values):
-        values = [v.detach().reshape(()).float().to(device) for v in values]
-    return torch.stack(values)
+    return torch.stack(
+        [
+            v
+            if v.dtype == torch.float32 and not v.dim() and v.device == device and not v.requires_grad
+            else v.detach().reshape(()).float().to(device)
+            for v in values
+        ]
+    )
 
 
 def first_tensor(obj: Any) -> torch.Tensor | None:

@@ -76,12 +76,12 @@ def saturated_fraction(
     call), on the (subsampled) output `y`."""
     lim = SATURATION_LIMITS[kind] if limit is None else limit
     if is_float(x):
-        return (subsample(x).abs() > lim).float().mean()
+        return (subsample(x).abs() > lim).mean(dtype=torch.float32)
     if kind == "sigmoid":
         edge = 1.0 / (1.0 + math.exp(lim))
-        return ((y < edge) | (y > 1 - edge)).float().mean()
+        return ((y < edge) | (y > 1 - edge)).mean(dtype=torch.float32)
     edge = {"tanh": math.tanh(lim), "softsign": lim / (1 + lim)}.get(kind, lim)
-    return (y.abs() >= edge).float().mean()
+    return (y.abs() >= edge).mean(dtype=torch.float32)
 
 
 @dataclass
@@ -117,7 +117,7 @@ def summarize(
         values["total"] = sub.sum(dtype=torch.float32) * (
             y.numel() / max(sub.numel(), 1)
         )  # the mean, estimated
-        values["zero"] = (sub == 0).float().mean()
+        values["zero"] = (sub == 0).mean(dtype=torch.float32)
         s.rows = dead_rows(y)
     else:
         values["total"] = y.sum(dtype=torch.float32)  # one full pass: NaN/Inf anywhere shows here

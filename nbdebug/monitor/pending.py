@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from .._core.tensors import stack_floats
 from .records import StepRecord
 
 KEEP_INPUT_BYTES = (
@@ -113,7 +114,7 @@ class PendingReads:
                         slots.setdefault(f.device, []).append((u, k, f))
         for items in slots.values():
             # losses and norms are kept as 0-dim float32 already: converted only where not (a leak flag)
-            values = torch.stack([_scalar(t) for _, _, t in items]).tolist()
+            values = stack_floats([t for _, _, t in items]).tolist()
             for (owner, name, _), v in zip(items, values):
                 if isinstance(owner, Unread):  # a leak flag, read: True when the gradient was not zeroed
                     owner.leaks.flags[name] = bool(v)
@@ -137,12 +138,6 @@ class PendingReads:
                 found.grad_step, found.grad_norms = u, full
                 break
         return found
-
-
-def _scalar(t: torch.Tensor) -> torch.Tensor:
-    if t.dtype == torch.float32 and t.dim() == 0 and not t.requires_grad:
-        return t
-    return t.detach().reshape(()).float()
 
 
 def _nbytes(inputs: tuple[tuple, dict]) -> int:

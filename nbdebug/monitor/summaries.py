@@ -105,10 +105,10 @@ def unit_maxima(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return (top <= 0).float(), top.float()
     others = tuple(d for d in range(out.dim()) if d != 1)
     top = out.amax(dim=others)
-    dead = (top <= 0).float().mean()
+    dead = (top <= 0).mean(dtype=torch.float32)
     if out.dim() == 3:  # (N, L, F) or (N, C, L): the smaller reading, as unit_dead_fraction (dim 1 is done)
-        dead = torch.minimum(dead, (out.amax(dim=(0, 1)) <= 0).float().mean())
-    return dead, top.float().sum()
+        dead = torch.minimum(dead, (out.amax(dim=(0, 1)) <= 0).mean(dtype=torch.float32))
+    return dead, top.sum(dtype=torch.float32)
 
 
 def unit_dead_fraction(out: torch.Tensor) -> torch.Tensor:
@@ -124,7 +124,7 @@ def unit_dead_fraction(out: torch.Tensor) -> torch.Tensor:
 
     def frac(dim: int) -> torch.Tensor:
         others = tuple(d for d in range(out.dim()) if d != dim)
-        return (out.amax(dim=others) <= 0).float().mean()
+        return (out.amax(dim=others) <= 0).mean(dtype=torch.float32)
 
     if out.dim() == 3:
         return torch.minimum(frac(1), frac(2))
