@@ -128,12 +128,19 @@ def test_watch_gan_reads_each_step():
     assert w.history["g_loss"].notna().all() and w.history["d_loss"].notna().all()
 
 
-@pytest.mark.parametrize("path", ["per-tensor", "segmented"])
+@pytest.mark.parametrize("path", ["per-tensor", "batched-cpu", "segmented"])
 def test_histograms_equal_torch_histc(path):
     """The layer histograms are torch.histc's over the finite values of a tensor's (strided) subsample,
     with the same (low, high): constant, tiny, empty and non-finite tensors too. On an accelerator they
-    are computed together (segmented: one pass, one read), on the CPU one histc per tensor."""
-    from nbdebug.monitor.summaries import HIST_SAMPLE, histogram, segmented_histograms, subsample
+    are computed together (segmented: one pass, one read), on the CPU one histc per tensor (batched: all
+    ranges read at once, all counts read at once)."""
+    from nbdebug.monitor.summaries import (
+        HIST_SAMPLE,
+        batched_histograms,
+        histogram,
+        segmented_histograms,
+        subsample,
+    )
 
     def histc(t: torch.Tensor, bins: int) -> tuple[float, float, list[int]]:
         f = subsample(t, HIST_SAMPLE)
@@ -156,6 +163,8 @@ def test_histograms_equal_torch_histc(path):
     for bins in (7, 30):
         if path == "segmented":
             got = segmented_histograms([subsample(t, HIST_SAMPLE) for t in tensors], bins)
+        elif path == "batched-cpu":
+            got = batched_histograms(tensors, bins)
         else:
             got = [histogram(t, bins) for t in tensors]
         for (lo, hi, counts), t in zip(got, tensors):

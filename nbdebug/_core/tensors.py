@@ -27,6 +27,12 @@ def stack_floats(values: Any, device: torch.device | None = None) -> torch.Tenso
     )
 
 
+def on_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`t` on `device`: itself when it is there already (`.to` is a dispatch even then, and these run per
+    queued call)."""
+    return t if t.device == device else t.to(device)
+
+
 def first_tensor(obj: Any) -> torch.Tensor | None:
     """The first tensor in `obj`, looking inside tuples, lists and dicts (a module's output or a batch)."""
     if isinstance(obj, torch.Tensor):

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .._core import intercept
-from .._core.tensors import stack_floats
+from .._core.tensors import on_device, stack_floats
 from .losscalls import BINARY, CLASSIFICATION, CUSTOM
 
 WEIGHT_KEYS = ("weight", "pos_weight")  # loss arguments that weight the classes
@@ -325,9 +325,9 @@ class TaskCounter:
         device = calls[0].spread[1].device
         rows, owner = [], []
         for (name, _, skip), idx in groups.items():
-            values = torch.cat([calls[i].spread[1].to(device) for i in idx])
+            values = torch.cat([on_device(calls[i].spread[1], device) for i in idx])
             target = (
-                torch.cat([calls[i].spread[2].reshape(-1).to(device) for i in idx])
+                torch.cat([on_device(calls[i].spread[2].reshape(-1), device) for i in idx])
                 if skip is not None
                 else None
             )
@@ -416,7 +416,7 @@ def _count(calls: list[_Call]) -> tuple[torch.Tensor, torch.Tensor, tuple[int, i
     cross-entropy x labels, mean-reduced cross-entropy, value) and how many calls each sum holds; no sync."""
     c = calls[0].counted[2]
     labels = torch.cat([k.counted[0] for k in calls])
-    preds = torch.cat([k.counted[1].to(labels.device) for k in calls])
+    preds = torch.cat([on_device(k.counted[1], labels.device) for k in calls])
     width = c + 1  # the last slot takes the labels out of range (ignore_index), then is dropped
     valid = (labels >= 0) & (labels < c)
     index = torch.cat(
