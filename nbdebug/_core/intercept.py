@@ -35,6 +35,8 @@ import torch.nn.utils.clip_grad as clip_grad
 from torch.amp import GradScaler
 from torch.utils.data import DataLoader
 
+from .tensors import detached
+
 LOSS_FUNCTIONS: tuple[str, ...] = (
     "cross_entropy",
     "nll_loss",
@@ -137,7 +139,7 @@ def per_example(name: str, input: torch.Tensor, target: Any, kwargs: dict) -> to
     values = per_element(name, input, target, kwargs)
     if values is None:
         return None
-    t = target.detach() if isinstance(target, torch.Tensor) else target
+    t = detached(target) if isinstance(target, torch.Tensor) else target
     return row_means(name, values, t, kwargs)
 
 
@@ -149,21 +151,22 @@ def per_element(name: str, input: torch.Tensor, target: Any, kwargs: dict) -> to
     if fn is None or not isinstance(input, torch.Tensor) or input.dim() == 0:
         return None
     kw = {k: v for k, v in kwargs.items() if k not in ("reduction", "size_average", "reduce")}
-    t = target.detach() if isinstance(target, torch.Tensor) else target
+    t = detached(target) if isinstance(target, torch.Tensor) else target
     # a torch-function mode (watch's activation probe) dispatches to the public, patched F.<loss>: the
     # recomputation must not be reported as one more loss call (it was counted as a validation batch)
     depth = getattr(_depth, "loss", 0)
     _depth.loss = 1
     try:
         with torch.no_grad():
-            values = fn(input.detach(), t, reduction="none", **kw)
+            values = fn(input, t, reduction="none", **kw)
     except (RuntimeError, ValueError, TypeError, IndexError):
         return None
     finally:
         _depth.loss = depth
     if not isinstance(values, torch.Tensor) or values.dim() == 0 or values.shape[0] != input.shape[0]:
         return None
-    return values.detach().float().reshape(values.shape[0], -1)
+    values = values if values.dtype == torch.float32 else values.float()  # (computed without grad)
+    return values if values.dim() == 2 else values.reshape(values.shape[0], -1)
 
 
 def ignored(name: str, target: Any, kwargs: dict) -> int | None:

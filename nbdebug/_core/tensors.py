@@ -27,6 +27,12 @@ def stack_floats(values: Any, device: torch.device | None = None) -> torch.Tenso
     )
 
 
+def detached(t: torch.Tensor) -> torch.Tensor:
+    """`t` without autograd history: itself when it has none (`.detach()` is a dispatch even then; these
+    run on every loss call)."""
+    return t.detach() if t.requires_grad else t
+
+
 def on_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
     """`t` on `device`: itself when it is there already (`.to` is a dispatch even then, and these run per
     queued call)."""

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .._core.hooks import HookSet
-from .._core.tensors import first_tensor
+from .._core.tensors import detached, first_tensor
 from .alignment import MIN_STEPS, ROWS, AlignmentRows
 from .detached import DetachProbe
 from .eval_probe import EvalProbe
@@ -162,7 +162,7 @@ class LayoutProbe:
             and target.numel() > 1
             and len(self._labels) + len(self._read) < KEEP_BATCHES
         ):
-            t = target.detach()
+            t = detached(target)
             self._labels.append((step, int(t.numel()), torch.aminmax(t)))  # one call; stacked when read
 
     def _alignment(self) -> dict[str, Any] | None:

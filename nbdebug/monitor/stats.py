@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .._core.hooks import HookSet
-from .._core.tensors import first_tensor, is_float, stack_floats
+from .._core.tensors import detached, first_tensor, is_float, stack_floats
 from .activations import ForwardProbe, PendingSample, module_kind, read_samples, summarize
 from .amp import ScaleTracker
 from .closure import after_first_call
@@ -343,7 +343,8 @@ class StepMonitor(MonitorTables):
             self.settle()
             for t in tensors:
                 if t.numel() == 1 and t.is_floating_point():
-                    loss = self.amp.loss_of(t).detach().reshape(())
+                    loss = detached(self.amp.loss_of(t))
+                    loss = loss if loss.dim() == 0 else loss.reshape(())
                     self._pending_loss = loss if self._pending_loss is None else self._pending_loss + loss
             self._grad_state.check_zeroed(self.params)
             return

@@ -26,6 +26,7 @@ from torch import nn
 from .._core.errors import NbdebugError, describe
 from .._core.findings import Finding, findings_html, withdrawn_html
 from .._core.hooks import HookSet
+from .._core.tensors import detached
 from .checks import BLOCK, RunData, diagnose
 from .fit import MIN_EPOCHS, Epoch, best_epoch, epochs_from_frame, fit_findings
 from .layout import LayoutProbe
@@ -143,8 +144,8 @@ class Watch(LiveResults):
         train = torch.is_grad_enabled() and input.requires_grad
         self.layout.on_loss(name, input, target, kwargs, train)
         acc = self._epochs[-1]
-        x = input.detach()
-        t = target.detach() if isinstance(target, torch.Tensor) else None
+        x = detached(input)
+        t = detached(target) if isinstance(target, torch.Tensor) else None
         if train and name not in self._loss_calls and name != CUSTOM:
             self._loss_calls[name] = describe_call(name, x, t, input, output, kwargs, self.monitor.count + 1)
         elif not train:
