@@ -290,7 +290,10 @@ class TaskCounter:
             if pred.shape != t.shape:
                 return None
             c = int(x.shape[1])
-            return t.reshape(-1), pred.reshape(-1), c, t.dim() == 2 and x.dim() == 3, False
+            sequence = t.dim() == 2 and x.dim() == 3
+            if t.dim() != 1:  # (a reshape is a dispatch even when it changes nothing)
+                t, pred = t.reshape(-1), pred.reshape(-1)
+            return t, pred, c, sequence, False
         if name in BINARY and x.shape == t.shape and (x.dim() == 1 or (x.dim() == 2 and x.shape[1] == 1)):
             threshold = 0.0 if name.endswith("logits") else 0.5
             labels = (t.reshape(-1) > 0.5).long()
