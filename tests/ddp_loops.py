@@ -77,6 +77,12 @@ def train_rank(
         if save and rank == 0:
             torch.save(net.state_dict(), save)
     finally:
+        # a gloo worker thread that destroys a finished collective may need the GIL (its thread-local state
+        # holds a Python object), while destroy_process_group holds the GIL and joins that thread: a
+        # deadlock seen about once in ten runs, with or without nbdebug (gdb: ProcessGroupGloo::runLoop ->
+        # ~AsyncAllreduceWork -> gil_scoped_acquire; the class of pytorch/pytorch#56297). Sleeping releases
+        # the GIL so the workers finish first.
+        time.sleep(0.2)
         dist.destroy_process_group()
 
 
