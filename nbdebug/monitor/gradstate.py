@@ -18,14 +18,14 @@ from .pending import LeakFlags
 
 class GradStates:
     """What is known about each parameter's `.grad` since the last optimizer step (no copies), as parallel
-        lists indexed like the monitor's parameters: `refs` a weak reference to the `.grad` tensor last seen (a
+    lists indexed like the monitor's parameters: `refs` a weak reference to the `.grad` tensor last seen (a
     strong one would keep the last step's gradients alive after `zero_grad()` freed them: one more set of
-    gradients in memory through every forward and backward), `vers` its version
-        counter then, `zeroed` whether a zero_grad happened since the last step (a 0-dim bool device tensor
-        while unread: an in-place `zero_()`), `carried` whether a backward accumulated onto the last step's
-        gradient (bool, or a device tensor). Lists and not one object per parameter: this runs twice on every
-        backward, and the common cases (every `.grad` set to None by `zero_grad()`, or every one zeroed before
-        the backward accumulated) are a few list operations instead of a Python loop over the parameters."""
+    gradients in memory through every forward and backward), `vers` its version counter then, `zeroed` whether
+    a zero_grad happened since the last step (a 0-dim bool device tensor while unread: an in-place `zero_()`),
+    `carried` whether a backward accumulated onto the last step's gradient (bool, or a device tensor). Lists and
+    not one object per parameter: this runs twice on every backward, and the common cases (every `.grad` set to
+    None by `zero_grad()`, or every one zeroed before the backward accumulated) are a few list operations
+    instead of a Python loop over the parameters."""
 
     __slots__ = ("refs", "vers", "zeroed", "carried")
 
