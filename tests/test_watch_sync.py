@@ -132,8 +132,8 @@ def test_watch_gan_reads_each_step():
 def test_histograms_equal_torch_histc(path):
     """The layer histograms are torch.histc's over the finite values of a tensor's (strided) subsample,
     with the same (low, high): constant, tiny, empty and non-finite tensors too. On an accelerator they
-    are computed together (segmented: one pass, one read), on the CPU one histc per tensor (batched: all
-    ranges read at once, all counts read at once)."""
+    are computed together (segmented: one pass, one read), on the CPU as the rows of one matrix (batched:
+    short rows padded with their first value, which is taken back out of its bin)."""
     from nbdebug.monitor.summaries import (
         HIST_SAMPLE,
         batched_histograms,
@@ -159,6 +159,9 @@ def test_histograms_equal_torch_histc(path):
         torch.tensor([math.nan, 1.0, 2.0, math.inf, -math.inf]),
         torch.tensor([math.nan]),
         torch.randn(64, 256, generator=g) * 1e-4 + 5,
+        torch.tensor([2.0, 1.0, 3.0, 3.0]),  # padded with 2.0: a middle bin, not the first
+        torch.empty(0),
+        torch.randn(3, 50, generator=g).exp(),
     ]
     for bins in (7, 30):
         if path == "segmented":
@@ -272,6 +275,48 @@ def test_a_relus_unit_maxima_give_its_dead_units_and_its_non_finite_values(shape
         z = y.clone()
         z.view(-1)[-1] = bad
         assert not math.isfinite(float(unit_maxima(z)[1]))
+
+
+@pytest.mark.parametrize(
+    "case", ["linear", "relu", "offset", "non-contiguous", "bfloat16", "tanh", "one value", "nan"]
+)
+def test_layer_numbers_equal_torchs_own_on_the_subsample(case):
+    """`summarize` reduces a strided view of the output (no copy) and reads its spread as two sums: the
+    mean, std, zero and saturated fractions it reports are torch's own on that subsample (std to float32
+    rounding, also when the mean is 1e4 times the spread), the mean over the whole output for a non-ReLU."""
+    from nbdebug.monitor.activations import SATURATION_LIMITS, read_samples, summarize
+    from nbdebug.monitor.summaries import strided
+
+    g = torch.Generator().manual_seed(0)
+    kind = {"relu": "relu", "tanh": "tanh"}.get(case, "")
+    y = {
+        "linear": lambda: torch.randn(64, 300, generator=g),
+        "relu": lambda: torch.relu(torch.randn(64, 16, 28, 28, generator=g)),
+        "offset": lambda: torch.randn(64, 16, 28, 28, generator=g) * 1e-3 + 10.0,
+        "non-contiguous": lambda: torch.randn(300, 64, generator=g).t(),
+        "bfloat16": lambda: torch.randn(32, 64, 40, generator=g).bfloat16(),
+        "tanh": lambda: torch.tanh(3 * torch.randn(64, 512, generator=g)),
+        "one value": lambda: torch.tensor([2.5]),
+        "nan": lambda: torch.randn(64, 300, generator=g).index_fill_(1, torch.tensor([7]), math.nan),
+    }[case]()
+    queue: list = []
+    s = summarize(1, "layer", kind, y, None, False, queue)
+    read_samples(queue, {id(s)}, 30)
+    sub = strided(y).double()
+    assert y.flatten().numel() >= sub.numel() >= min(y.numel(), 16384)
+    if case == "nan":
+        assert s.act_nonfinite and math.isnan(s.act_std)
+        return
+    assert not s.act_nonfinite
+    mean = float(y.double().mean()) if kind != "relu" else float(sub.mean())
+    assert s.act_mean == pytest.approx(mean, rel=1e-5, abs=1e-6)
+    std = float(sub.std()) if sub.numel() > 1 else 0.0
+    assert s.act_std == pytest.approx(std, rel=1e-4 if case != "bfloat16" else 1e-3, abs=1e-12)
+    if kind == "relu":
+        assert s.act_zero_frac == pytest.approx(float((sub == 0).double().mean()), abs=1e-12)
+    if kind == "tanh":
+        edge = math.tanh(SATURATION_LIMITS["tanh"])
+        assert s.saturated_frac == pytest.approx(float((sub.abs() >= edge).double().mean()), abs=1e-6)
 
 
 @pytest.mark.parametrize("end", ["success", "exception"])

@@ -23,7 +23,15 @@ from torch.overrides import TorchFunctionMode
 from .._core.tensors import first_tensor, is_float, stack_floats
 from .modes import take_off
 from .records import LayerSample, record_error
-from .summaries import batched_histograms, subsample, unit_maxima
+from .summaries import (
+    HIST_SAMPLE,
+    batched_histograms,
+    spread_std,
+    spread_sums,
+    strided,
+    subsample,
+    unit_maxima,
+)
 
 RELU_TYPES = (nn.ReLU, nn.ReLU6)
 # sampled forwards that find no activation function before the mode is no longer used: a forward calls the
@@ -76,7 +84,7 @@ def saturated_fraction(
     call), on the (subsampled) output `y`."""
     lim = SATURATION_LIMITS[kind] if limit is None else limit
     if is_float(x):
-        return (subsample(x).abs() > lim).mean(dtype=torch.float32)
+        return (strided(x).abs() > lim).mean(dtype=torch.float32)
     if kind == "sigmoid":
         edge = 1.0 / (1.0 + math.exp(lim))
         return ((y < edge) | (y > 1 - edge)).mean(dtype=torch.float32)
@@ -90,9 +98,12 @@ class PendingSample:
     sampled step (`read_samples`), one read to the host instead of four or five per layer."""
 
     sample: LayerSample
-    values: dict[str, torch.Tensor]  # 0-dim: "total", "std", and "zero" / "dead" / "finite" / "sat" by kind
+    # 0-dim: "s1" / "s2" (`spread_sums` of the subsample), "total" (non-ReLU) or "dead" / "finite" / "sum" /
+    # "nonzero" (ReLU: the subsample's sum and non-zero count), "sat" (saturating kinds)
+    values: dict[str, torch.Tensor]
     numel: int
-    sub: torch.Tensor | None  # the subsample to histogram, when histograms are on
+    n: int  # values in the subsample the spread and fractions are taken over
+    sub: torch.Tensor | None  # a copy of HIST_SAMPLE values to histogram, when histograms are on
 
 
 def summarize(
@@ -107,24 +118,27 @@ def summarize(
 ) -> LayerSample:
     """One layer's output `y` (and, for saturating activations, its input `x`) as a `LayerSample`, its
     numbers queued in `queue` until `read_samples`. `kind`: "relu", a saturating kind of
-    SATURATION_LIMITS ("tanh", ...; `limit` overrides its limit), or ""."""
-    y = y.detach()
+    SATURATION_LIMITS ("tanh", ...; `limit` overrides its limit), or "".
+
+    Every number is reduced here from a strided view of `y` (no copy: the view dies with this call, so the
+    activation is free for the backward pass); only the histogram's values are copied, on histogram steps."""
+    y = y.detach() if y.requires_grad else y
     s = LayerSample(step=step, layer=name, type=kind)
-    sub = subsample(y)
+    sub = strided(y)
     values: dict[str, torch.Tensor] = {}
     if kind == "relu":  # one full pass: the unit maxima give the dead units and show a NaN/Inf anywhere
         values["dead"], values["finite"] = unit_maxima(y)
-        values["total"] = sub.sum(dtype=torch.float32) * (
-            y.numel() / max(sub.numel(), 1)
-        )  # the mean, estimated
-        values["zero"] = (sub == 0).mean(dtype=torch.float32)
+        values["sum"] = sub.sum()  # the mean, estimated
+        values["nonzero"] = torch.count_nonzero(sub)
+        values["s1"], values["s2"] = spread_sums(sub, values["sum"], sub.numel())
         s.rows = dead_rows(y)
     else:
         values["total"] = y.sum(dtype=torch.float32)  # one full pass: NaN/Inf anywhere shows here
-    values["std"] = sub.std() if sub.numel() > 1 else sub.new_zeros(())
+        values["s1"], values["s2"] = spread_sums(sub, values["total"], y.numel())
     if kind in SATURATION_LIMITS:
         values["sat"] = saturated_fraction(kind, sub, x, limit)
-    queue.append(PendingSample(s, values, y.numel(), sub if histograms else None))
+    hist = subsample(y, HIST_SAMPLE) if histograms else None
+    queue.append(PendingSample(s, values, y.numel(), sub.numel(), hist))
     return s
 
 
@@ -138,10 +152,12 @@ def read_samples(queue: list[PendingSample], keep: set[int], bins: int) -> None:
     for p in pending:
         got = {k: next(read) for k in p.values}
         s = p.sample
-        s.act_nonfinite = not math.isfinite(got["total"]) or not math.isfinite(got.get("finite", 0.0))
-        s.act_mean = got["total"] / p.numel
-        s.act_std = got["std"]
-        s.act_zero_frac = got.get("zero", s.act_zero_frac)
+        total = got["total"] if "total" in got else got["sum"] * p.numel / max(p.n, 1)
+        s.act_nonfinite = not math.isfinite(total) or not math.isfinite(got.get("finite", 0.0))
+        s.act_mean = total / p.numel
+        s.act_std = spread_std(got["s1"], got["s2"], p.n)
+        if "nonzero" in got:
+            s.act_zero_frac = 1.0 - got["nonzero"] / max(p.n, 1)
         s.dead_frac = got.get("dead", s.dead_frac)
         s.saturated_frac = got.get("sat", s.saturated_frac)
     hist = [p for p in pending if p.sub is not None]

@@ -11,20 +11,46 @@ SUBSAMPLE = 16384  # elements kept (by a fixed stride, no RNG) for std and fract
 HIST_SAMPLE = 4096  # of those, binned into a histogram (30 bins)
 
 
-def subsample(t: torch.Tensor, n: int = SUBSAMPLE) -> torch.Tensor:
-    """A deterministic strided view of at most ~n elements: distribution summaries (histograms, std,
-    fractions) of a 1M-element activation are the same to a few tenths of a percent, 50x cheaper."""
-    # (each call below is a dispatch that costs more than its work on these sizes: skipped when a no-op)
+def strided(t: torch.Tensor, n: int = SUBSAMPLE) -> torch.Tensor:
+    """A deterministic strided view of at most ~n elements of `t`, flattened, as float32 (converted only
+    when it is not): distribution summaries (std, fractions) of a 1M-element activation are the same to a
+    few tenths of a percent, 50x cheaper. A view: reduce it at once; keep `subsample` instead."""
+    # (each call below is a dispatch that costs more than its work on these sizes: one where one does)
     flat = t.detach() if t.requires_grad else t
-    flat = flat.reshape(-1) if flat.dim() != 1 else flat
-    step = max(flat.numel() // n, 1)
+    size = flat.numel()
+    step = max(size // n, 1)
     if step > 1:
-        # a copy, not a strided view: a view would keep the whole activation alive until the step's numbers
-        # are read, and the backward pass would then allocate fresh memory instead of reusing it (page faults
-        # that cost more than the statistics themselves)
-        flat = flat[::step]
-        return flat.contiguous() if flat.dtype == torch.float32 else flat.float().contiguous()
+        if flat.is_contiguous():
+            flat = flat.as_strided(((size + step - 1) // step,), (step,))
+        else:
+            flat = flat.reshape(-1)[::step]
+    elif flat.dim() != 1:
+        flat = flat.reshape(-1)
     return flat if flat.dtype == torch.float32 else flat.float()
+
+
+def subsample(t: torch.Tensor, n: int = SUBSAMPLE) -> torch.Tensor:
+    """`strided`, as a copy when it is a view of part of `t`: a view kept until the step's numbers are read
+    would keep the whole activation alive, and the backward pass would then allocate fresh memory instead
+    of reusing it (page faults that cost more than the statistics themselves)."""
+    flat = strided(t, n)
+    return flat.contiguous() if flat.numel() < t.numel() and flat.dtype == t.dtype else flat
+
+
+def spread_sums(flat: torch.Tensor, total: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum, sum of squares) of a 1-D float tensor's deviations from `total / count` (a mean taken
+    already: of `flat` or of the tensor it samples), for `spread_std`. Three cheap dispatches where
+    `Tensor.std` is one slow one (~4x on 16k values); centring on a mean keeps the formula exact to float32
+    rounding even when the mean is far larger than the spread."""
+    d = torch.sub(flat, total, alpha=1.0 / count)
+    return d.sum(), torch.dot(d, d)
+
+
+def spread_std(s1: float, s2: float, n: int) -> float:
+    """The sample standard deviation (n - 1) of `n` values from their `spread_sums`; 0 for fewer than two."""
+    if n < 2:
+        return 0.0
+    return math.sqrt(max((s2 - s1 * s1 / n) / (n - 1), 0.0))
 
 
 def histogram(t: torch.Tensor, bins: int) -> tuple[float, float, list[int]]:
@@ -32,6 +58,8 @@ def histogram(t: torch.Tensor, bins: int) -> tuple[float, float, list[int]]:
     HIST_SAMPLE values are binned (30 bins need no more), and the finite-value mask is only built when
     the range is not finite (it cost more than the histogram itself)."""
     flat = subsample(t, HIST_SAMPLE)
+    if flat.numel() == 0:
+        return 0.0, 0.0, [0] * bins
     lo_t, hi_t = torch.aminmax(flat)
     lo, hi = float(lo_t), float(hi_t)
     if not (math.isfinite(lo) and math.isfinite(hi)):
@@ -48,32 +76,55 @@ def histogram(t: torch.Tensor, bins: int) -> tuple[float, float, list[int]]:
 def batched_histograms(tensors: list[torch.Tensor], bins: int) -> list[tuple[float, float, list[int]]]:
     """`histogram` of each tensor. On an accelerator they are computed together, one segmented pass and one
     read to the host for all (a histogram per layer read its range and its counts: two device syncs per
-    layer); on the CPU, where a read waits for nothing, one torch.histc per tensor is faster. Same bins
-    as torch.histc either way: `bins` equal bins over [low, high], high included."""
+    layer); on the CPU, where a scatter is slow, as the rows of one matrix (`_histc_rows`). Same bins as
+    torch.histc either way: `bins` equal bins over [low, high], high included."""
     if not tensors:
         return []
-    if tensors[0].device.type == "cpu":  # no device to wait for: torch.histc per tensor is fastest
-        return _histc_each([subsample(t, HIST_SAMPLE) for t in tensors], bins)
-    return segmented_histograms([subsample(t, HIST_SAMPLE) for t in tensors], bins)
+    flats = [strided(t, HIST_SAMPLE) for t in tensors]  # views: both paths copy them into one tensor at once
+    if flats[0].device.type == "cpu":  # no device to wait for: rows of one matrix, no scatter
+        return _histc_rows(flats, bins)
+    return segmented_histograms(flats, bins)
 
 
-def _histc_each(flats: list[torch.Tensor], bins: int) -> list[tuple[float, float, list[int]]]:
-    """`histogram` of each 1-D tensor, with every range read at once and every count read at once (two
-    reads to the host, not three per tensor: each read is a dispatch that costs more than the histogram)."""
-    ranges = torch.stack([v for f in flats for v in torch.aminmax(f)]).tolist()
-    out: list[tuple[float, float, list[int]] | None] = []
-    counts = []
-    for i, f in enumerate(flats):
-        lo, hi = ranges[2 * i], ranges[2 * i + 1]
-        if not (math.isfinite(lo) and math.isfinite(hi)):  # rare: the finite values' own range
-            out.append(histogram(f, bins))
-            continue
-        hi = hi if hi > lo else lo + 1e-12
-        out.append(None)
-        counts.append((i, lo, hi, torch.histc(f, bins=bins, min=lo, max=hi)))
-    read = torch.stack([c for *_, c in counts]).tolist() if counts else []
-    for (i, lo, hi, _), row in zip(counts, read):
-        out[i] = (lo, hi, [int(c) for c in row])
+def _histc_rows(flats: list[torch.Tensor], bins: int) -> list[tuple[float, float, list[int]]]:
+    """`histogram` of each 1-D tensor on the CPU, all at once: the tensors as the rows of one matrix (a short
+    row padded with its own first value, taken back out of that value's bin), every row's range, bin indices
+    and counts in a few calls over the whole matrix, and two reads. torch.histc costs ~16 ns a value plus a
+    dispatch: one call per layer took 3.6 ms for a small BERT's 53 layers, this 0.9 ms. Same bins as
+    torch.histc: `bins` equal bins over [low, high], high in the last."""
+    out: list[tuple[float, float, list[int]] | None] = [None] * len(flats)
+    rows = [i for i, f in enumerate(flats) if f.numel()]
+    for i in range(len(flats)):
+        if not flats[i].numel():
+            out[i] = (0.0, 0.0, [0] * bins)
+    if rows:
+        n = max(flats[i].numel() for i in rows)
+        pieces = []
+        for i in rows:
+            pieces.append(flats[i])
+            if flats[i].numel() < n:
+                pieces.append(flats[i][:1].expand(n - flats[i].numel()))
+        m = torch.cat(pieces).view(len(rows), n)
+        lo, hi = m.amin(1), m.amax(1)  # (NaN where a row has one)
+        low, high = torch.stack([lo, hi]).tolist()
+        finite = [j for j in range(len(rows)) if math.isfinite(low[j]) and math.isfinite(high[j])]
+        for j in sorted(set(range(len(rows))) - set(finite)):  # rare: the finite values' own range
+            out[rows[j]] = histogram(flats[rows[j]], bins)
+        if finite:
+            if len(finite) < len(rows):
+                keep = torch.tensor(finite)
+                m, lo, hi = m[keep], lo[keep], hi[keep]
+            width = torch.where(hi > lo, hi - lo, 1e-12)
+            index = (m - lo[:, None]).div_(width[:, None]).mul_(bins).floor_().clamp_(0, bins - 1)
+            index += (torch.arange(len(finite), dtype=index.dtype) * bins)[:, None]  # row j: bins j*bins...
+            index = index.long()
+            counts = torch.bincount(index.view(-1), minlength=len(finite) * bins)
+            pads = [n - flats[rows[j]].numel() for j in finite]
+            if any(pads):
+                counts.index_put_((index[:, 0],), -torch.tensor(pads), accumulate=True)
+            for j, row in zip(finite, counts.view(len(finite), bins).tolist()):
+                a, b = low[j], high[j]
+                out[rows[j]] = (a, b if b > a else a + 1e-12, row)
     return out  # type: ignore[return-value]
 
 
@@ -107,11 +158,12 @@ def layer_histograms(
 ) -> dict[str, tuple[float, float, list[int]]]:
     """Each layer's gradient histogram (its parameters' subsampled gradients together, divided by the
     GradScaler factor they still carry), all layers in one `batched_histograms` call."""
-    parts = {
-        layer: torch.cat([subsample(g) for g in (grads[i] for i in idx) if g is not None]).float() / scale
-        for layer, idx in layers.items()
-        if any(grads[i] is not None for i in idx)
-    }
+    parts = {}
+    for layer, idx in layers.items():
+        flats = [strided(grads[i], HIST_SAMPLE) for i in idx if grads[i] is not None]
+        if flats:
+            flat = torch.cat(flats) if len(flats) > 1 else flats[0]
+            parts[layer] = flat if isinstance(scale, float) and scale == 1.0 else flat / scale
     return dict(zip(parts, batched_histograms(list(parts.values()), bins)))
 
 
