@@ -14,9 +14,20 @@ def is_float(t: Any) -> bool:
 
 def stack_floats(values: Any, device: torch.device | None = None) -> torch.Tensor:
     """Scalar tensors (0-dim or one element) as one float32 vector on `device` (the first one's by default),
-    ready for a single read to the host; each is converted only when its dtype, shape or device differs."""
+    ready for a single read to the host. One `torch.stack` when they are all 0-dim on one device (it promotes
+    mixed dtypes); else each is converted only when its dtype, shape or device differs."""
     values = list(values)
-    device = values[0].device if device is None else device
+    first = values[0].device
+    device = first if device is None else device
+    if device == first:
+        try:
+            out = torch.stack(values)
+        except RuntimeError:  # a one-element 1-D value, or another device: converted one by one
+            pass
+        else:
+            if out.dim() == 1:
+                out = out if out.dtype == torch.float32 else out.float()
+                return out.detach() if out.requires_grad else out
     return torch.stack(
         [
             v

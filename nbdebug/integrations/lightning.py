@@ -26,6 +26,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import torch
+
 from ..monitor.watch import Watch, watch
 from . import LIGHTNING_MODULES
 from .callback import WatchHolder
@@ -43,7 +45,10 @@ class LightningWatch(Watch):
         return bool(getattr(trainer, "sanity_checking", False))
 
     def on_loss(self, name: str, input: Any, target: Any, output: Any, kwargs: dict) -> None:
-        if not self._sanity_checking():
+        # a training loss (gradients on) is never the sanity check's, which validates without them: the
+        # Trainer's property costs more than the rest of this call
+        training = torch.is_grad_enabled() and getattr(input, "requires_grad", False)
+        if training or not self._sanity_checking():
             super().on_loss(name, input, target, output, kwargs)
 
     def on_loader_iter(self, loader: Any) -> None:

@@ -57,11 +57,11 @@ class GradStates:
 
     def mark_accumulated(self, params: list[nn.Parameter]) -> None:
         """At a backward pass's end: a gradient it wrote onto one that was not zeroed carries the last step's."""
-        grads = [p.grad for p in params]
-        if all(z is True for z in self.zeroed):  # every gradient was zeroed: nothing carried over
-            self.refs = [r if g is None else weakref.ref(g) for g, r in zip(grads, self.refs)]
-            self.vers = [v if g is None else g._version for g, v in zip(grads, self.vers)]
+        if all(z is True for z in self.zeroed):
+            # every gradient was zeroed since the last step: nothing can be carried over until the next one,
+            # whatever happens to them meanwhile (the next step's `seen` notes them afresh)
             return
+        grads = [p.grad for p in params]
         objs, refs, vers, zeroed, carried = self.objs(), self.refs, self.vers, self.zeroed, self.carried
         for i, g in enumerate(grads):
             if g is None:
