@@ -140,3 +140,77 @@ def resource_faults() -> int:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+class OwnTime:
+    """nbdebug's own time inside a block: every hook nbdebug registers on modules and optimizers, every
+    interception it dispatches (`_core/intercept.py`), a step recorded after a closure (Lightning), and
+    `watch`'s enter and exit, each timed with `perf_counter`, nested calls counted once. A wall-time ratio
+    of two runs moves by several percent with the machine (the training step drifts 10-20% between runs on
+    a shared host); this sum over nbdebug's own calls does not, so it shows where the overhead stands and
+    whether a change moved it. A lower bound: PyTorch's slower call path for a hooked module and the
+    wrappers' frames are not in it (the wall ratio has them). Install it before the watch starts."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._depth = 0
+        self._undo: list[tuple[object, str, object]] = []
+
+    def _timed(self, fn: Callable) -> Callable:
+        import functools
+
+        @functools.wraps(fn)
+        def timed(*args, **kwargs):
+            self._depth += 1
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._depth -= 1
+                if not self._depth:
+                    self.seconds += time.perf_counter() - start
+
+        return timed
+
+    def _patch(self, owner: object, name: str, new: object) -> None:
+        self._undo.append(
+            (owner, name, owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name))
+        )
+        setattr(owner, name, new)
+
+    def __enter__(self) -> OwnTime:
+        import torch
+        import torch.optim.optimizer as optim_module
+        from torch import nn
+
+        from nbdebug._core import intercept
+        from nbdebug.monitor.stats import StepMonitor
+        from nbdebug.monitor.watch import Watch
+
+        def ours(fn: object) -> bool:
+            owner = getattr(fn, "__func__", fn)
+            return (getattr(owner, "__module__", None) or "").startswith("nbdebug")
+
+        def registrar(original: Callable, bound: bool) -> Callable:
+            if bound:
+                return lambda obj, fn, *a, **k: original(obj, self._timed(fn) if ours(fn) else fn, *a, **k)
+            return lambda fn, *a, **k: original(self._timed(fn) if ours(fn) else fn, *a, **k)
+
+        for owner, name in (
+            (nn.Module, "register_forward_hook"),
+            (nn.Module, "register_forward_pre_hook"),
+            (torch.optim.Optimizer, "register_step_pre_hook"),
+            (torch.optim.Optimizer, "register_step_post_hook"),
+        ):
+            self._patch(owner, name, registrar(getattr(owner, name), bound=True))
+        for name in ("register_optimizer_step_pre_hook", "register_optimizer_step_post_hook"):
+            self._patch(optim_module, name, registrar(getattr(optim_module, name), bound=False))
+        self._patch(intercept, "_notify", self._timed(intercept._notify))
+        for owner, name in ((StepMonitor, "_step_pre"), (Watch, "__enter__"), (Watch, "__exit__")):
+            self._patch(owner, name, self._timed(getattr(owner, name)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while self._undo:
+            owner, name, original = self._undo.pop()
+            setattr(owner, name, original)

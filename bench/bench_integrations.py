@@ -11,7 +11,9 @@ Variants, timed over one `fit` / `train` each (the Trainer objects are built out
 Rounds interleave the variants, in the opposite order every other round (A B C, C B A: a drift of the machine
 during a round hits every variant alike); a fresh model and Trainer per run, same seed. Figures: the median
 over the rounds (15, or 5 with --quick) of each run's ms per optimizer step, and the median of the per-round
-ratios to bare (each ratio compares runs made seconds apart).
+ratios to bare (each ratio compares runs made seconds apart). Then nbdebug's own time under `watch` (every hook
+and interception of nbdebug's, timed: `bench/_common.py` OwnTime) over 5 more runs, as a share of the bare
+step: a lower bound of the overhead that does not move with the machine as a ratio of two runs does.
 
 The allocator is held fixed: the script runs itself again with glibc's `MALLOC_MMAP_THRESHOLD_` and
 `MALLOC_TRIM_THRESHOLD_` raised, unless `--system-malloc`. With glibc's defaults, whether freed activation
@@ -45,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import nbdebug
-from bench._common import fixed_allocator, machine, resource_faults
+from bench._common import OwnTime, fixed_allocator, machine, resource_faults
 
 
 def small_cnn() -> nn.Module:
@@ -146,6 +148,9 @@ def trainer_runs(steps: int):
     return run, ["bare", "watch", "no hist"]
 
 
+OWN_RUNS = 5  # runs of `watch` with nbdebug's own calls timed, after the interleaved rounds
+
+
 def measure(run, variants: list[str], rounds: int) -> dict[str, tuple[float, float, float]]:
     """Per variant: (median seconds a step, median of the per-round ratios to the first variant, median
     page faults a step)."""
@@ -192,6 +197,16 @@ def main() -> None:
         for v in variants:
             ms, ratio, faults = t[v]
             print(f"{name:<12}{v:<12}{ms * 1e3:>10.2f}{ratio:>9.3f}{faults:>13.0f}")
+        own = []
+        for _ in range(OWN_RUNS):
+            with OwnTime() as timer:
+                run("watch")
+            own.append(timer.seconds / steps)
+        own_ms = statistics.median(own) * 1e3
+        print(
+            f"{'':<12}nbdebug's own time under `watch`: {own_ms:.2f} ms/step = {own_ms / (t['bare'][0] * 1e3):.1%}"
+            f" of the bare step (median of {OWN_RUNS} runs; bench/_common.py OwnTime)"
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 import weakref
 
 import pytest
@@ -378,3 +379,35 @@ def test_zero_grad_frees_the_last_steps_gradients_under_watch():
             F.cross_entropy(model(xb), yb).backward()
             opt.step()
     assert "grad-not-zeroed" in codes(w)
+
+
+def test_own_time_counts_nbdebugs_calls_once_and_puts_everything_back():
+    """bench/_common.py OwnTime (the integrations benchmark's noise-free overhead figure): it times the hooks
+    nbdebug registers and its interceptions, not the user's own hooks (a sleeping one is not in it), and
+    leaves the patched registration functions as they were."""
+    from bench._common import OwnTime
+
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    before = (nn.Module.register_forward_hook, torch.optim.Optimizer.register_step_pre_hook)
+    user_calls = []
+    slow = 0.02
+
+    def user_hook(module, args, out):  # the user's: not nbdebug's time
+        time.sleep(slow)
+        user_calls.append(1)
+
+    batches = _batches(12)
+    with OwnTime() as timer:
+        handle = model.register_forward_hook(user_hook)
+        start = time.perf_counter()
+        with nbdebug.watch(model, opt):
+            for x, y in batches:
+                opt.zero_grad()
+                F.cross_entropy(model(x), y).backward()
+                opt.step()
+        wall = time.perf_counter() - start
+        handle.remove()
+    assert (nn.Module.register_forward_hook, torch.optim.Optimizer.register_step_pre_hook) == before
+    assert len(user_calls) == len(batches)
+    assert 0 < timer.seconds < wall - slow * len(batches)
