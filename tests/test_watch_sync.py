@@ -302,7 +302,7 @@ def test_layer_numbers_equal_torchs_own_on_the_subsample(case):
     }[case]()
     queue: list = []
     s = summarize(1, "layer", kind, y, None, False, queue)
-    read_samples(queue, {id(s)}, 30)
+    assert read_samples(queue, {id(s)}) == []  # no histogram values without histograms
     sub = strided(y).double()
     assert y.flatten().numel() >= sub.numel() >= min(y.numel(), 16384)
     if case == "nan":

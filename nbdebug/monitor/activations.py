@@ -21,17 +21,10 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .._core.tensors import first_tensor, is_float, stack_floats
+from .histqueue import hist_values
 from .modes import take_off
 from .records import LayerSample, record_error
-from .summaries import (
-    HIST_SAMPLE,
-    batched_histograms,
-    spread_std,
-    spread_sums,
-    strided,
-    subsample,
-    unit_maxima,
-)
+from .summaries import spread_std, spread_sums, strided, unit_maxima
 
 RELU_TYPES = (nn.ReLU, nn.ReLU6)
 # sampled forwards that find no activation function before the mode is no longer used: a forward calls the
@@ -103,7 +96,7 @@ class PendingSample:
     values: dict[str, torch.Tensor]
     numel: int
     n: int  # values in the subsample the spread and fractions are taken over
-    sub: torch.Tensor | None  # a copy of HIST_SAMPLE values to histogram, when histograms are on
+    sub: torch.Tensor | None  # `hist_values` of the output to histogram, on histogram steps
 
 
 def summarize(
@@ -121,7 +114,8 @@ def summarize(
     SATURATION_LIMITS ("tanh", ...; `limit` overrides its limit), or "".
 
     Every number is reduced here from a strided view of `y` (no copy: the view dies with this call, so the
-    activation is free for the backward pass); only the histogram's values are copied, on histogram steps."""
+    activation is free for the backward pass); only the histogram's values are copied, on histogram steps
+    (binned when asked for: `histqueue`)."""
     y = y.detach() if y.requires_grad else y
     s = LayerSample(step=step, layer=name, type=kind)
     sub = strided(y)
@@ -137,17 +131,18 @@ def summarize(
         values["s1"], values["s2"] = spread_sums(sub, values["total"], y.numel())
     if kind in SATURATION_LIMITS:
         values["sat"] = saturated_fraction(kind, sub, x, limit)
-    hist = subsample(y, HIST_SAMPLE) if histograms else None
+    hist = hist_values(y) if histograms else None
     queue.append(PendingSample(s, values, y.numel(), sub.numel(), hist))
     return s
 
 
-def read_samples(queue: list[PendingSample], keep: set[int], bins: int) -> None:
+def read_samples(queue: list[PendingSample], keep: set[int]) -> list[tuple[LayerSample, torch.Tensor]]:
     """Fill in the queued samples whose id is in `keep` (the others were dropped: a function call inside
-    an activation module is the module), with one read of all their numbers and their histograms."""
+    an activation module is the module), with one read of all their numbers; their histogram values, to
+    bin later, as (sample, values)."""
     pending = [p for p in queue if id(p.sample) in keep]
     if not pending:
-        return
+        return []
     read = iter(stack_floats(v for p in pending for v in p.values.values()).tolist())
     for p in pending:
         got = {k: next(read) for k in p.values}
@@ -160,9 +155,7 @@ def read_samples(queue: list[PendingSample], keep: set[int], bins: int) -> None:
             s.act_zero_frac = 1.0 - got["nonzero"] / max(p.n, 1)
         s.dead_frac = got.get("dead", s.dead_frac)
         s.saturated_frac = got.get("sat", s.saturated_frac)
-    hist = [p for p in pending if p.sub is not None]
-    for p, h in zip(hist, batched_histograms([p.sub for p in hist], bins)):
-        p.sample.act_hist = h
+    return [(p.sample, p.sub) for p in pending if p.sub is not None]
 
 
 def module_kind(module: nn.Module) -> tuple[str, float | None]:

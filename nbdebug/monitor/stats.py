@@ -38,9 +38,10 @@ from .activations import ForwardProbe, PendingSample, module_kind, read_samples,
 from .amp import ScaleTracker
 from .closure import after_first_call
 from .gradstate import GradStates, grad_norms
+from .histqueue import HistogramQueue, layer_hist_values
 from .pending import PendingReads, Unread
 from .records import LayerSample, StepRecord, record_error, safe
-from .summaries import layer_histograms, subsample
+from .summaries import subsample
 from .tables import MonitorTables
 from .wrapped import attach_compiled, unwrap, unwrap_optimizer
 
@@ -114,7 +115,8 @@ class StepMonitor(MonitorTables):
         self._snapshot: list[torch.Tensor] | None = None
         self._sampled = False
         self._grad_norms: list[float] | None = None
-        self._grad_hists: dict[str, tuple] = {}
+        self._grad_hists: dict[str, torch.Tensor] = {}  # this step's gradient histogram values
+        self.hists = HistogramQueue(self.bins)  # histograms binned when asked for
         self._last_input: tuple[tuple, dict] | None = None
         self._batch_size = 0
         self._in_step = False
@@ -412,8 +414,8 @@ class StepMonitor(MonitorTables):
                 self._grad_norms = full
         self._backwards = 0
         if self.sampling:
-            if self.histogram_now:  # every layer's gradient histogram in one pass and one read
-                self._grad_hists = layer_histograms(grads, self._layer_params, scale, self.bins)
+            if self.histogram_now:  # every layer's gradient histogram values, binned when asked for
+                self._grad_hists = layer_hist_values(grads, self._layer_params, scale)
             with torch.no_grad():  # the weights before the update (by an optimizer or by hand)
                 self._snapshot = list(torch._foreach_mul(self.params, 1.0)) if self.params else []  # copies
             self._sampled = True
@@ -451,7 +453,8 @@ class StepMonitor(MonitorTables):
             with torch.no_grad():
                 norms = list(torch._foreach_norm(self.params))
                 if snap:
-                    norms += torch._foreach_norm(torch._foreach_sub(self.params, snap))
+                    torch._foreach_sub_(snap, self.params)  # (our copies: the update, in place)
+                    norms += torch._foreach_norm(snap)
                 values = stack_floats(norms).tolist()
             w2 = values[:n]
             if snap:
@@ -460,7 +463,8 @@ class StepMonitor(MonitorTables):
         rows = dict(self._pending_acts)
         self._pending_acts = {}
         queue, self.sample_queue = self.sample_queue, []
-        read_samples(queue, {id(s) for s in rows.values()}, self.bins)
+        for s, values in read_samples(queue, {id(s) for s in rows.values()}):
+            self.hists.add(step, s, "act_hist", values)
         for layer, idx in self._layer_params.items():
             s = rows.get(layer) or LayerSample(step=step, layer=layer, type=self._layer_type(layer))
             s.step = step
@@ -469,7 +473,8 @@ class StepMonitor(MonitorTables):
             s.update_ratio = s.update_norm / s.weight_norm if s.weight_norm > 0 else math.nan
             gn = [grads[i] for i in idx if not math.isnan(grads[i])]
             s.grad_norm = math.sqrt(sum(g**2 for g in gn)) if gn else math.nan
-            s.grad_hist = self._grad_hists.get(layer)
+            if layer in self._grad_hists:
+                self.hists.add(step, s, "grad_hist", self._grad_hists[layer])
             rows[layer] = s
         for s in rows.values():
             s.step = step
@@ -485,6 +490,7 @@ class StepMonitor(MonitorTables):
             keys = sorted(self.samples)
             for k in keys[1:-1:2]:
                 del self.samples[k]
+                self.hists.drop(k)
 
     def _layer_type(self, layer: str) -> str:
         if self._types is None:  # once: a walk over every module at each sampled step costs ms on a big model

@@ -153,20 +153,6 @@ def segmented_histograms(flats: list[torch.Tensor], bins: int) -> list[tuple[flo
     ]
 
 
-def layer_histograms(
-    grads: list[torch.Tensor | None], layers: dict[str, list[int]], scale: float | torch.Tensor, bins: int
-) -> dict[str, tuple[float, float, list[int]]]:
-    """Each layer's gradient histogram (its parameters' subsampled gradients together, divided by the
-    GradScaler factor they still carry), all layers in one `batched_histograms` call."""
-    parts = {}
-    for layer, idx in layers.items():
-        flats = [strided(grads[i], HIST_SAMPLE) for i in idx if grads[i] is not None]
-        if flats:
-            flat = torch.cat(flats) if len(flats) > 1 else flats[0]
-            parts[layer] = flat if isinstance(scale, float) and scale == 1.0 else flat / scale
-    return dict(zip(parts, batched_histograms(list(parts.values()), bins)))
-
-
 def unit_maxima(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(`unit_dead_fraction(out)`, the sum of the unit maxima it took): a ReLU's output is >= 0 or NaN or
     +Inf, and a maximum keeps NaN and +Inf, so the sum is non-finite exactly when `out` has a non-finite
@@ -175,11 +161,13 @@ def unit_maxima(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if out.dim() < 2:
         top = out.max()
         return (top <= 0).float(), top.float()
-    others = tuple(d for d in range(out.dim()) if d != 1)
-    top = out.amax(dim=others)
+    # the batch first: one pass over the output (amax over dims 0, 2, 3 at once read it ~1.8x slower), then
+    # the small per-position maxima it leaves
+    first = out.amax(0)
+    top = first.amax(dim=tuple(range(1, first.dim()))) if first.dim() > 1 else first
     dead = (top <= 0).mean(dtype=torch.float32)
     if out.dim() == 3:  # (N, L, F) or (N, C, L): the smaller reading, as unit_dead_fraction (dim 1 is done)
-        dead = torch.minimum(dead, (out.amax(dim=(0, 1)) <= 0).mean(dtype=torch.float32))
+        dead = torch.minimum(dead, (first.amax(0) <= 0).mean(dtype=torch.float32))
     return dead, top.sum(dtype=torch.float32)
 
 

@@ -15,6 +15,7 @@ from torch import nn
 from .._core.errors import NbdebugError
 from .._core.hooks import HookSet, preserved
 from .._core.tensors import first_tensor, is_float
+from .histqueue import HistogramQueue
 from .pending import PendingReads
 from .records import LayerSample, StepRecord, record_error
 from .rundata import LR_COLLAPSE
@@ -37,6 +38,7 @@ class MonitorTables:
     model: nn.Module
     _schedulers: list[weakref.ref] | None
     stepping: Any  # the optimizer whose steps are the monitor's (StepMonitor.stepping)
+    hists: HistogramQueue
 
     @property
     def steps(self) -> list[StepRecord]:
@@ -85,6 +87,7 @@ class MonitorTables:
         if kind not in ("activation", "gradient"):
             raise NbdebugError(f"kind must be 'activation' or 'gradient', got {kind!r}")
         attr = "act_hist" if kind == "activation" else "grad_hist"
+        self.hists.resolve()
         out = []
         for step in sorted(self.samples):
             for s in self.samples[step]:
