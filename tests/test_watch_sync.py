@@ -284,7 +284,7 @@ def test_a_relus_unit_maxima_give_its_dead_units_and_its_non_finite_values(shape
 def test_layer_numbers_equal_torchs_own_on_the_subsample(case):
     """`summarize` reduces a strided view of the output (no copy) and reads its spread as two sums: the
     mean, std, zero and saturated fractions it reports are torch's own on that subsample (std to float32
-    rounding, also when the mean is 1e4 times the spread), the mean over the whole output for a non-ReLU."""
+    rounding, also when the mean is 1e4 times the spread)."""
     from nbdebug.monitor.activations import SATURATION_LIMITS, read_samples, summarize
     from nbdebug.monitor.summaries import strided
 
@@ -309,8 +309,8 @@ def test_layer_numbers_equal_torchs_own_on_the_subsample(case):
         assert s.act_nonfinite and math.isnan(s.act_std)
         return
     assert not s.act_nonfinite
-    mean = float(y.double().mean()) if kind != "relu" else float(sub.mean())
-    assert s.act_mean == pytest.approx(mean, rel=1e-5, abs=1e-6)
+    assert s.act_mean == pytest.approx(float(sub.mean()), rel=1e-5, abs=1e-6)
+    assert s.act_mean == pytest.approx(float(y.double().mean()), rel=0.02, abs=0.02)  # estimates the whole
     std = float(sub.std()) if sub.numel() > 1 else 0.0
     assert s.act_std == pytest.approx(std, rel=1e-4 if case != "bfloat16" else 1e-3, abs=1e-12)
     if kind == "relu":

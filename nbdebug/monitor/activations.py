@@ -91,10 +91,9 @@ class PendingSample:
     sampled step (`read_samples`), one read to the host instead of four or five per layer."""
 
     sample: LayerSample
-    # 0-dim: "s1" / "s2" (`spread_sums` of the subsample), "total" (non-ReLU) or "dead" / "finite" / "sum" /
-    # "nonzero" (ReLU: the subsample's sum and non-zero count), "sat" (saturating kinds)
+    # 0-dim: "sum", "s1", "s2" (the subsample's sum and `spread_sums`); a ReLU's "dead", "finite" (`unit_maxima`
+    # over the whole output) and "nonzero" (in the subsample); "sat" (saturating kinds)
     values: dict[str, torch.Tensor]
-    numel: int
     n: int  # values in the subsample the spread and fractions are taken over
     sub: torch.Tensor | None  # `hist_values` of the output to histogram, on histogram steps
 
@@ -114,25 +113,25 @@ def summarize(
     SATURATION_LIMITS ("tanh", ...; `limit` overrides its limit), or "".
 
     Every number is reduced here from a strided view of `y` (no copy: the view dies with this call, so the
-    activation is free for the backward pass); only the histogram's values are copied, on histogram steps
-    (binned when asked for: `histqueue`)."""
+    activation is free for the backward pass), but a ReLU's unit maxima, over all of it (a unit is dead only
+    if it is zero for every example). A full pass over a layer's output just written costs ~4x the same pass
+    warm (a sampled CNN step spent 1.4 ms summing its four large outputs in full); a NaN/Inf that reaches
+    the loss is found by replaying the forward (`tables.replay_first_nonfinite`) either way. Only the
+    histogram's values are copied, on histogram steps (binned when asked for: `histqueue`)."""
     y = y.detach() if y.requires_grad else y
     s = LayerSample(step=step, layer=name, type=kind)
     sub = strided(y)
     values: dict[str, torch.Tensor] = {}
+    values["sum"] = sub.sum()  # the mean, estimated (and a NaN/Inf among the subsample)
     if kind == "relu":  # one full pass: the unit maxima give the dead units and show a NaN/Inf anywhere
         values["dead"], values["finite"] = unit_maxima(y)
-        values["sum"] = sub.sum()  # the mean, estimated
         values["nonzero"] = torch.count_nonzero(sub)
-        values["s1"], values["s2"] = spread_sums(sub, values["sum"], sub.numel())
         s.rows = dead_rows(y)
-    else:
-        values["total"] = y.sum(dtype=torch.float32)  # one full pass: NaN/Inf anywhere shows here
-        values["s1"], values["s2"] = spread_sums(sub, values["total"], y.numel())
+    values["s1"], values["s2"] = spread_sums(sub, values["sum"], sub.numel())
     if kind in SATURATION_LIMITS:
         values["sat"] = saturated_fraction(kind, sub, x, limit)
     hist = hist_values(y) if histograms else None
-    queue.append(PendingSample(s, values, y.numel(), sub.numel(), hist))
+    queue.append(PendingSample(s, values, sub.numel(), hist))
     return s
 
 
@@ -147,9 +146,8 @@ def read_samples(queue: list[PendingSample], keep: set[int]) -> list[tuple[Layer
     for p in pending:
         got = {k: next(read) for k in p.values}
         s = p.sample
-        total = got["total"] if "total" in got else got["sum"] * p.numel / max(p.n, 1)
-        s.act_nonfinite = not math.isfinite(total) or not math.isfinite(got.get("finite", 0.0))
-        s.act_mean = total / p.numel
+        s.act_nonfinite = not math.isfinite(got["sum"]) or not math.isfinite(got.get("finite", 0.0))
+        s.act_mean = got["sum"] / max(p.n, 1)
         s.act_std = spread_std(got["s1"], got["s2"], p.n)
         if "nonzero" in got:
             s.act_zero_frac = 1.0 - got["nonzero"] / max(p.n, 1)
