@@ -11,6 +11,13 @@ import time
 from collections.abc import Callable
 
 
+def draw_histograms(w) -> None:
+    """What a user who looks at one histogram pays: `Watch.histograms` bins every histogram the run kept
+    (nbdebug/monitor/histqueue.py), so the benchmarks time it with the run."""
+    if w is not None and w.layers():
+        w.histograms(w.layers()[0])
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -144,8 +151,8 @@ def resource_faults() -> int:
 
 class OwnTime:
     """nbdebug's own time inside a block: every hook nbdebug registers on modules and optimizers, every
-    interception it dispatches (`_core/intercept.py`), a step recorded after a closure (Lightning), and
-    `watch`'s enter and exit, each timed with `perf_counter`, nested calls counted once. A wall-time ratio
+    interception it dispatches (`_core/intercept.py`), a step recorded after a closure (Lightning),
+    `watch`'s enter and exit and the histograms drawn after it (`draw_histograms`), each timed with `perf_counter`, nested calls counted once. A wall-time ratio
     of two runs moves by several percent with the machine (the training step drifts 10-20% between runs on
     a shared host); this sum over nbdebug's own calls does not, so it shows where the overhead stands and
     whether a change moved it. A lower bound: PyTorch's slower call path for a hooked module and the
@@ -206,7 +213,12 @@ class OwnTime:
         for name in ("register_optimizer_step_pre_hook", "register_optimizer_step_post_hook"):
             self._patch(optim_module, name, registrar(getattr(optim_module, name), bound=False))
         self._patch(intercept, "_notify", self._timed(intercept._notify))
-        for owner, name in ((StepMonitor, "_step_pre"), (Watch, "__enter__"), (Watch, "__exit__")):
+        for owner, name in (
+            (StepMonitor, "_step_pre"),
+            (Watch, "__enter__"),
+            (Watch, "__exit__"),
+            (Watch, "histograms"),  # binning the run's histograms when they are drawn (draw_histograms)
+        ):
             self._patch(owner, name, self._timed(getattr(owner, name)))
         return self
 

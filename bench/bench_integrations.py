@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import nbdebug
-from bench._common import OwnTime, fixed_allocator, machine, resource_faults
+from bench._common import OwnTime, draw_histograms, fixed_allocator, machine, resource_faults
 
 
 def small_cnn() -> nn.Module:
@@ -93,8 +93,9 @@ def lightning_runs(steps: int):
         )  # fmt: skip
         ctx = nbdebug.watch(lit) if variant == "watch" else contextlib.nullcontext()
         t0 = time.perf_counter()
-        with ctx:
+        with ctx as w:
             trainer.fit(lit, dl)
+        draw_histograms(w if cbs == [] else cbs[0].watch)
         return (time.perf_counter() - t0) / steps
 
     return run, ["bare", "watch", "callback"]
@@ -141,8 +142,9 @@ def trainer_runs(steps: int):
         }.get(variant, contextlib.nullcontext)()
         with contextlib.redirect_stdout(io.StringIO()):
             t0 = time.perf_counter()
-            with ctx:
+            with ctx as w:
                 trainer.train()
+            draw_histograms(w)
             return (time.perf_counter() - t0) / steps
 
     return run, ["bare", "watch", "no hist"]

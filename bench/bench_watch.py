@@ -36,7 +36,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import nbdebug
-from bench._common import fixed_allocator
+from bench._common import draw_histograms, fixed_allocator
 
 
 def small_cnn() -> nn.Module:
@@ -73,10 +73,11 @@ def time_steps(model, opt, batches, variant: str, writer=None) -> float:
         for x, y in batches:
             step(x, y)
         return (time.perf_counter() - t0) / len(batches)
-    with ctx():
+    with ctx() as w:
         t0 = time.perf_counter()
         for x, y in batches:
             step(x, y)
+        draw_histograms(w)
         t = time.perf_counter() - t0
     return t / len(batches)
 
