@@ -323,8 +323,9 @@ def test_layer_numbers_equal_torchs_own_on_the_subsample(case):
 @pytest.mark.parametrize("end", ["success", "exception"])
 def test_leaves_are_hooked_only_on_sampled_steps(end):
     """A module with a forward hook takes PyTorch's slow call path on every forward: the leaves carry the
-    monitor's hook only during sampled steps (the first 5, then every `every`-th), the user's own hooks stay
-    where they are throughout, and none of the monitor's is left after the watch, however it ended."""
+    monitor's hook only during sampled steps (every leaf on the first and every `every`-th, the activation
+    modules alone on steps 2-5, which serve the diagnosis), the user's own hooks stay where they are
+    throughout, and none of the monitor's is left after the watch, however it ended."""
     torch.manual_seed(0)
     model = mlp()
     user = model[0].register_forward_hook(lambda m, a, out: None)
@@ -346,15 +347,50 @@ def test_leaves_are_hooked_only_on_sampled_steps(end):
                     raise RuntimeError("stop here")
     probe.remove()
     own = [1 if leaf is model[0] else 0 for leaf in leaves]
+    relus = [int(isinstance(leaf, nn.ReLU)) for leaf in leaves]
     for step, counts in hooked.items():
         extra = [c - o for c, o in zip(counts, own)]
-        assert extra == ([1] * len(leaves) if step <= 5 or step % 10 == 0 else [0] * len(leaves)), (
-            step,
-            counts,
-        )
+        want = [1] * len(leaves) if step == 1 or step % 10 == 0 else relus if step <= 5 else [0] * len(leaves)
+        assert extra == want, (step, counts)
     assert [len(leaf._forward_hooks) for leaf in leaves] == own and user.id in model[0]._forward_hooks
     assert len(hooked) == 22 if end == "exception" else 25
     assert w.layer_stats().empty is False and set(w.layer_stats()["step"]) == {1, 2, 3, 4, 5, 10, 20}
+
+
+@pytest.mark.parametrize("activation", ["module", "function"])
+def test_early_samples_take_what_the_diagnosis_reads(activation):
+    """Steps 2-5 are sampled for the diagnosis of a short run: the activations' numbers (dead and saturated
+    units) and every layer's weight, update and gradient norms; the other layers' activation numbers come
+    with the histograms, on the first and every `every`-th step. A ReLU called as a function keeps its name
+    (`relu(fc1)`, from the layer before it) on every sampled step."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.act, self.fc2 = nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)
+
+        def forward(self, x):
+            h = self.fc1(x)
+            return self.fc2(self.act(h) if activation == "module" else torch.relu(h))
+
+    torch.manual_seed(0)
+    model = Net()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with nbdebug.watch(model, opt, every=10) as w:
+        for xb, yb in _batches(12):
+            opt.zero_grad()
+            F.cross_entropy(model(xb), yb).backward()
+            opt.step()
+    stats = w.layer_stats()
+    relu = stats[stats.layer == ("act" if activation == "module" else "relu(fc1)")].set_index("step")
+    assert list(relu.index) == [1, 2, 3, 4, 5, 10] and relu["dead_frac"].notna().all()
+    assert relu["act_std"].gt(0).all()
+    for layer in ("fc1", "fc2"):
+        rows = stats[stats.layer == layer].set_index("step")
+        assert list(rows.index) == [1, 2, 3, 4, 5, 10]
+        assert rows["update_ratio"].gt(0).all() and rows["grad_norm"].gt(0).all()
+        assert rows.loc[[1, 10], "act_std"].gt(0).all() and rows.loc[[2, 3, 4, 5], "act_std"].isna().all()
+    assert [s for s, *_ in w.histograms("fc1")] == [1, 10]
 
 
 def test_zero_grad_frees_the_last_steps_gradients_under_watch():

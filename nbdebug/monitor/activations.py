@@ -209,12 +209,17 @@ class ForwardProbe:
     def internal_errors(self) -> list[str]:
         return self.monitor.internal_errors
 
+    @property
+    def retired(self) -> bool:
+        """The forward calls no activation function outside its modules: the mode is not used again."""
+        return self.watched_forwards >= RETIRE_AFTER and not self.found_functions
+
     def begin(self, model: nn.Module) -> None:
         """The root forward of a sampled step starts: watch the activation functions it calls."""
         self.leaf_outputs, self.functional_rows, self.last, self.prev_leaf = {}, {}, {}, None
         if self.mode is not None or type(model).__name__ == "OptimizedModule":  # torch.compile: no mode
             return
-        if self.watched_forwards >= RETIRE_AFTER and not self.found_functions:
+        if self.retired:
             return
         mode = FunctionalActivations(self)
         mode.__enter__()
@@ -247,12 +252,16 @@ class ForwardProbe:
             self.last[id(y)].is_output = True
         self.functional_rows, self.leaf_outputs, self.last = {}, {}, {}
 
-    def leaf(self, name: str, y: torch.Tensor, sample: LayerSample) -> None:
-        """A leaf module's output: a function call inside it (nn.ReLU -> F.relu) is the module itself."""
+    def leaf(self, name: str, y: torch.Tensor, sample: LayerSample | None) -> None:
+        """A leaf module's output (`sample`: its numbers, None on a step that takes none of that layer's): a
+        function call inside it (nn.ReLU -> F.relu) is the module itself."""
         self.functional_rows.pop(id(y), None)
         self.leaf_outputs[id(y)] = name
         self.prev_leaf = name
-        self.last[id(y)] = sample
+        if sample is not None:
+            self.last[id(y)] = sample
+        else:
+            self.last.pop(id(y), None)
 
     def functional(self, kind: str, args: tuple, out: Any) -> None:
         if not is_float(out) or out.numel() == 0:

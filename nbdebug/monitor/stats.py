@@ -17,9 +17,10 @@ layer numbers in one batch (tests/test_watch_sync.py counts the reads on CPU; no
 
 Costs, so that the default stays near 1.1x a bare step: every step looks at the gradients' identities and
 versions (no copies) and takes their norms in one foreach call; a sampled step (the first EARLY, then
-every `every`-th) also copies the weights once (for the actual update the optimizer made) and reduces
-activations and gradients to a few numbers per layer, histograms on the first and every `every`-th step
-only. Nothing a step computes keeps an activation alive into the backward pass (`summaries.subsample`).
+every `every`-th: `leafsampling.py`) also copies the weights once (for the actual update the optimizer made)
+and reduces activations and gradients to a few numbers per layer, every layer's activations and the
+histograms (binned when asked for: `histqueue.py`) on the first and every `every`-th step only. Nothing a
+step computes keeps an activation alive into the backward pass (`summaries.strided`).
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ from torch import nn
 
 from .._core.hooks import HookSet
 from .._core.tensors import detached, first_tensor, is_float, stack_floats
-from .activations import ForwardProbe, PendingSample, module_kind, read_samples, summarize
+from .activations import ForwardProbe, PendingSample, read_samples
 from .amp import ScaleTracker
 from .closure import after_first_call
 from .gradstate import GradStates, grad_norms
 from .histqueue import HistogramQueue, layer_hist_values
+from .leafsampling import LeafSampling, sampled
 from .pending import PendingReads, Unread
 from .records import LayerSample, StepRecord, record_error, safe
 from .summaries import subsample
@@ -46,22 +48,10 @@ from .tables import MonitorTables
 from .wrapped import attach_compiled, unwrap, unwrap_optimizer
 
 MODE_TYPES = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase)
-EARLY = 5  # steps sampled from the start, so that a run of a few dozen steps is diagnosed
-
-
-def sampled(step: int, every: int) -> bool:
-    """Whether layer statistics are taken at `step`: the first EARLY steps, then every `every`-th."""
-    return step <= EARLY or step % every == 0
-
-
-def histogrammed(step: int, every: int) -> bool:
-    """Whether a sampled step also keeps histograms: the first and every `every`-th. The other early
-    samples serve the diagnosis of a short run; histograms are only shown, and cost as much again."""
-    return step == 1 or step % every == 0
 
 
 @dataclass
-class StepMonitor(MonitorTables):
+class StepMonitor(LeafSampling, MonitorTables):
     """Hooks one optimizer (or, without one, each backward) and one model; collects summaries.
 
     `every`: sample layer statistics on the first EARLY steps, then every `every` steps. `histograms`: also
@@ -123,6 +113,7 @@ class StepMonitor(MonitorTables):
         self._sampling = True  # the next forward/step is sampled (the first step always is)
         self._hookset: HookSet | None = None  # where the leaf hooks go while sampling (not compiled)
         self._leaf_handles: list = []
+        self._hooked: tuple[nn.Module, ...] = ()  # the leaves _leaf_handles hook
         self.count = 0  # completed steps
         self.on_step: list = []  # callables(monitor, record) run after each step
         self._order_seen: set[str] = set()
@@ -167,33 +158,6 @@ class StepMonitor(MonitorTables):
 
             hooks.add(register_optimizer_step_pre_hook(self._any_step_pre))
             hooks.add(register_optimizer_step_post_hook(self._any_step_post))
-
-    @property
-    def sampling(self) -> bool:
-        """Whether the next forward and step are sampled (activations summarized, values read)."""
-        return self._sampling
-
-    @sampling.setter
-    def sampling(self, on: bool) -> None:
-        self._sampling = on
-        if self._hookset is not None and on != bool(self._leaf_handles):
-            self._leaf_hooks(on)
-
-    def _leaf_hooks(self, on: bool) -> None:
-        """Hook the leaves only while sampling: a module with a forward hook takes the slow call path (~1 us,
-        several cold, per module per forward: 1.4% of a BERT's training step with 53 leaves)."""
-        hooks = self._hookset
-        assert hooks is not None  # attached (not compiled); the setter checks
-        if on and not self._leaf_handles:
-            self._leaf_handles = [hooks.forward(m, self._forward_hook) for m in self._leaves]
-        elif not on and self._leaf_handles:
-            hooks.drop(self._leaf_handles)
-            self._leaf_handles = []
-
-    @property
-    def histogram_now(self) -> bool:
-        """Whether the step under way keeps histograms (`histogrammed`)."""
-        return self.histograms and histogrammed(self.count + 1, self.every)
 
     # -- optimizers found, not given -----------------------------------------------------------------
     @property
@@ -280,7 +244,7 @@ class StepMonitor(MonitorTables):
         self.sample_queue = []
         self._grad_hists = {}
         self._grad_state.forget()
-        self._hookset, self._leaf_handles = None, []  # the hook set removes the leaf hooks it still holds
+        self._hookset, self._leaf_handles, self._hooked = None, [], ()  # the hook set removes the leaf hooks
 
     # -- forward -------------------------------------------------------------------------------------
     @safe
@@ -310,33 +274,6 @@ class StepMonitor(MonitorTables):
             self.probe.end(out)
         except Exception as e:
             record_error(self.internal_errors, "root forward", e)
-
-    @safe
-    def _forward_hook(self, module: nn.Module, args: tuple, out: Any) -> None:
-        if not self.sampling or not torch.is_grad_enabled():
-            return
-        name = self._leaves[module]
-        if name not in self._order_seen:
-            self._order_seen.add(name)
-            self.layer_order.append(name)
-        y = first_tensor(out)
-        if not is_float(y) or y.numel() == 0:
-            return
-        kind, limit = self._kinds.get(module) or self._kinds.setdefault(module, module_kind(module))
-        with torch._C.DisableTorchFunction():  # our own reductions need not pass through the activation mode
-            s = summarize(
-                self.count + 1,
-                name,
-                kind,
-                y,
-                first_tensor(args),
-                self.histogram_now,
-                self.sample_queue,
-                limit,
-            )
-        s.type = type(module).__name__
-        self.probe.leaf(name, y, s)
-        self._pending_acts[name] = s
 
     # -- backward (reported by intercept) --------------------------------------------------------------
     def on_backward(self, tensors: tuple[torch.Tensor, ...], phase: str) -> None:

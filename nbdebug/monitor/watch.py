@@ -30,13 +30,14 @@ from .._core.tensors import detached
 from .checks import BLOCK, RunData, diagnose
 from .fit import MIN_EPOCHS, Epoch, best_epoch, epochs_from_frame, fit_findings
 from .layout import LayoutProbe
+from .leafsampling import EARLY
 from .lifecycle import withdrawal_reason
 from .live import LiveResults
 from .losscalls import BINARY, CLASSIFICATION, CUSTOM, LossCall, describe_call
 from .pitfalls import PitfallTracker
 from .records import StepRecord, safe
 from .rundata import BLOWUP
-from .stats import EARLY, StepMonitor
+from .stats import StepMonitor
 from .task import ClassCounts, EpochAcc, TaskCounter
 from .wiring_checks import WiringTracker, safe_evidence
 
