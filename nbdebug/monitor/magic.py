@@ -28,7 +28,7 @@ class WatchMagics(Magics):
         "--every",
         type=int,
         default=10,
-        help="layer statistics on the first 5 and every N-th step, histograms on the first and every N-th (default 10)",
+        help="layer statistics on the first 5 and every N-th step (every layer and histograms: the first and every N-th; default 10)",
     )
     @argument("--no-histograms", action="store_true", help="skip activation/gradient histograms")
     @argument(

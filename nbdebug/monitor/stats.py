@@ -54,8 +54,9 @@ MODE_TYPES = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase)
 class StepMonitor(LeafSampling, MonitorTables):
     """Hooks one optimizer (or, without one, each backward) and one model; collects summaries.
 
-    `every`: sample layer statistics on the first EARLY steps, then every `every` steps. `histograms`: also
-    keep activation and gradient histograms (`bins` bins) on the first step and every `every`-th. `max_samples` bounds what
+    `every`: sample layer statistics on the first EARLY steps, then every `every` steps (`leafsampling.py`).
+    `histograms`: also keep activation and gradient histograms (`bins` bins) on the first step and every
+    `every`-th, binned when asked for (`histqueue.py`). `max_samples` bounds what
     is kept: when exceeded, every other sample is dropped, so memory stays flat over any run length.
     """
 

@@ -477,8 +477,10 @@ def watch(
     """Watch a training loop you write yourself: `with nbdebug.watch(model, opt) as w: ...`.
 
     `every`: layer statistics (activations, gradients, update/weight ratios) on the first 5 steps and
-    every `every`-th step; the loss, gradient norm and zero_grad check run on every step.
-    `histograms`: keep activation/gradient histograms (`bins` bins) on the first step and every `every`-th.
+    every `every`-th step (every layer's activation numbers on the first and every `every`-th, the activation
+    layers' on steps 2-5); the loss, gradient norm and zero_grad check run on every step.
+    `histograms`: keep activation/gradient histograms (`bins` bins) on the first step and every `every`-th
+    (binned when asked for: `w.histograms`).
     `loss_fn`: the loss module or function; optional, since losses are seen through
     `torch.nn.functional` whichever way they are called. `on_update(watch)`: called during the run
     at most every `update_interval` seconds (the live panel uses it).
