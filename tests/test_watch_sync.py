@@ -279,7 +279,19 @@ def test_a_relus_unit_maxima_give_its_dead_units_and_its_non_finite_values(shape
 
 
 @pytest.mark.parametrize(
-    "case", ["linear", "relu", "offset", "non-contiguous", "bfloat16", "tanh", "one value", "nan"]
+    "case",
+    [
+        "linear",
+        "relu",
+        "offset",
+        "non-contiguous",
+        "bfloat16",
+        "tanh",
+        "one value",
+        "nan",
+        "hist",
+        "hist relu",
+    ],
 )
 def test_layer_numbers_equal_torchs_own_on_the_subsample(case):
     """`summarize` reduces a strided view of the output (no copy) and reads its spread as two sums: the
@@ -289,7 +301,7 @@ def test_layer_numbers_equal_torchs_own_on_the_subsample(case):
     from nbdebug.monitor.summaries import strided
 
     g = torch.Generator().manual_seed(0)
-    kind = {"relu": "relu", "tanh": "tanh"}.get(case, "")
+    kind = {"relu": "relu", "tanh": "tanh", "hist relu": "relu"}.get(case, "")
     y = {
         "linear": lambda: torch.randn(64, 300, generator=g),
         "relu": lambda: torch.relu(torch.randn(64, 16, 28, 28, generator=g)),
@@ -299,12 +311,20 @@ def test_layer_numbers_equal_torchs_own_on_the_subsample(case):
         "tanh": lambda: torch.tanh(3 * torch.randn(64, 512, generator=g)),
         "one value": lambda: torch.tensor([2.5]),
         "nan": lambda: torch.randn(64, 300, generator=g).index_fill_(1, torch.tensor([7]), math.nan),
+        "hist": lambda: torch.randn(64, 16, 28, 28, generator=g) * 0.5 + 1.0,
+        "hist relu": lambda: torch.relu(torch.randn(64, 16, 28, 28, generator=g)),
     }[case]()
     queue: list = []
-    s = summarize(1, "layer", kind, y, None, False, queue)
-    assert read_samples(queue, {id(s)}) == []  # no histogram values without histograms
-    sub = strided(y).double()
-    assert y.flatten().numel() >= sub.numel() >= min(y.numel(), 16384)
+    hist = case.startswith("hist")
+    s = summarize(1, "layer", kind, y, None, hist, queue)
+    kept = read_samples(queue, {id(s)})
+    if not hist:
+        assert kept == []  # no histogram values without histograms
+        sub = strided(y).double()
+        assert y.flatten().numel() >= sub.numel() >= min(y.numel(), 16384)
+    else:  # a layer that is no activation shows the numbers of its histogram's 4096 values; a ReLU its 16k
+        assert [k[0] for k in kept] == [s] and torch.equal(kept[0][1], strided(y, 4096))
+        sub = (strided(y) if kind else kept[0][1]).double()
     if case == "nan":
         assert s.act_nonfinite and math.isnan(s.act_std)
         return
