@@ -86,3 +86,24 @@ def test_values_waiting_are_bounded_and_thinned_out_steps_dropped(monkeypatch):
         for kind in ("activation", "gradient"):
             assert bounded.histograms(layer, kind) == lazy.histograms(layer, kind)
     assert [s for s, *_ in lazy.histograms("0")] == sorted(lazy.monitor.samples)
+
+
+def test_the_queue_bins_each_histogram_as_histogram_does_alone(monkeypatch):
+    """Values of several lengths (a short layer, a long one, an empty one, one with NaN), binned in groups of
+    one length and chunks of CHUNK: each gets what `summaries.histogram` gives it alone."""
+    from nbdebug.monitor.records import LayerSample
+    from nbdebug.monitor.summaries import histogram
+
+    monkeypatch.setattr(histqueue, "CHUNK", 2)
+    g = torch.Generator().manual_seed(0)
+    tensors = [torch.randn(n, generator=g) * (1 + n % 7) for n in (50, 4096, 4096, 4096, 300, 4096, 50)]
+    tensors += [torch.empty(0), torch.randn(100, generator=g).index_fill_(0, torch.tensor([3]), float("nan"))]
+    q = histqueue.HistogramQueue(30)
+    samples = [LayerSample(step=1 + i % 3, layer=str(i), type="") for i in range(len(tensors))]
+    for s, t in zip(samples, tensors):
+        q.add(s.step, s, "act_hist", histqueue.hist_values(t))
+    assert q.values == sum(t.numel() for t in tensors)
+    q.resolve()
+    assert q.values == 0 and not q.waiting
+    for s, t in zip(samples, tensors):
+        assert s.act_hist == histogram(t, 30), s.layer
