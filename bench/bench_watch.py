@@ -172,8 +172,8 @@ def main() -> None:
     s, rs, u, ru = sync_count()
     print("\nhost reads by nbdebug (each a device sync on a GPU), 200 steps, every=10:")
     print(
-        f"  sampled steps   {s:>4}: {rs:>4} reads ({rs / max(s, 1):.1f} per step: layer numbers in one read, "
-        "every layer's histograms in two reads on the CPU, one on a GPU)"
+        f"  sampled steps   {s:>4}: {rs:>4} reads ({rs / max(s, 1):.1f} per step: layer numbers in one read; "
+        "histograms are binned when drawn, 32 steps' at most in the loop)"
     )
     print(f"  unsampled steps {u:>4}: {ru:>4} reads ({ru / max(u, 1):.2f} per step; target <= 0.1)")
     print(f"\nmemory over {mem_steps} steps under watch (MLP, Adam):")

@@ -59,13 +59,14 @@ def test_a_gradient_histogram_is_of_its_steps_gradient_after_later_backward_pass
 
 
 def test_values_waiting_are_bounded_and_thinned_out_steps_dropped(monkeypatch):
-    """Past MAX_WAITING values the loop bins what waits; a step `max_samples` thins out takes its values with
-    it; what is binned is the same either way."""
+    """Past MAX_WAITING values (or MAX_STEPS steps) the loop bins what waits; a step `max_samples` thins out
+    takes its values with it; what is binned is the same either way."""
     x, y = digits()
 
-    def run(limit: int | None) -> nbdebug.Watch:
+    def run(limit: int | None, steps: int = histqueue.MAX_STEPS) -> nbdebug.Watch:
         if limit is not None:
             monkeypatch.setattr(histqueue, "MAX_WAITING", limit)
+        monkeypatch.setattr(histqueue, "MAX_STEPS", steps)
         torch.manual_seed(0)
         model = mlp()
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -75,6 +76,7 @@ def test_values_waiting_are_bounded_and_thinned_out_steps_dropped(monkeypatch):
                 F.cross_entropy(model(x[i * 32 : i * 32 + 32]), y[i * 32 : i * 32 + 32]).backward()
                 opt.step()
                 assert w.monitor.hists.values <= (limit or histqueue.MAX_WAITING)
+                assert len(w.monitor.hists.waiting) <= steps
                 assert set(w.monitor.hists.waiting) <= set(w.monitor.samples)
         return w
 
@@ -82,9 +84,12 @@ def test_values_waiting_are_bounded_and_thinned_out_steps_dropped(monkeypatch):
     assert lazy.monitor.hists.waiting
     bounded = run(3000)  # a few layers' values: binned in the loop every step or two
     assert bounded.monitor.hists.values <= 3000
+    few = run(None, steps=2)  # binned in the loop every third step
+    assert len(few.monitor.hists.waiting) <= 2
     for layer in lazy.layers():
         for kind in ("activation", "gradient"):
             assert bounded.histograms(layer, kind) == lazy.histograms(layer, kind)
+            assert few.histograms(layer, kind) == lazy.histograms(layer, kind)
     assert [s for s, *_ in lazy.histograms("0")] == sorted(lazy.monitor.samples)
 
 

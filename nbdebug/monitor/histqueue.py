@@ -1,8 +1,9 @@
 """Histograms binned when someone looks at them. A histogram step keeps a copy of each layer's sampled
-activations and gradients (at most HIST_SAMPLE values each); `resolve` bins everything waiting in one batched
-pass (`batched_histograms`) when the histograms are asked for (`Watch.histograms`, the panel's histogram tab),
-or in the loop once MAX_WAITING values wait. Binning at each histogram step cost a small CNN's watched step
-1.9 ms (a BERT's 4 ms) that a run nobody draws histograms of never needed, and a host read on a GPU."""
+activations and gradients (at most HIST_SAMPLE values each); `resolve` bins everything waiting in batched
+passes (`batched_histograms`) when the histograms are asked for (`Watch.histograms`, the panel's histogram
+tab), or in the loop once MAX_WAITING values or MAX_STEPS steps wait. Binning at each histogram step cost a
+small CNN's watched step 1.9 ms (a BERT's 4 ms) that a run nobody draws histograms of never needed, and a
+host read on a GPU."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from .records import LayerSample
 from .summaries import HIST_SAMPLE, batched_histograms, strided
 
 MAX_WAITING = 1 << 22  # values (16 MB in float32) kept before they are binned in the loop
+MAX_STEPS = 32  # histogram steps kept before they are binned in the loop (a flat tensor count on long runs)
 CHUNK = 32  # histograms binned in one batched pass (32 x 4096 values: 0.5 MB, 1 MB of bin indices)
 
 
@@ -35,7 +37,7 @@ class HistogramQueue:
         """Bin `values` (from `hist_values`) into `sample.<attr>` ("act_hist" or "grad_hist") later."""
         self.waiting.setdefault(step, []).append((sample, attr, values))
         self.values += values.numel()
-        if self.values > MAX_WAITING:
+        if self.values > MAX_WAITING or len(self.waiting) > MAX_STEPS:
             self.resolve()
 
     def drop(self, step: int) -> None:
