@@ -27,7 +27,7 @@ from tests.integration_models import (  # noqa: E402
     quiet_lightning,
     setup,
 )
-from tests.watch_loops import codes, loader, serious, single_thread  # noqa: E402, F401
+from tests.watch_loops import codes, digits, loader, serious, single_thread  # noqa: E402, F401
 
 pytestmark = pytest.mark.slow  # ecosystem tests: `make test` runs them, `make check` does not
 
@@ -179,3 +179,52 @@ def test_magic_watches_trainer_fit(ip):
     w = ip.run_cell_magic("nn_watch", "lit_module --no-panel -o", "trainer(2).fit(lit_module, train_dl)")
     assert w.steps == 20 and "softmax-before-ce" in codes(w)
     assert hook_counts(ip.user_ns["lit_module"]) == {}
+
+
+class FunctionalMLP(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = torch.nn.Linear(64, 64), torch.nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+class LitDirect(pl.LightningModule):
+    """A LightningModule whose training_step calls its network directly (`self.net(x)`, not `self(x)`), whose
+    ReLU is a function: the LightningModule's own forward never runs."""
+
+    def __init__(self, dead: bool) -> None:
+        super().__init__()
+        self.net = FunctionalMLP()
+        if dead:
+            with torch.no_grad():
+                self.net.fc1.bias.fill_(-20.0)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return F.cross_entropy(self.net(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+@pytest.mark.parametrize("dead", [False, True])
+def test_activation_functions_are_seen_when_training_step_calls_the_network_directly(dead):
+    """The activation functions are watched from the first layer of a sampled step to its loss when the
+    model's own forward is not called: `relu(net.fc1)` has its rows and dead ReLUs are named (they were
+    reported as vanishing gradients before), a healthy run stays silent, and no mode is left behind."""
+    from nbdebug.monitor.watch import Watch
+
+    x, y = digits()
+    torch.manual_seed(0)
+    lit = LitDirect(dead)
+    with nbdebug.watch(lit) as w:
+        trainer(2, num_sanity_val_steps=0).fit(lit, loader(x[:640], y[:640], batch_size=64, shuffle=False))
+    assert isinstance(w, Watch) and w.internal_errors == []
+    rows = w.layer_stats().set_index("layer").loc["relu(net.fc1)"]
+    assert list(rows["step"]) == sorted(w.monitor.samples)
+    assert ("dead-relu" in codes(w)) is dead
+    if not dead:
+        assert serious(w) == []
+    assert w.monitor.probe.mode is None and torch.overrides._get_current_function_mode_stack() == []

@@ -13,7 +13,7 @@ from torch import nn
 from .._core.hooks import HookSet
 from .._core.tensors import first_tensor, is_float
 from .activations import ForwardProbe, PendingSample, module_kind, summarize
-from .records import LayerSample, safe
+from .records import LayerSample, record_error, safe
 
 EARLY = 5  # steps sampled from the start, so that a run of a few dozen steps is diagnosed
 
@@ -49,6 +49,8 @@ class LeafSampling:
     _kinds: dict[nn.Module, tuple[str, float | None]]
     _order_seen: set[str]
     _pending_acts: dict[str, LayerSample]
+    _leaf_begun: bool  # the probe's mode was begun by a leaf (`_forward_hook`), not by the model's forward
+    model: nn.Module
 
     @property
     def sampling(self) -> bool:
@@ -100,6 +102,11 @@ class LeafSampling:
     def _forward_hook(self, module: nn.Module, args: tuple, out: Any) -> None:
         if not self.sampling or not torch.is_grad_enabled():
             return
+        if self.probe.mode is None and not self._leaf_begun and not self.probe.retired:
+            # a forward that does not go through the model's own: a LightningModule whose training_step
+            # calls `self.net(x)`. Watch the activation functions from its first leaf on, to its loss
+            self.probe.begin(self.model)
+            self._leaf_begun = self.probe.mode is not None
         name = self._leaves[module]
         if name not in self._order_seen:
             self._order_seen.add(name)
@@ -125,3 +132,14 @@ class LeafSampling:
         s.type = type(module).__name__
         self.probe.leaf(name, y, s)
         self._pending_acts[name] = s
+
+    def end_leaf_forward(self, output: Any = None) -> None:
+        """A forward begun at a leaf (`_forward_hook`) is over: at its loss (`output`: the loss's input, the
+        model's output), else at the backward or the optimizer step."""
+        if not self._leaf_begun:
+            return
+        self._leaf_begun = False
+        try:
+            self.probe.end(output)
+        except Exception as e:
+            record_error(self.internal_errors, "leaf forward", e)

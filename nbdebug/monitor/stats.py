@@ -115,6 +115,7 @@ class StepMonitor(LeafSampling, MonitorTables):
         self._hookset: HookSet | None = None  # where the leaf hooks go while sampling (not compiled)
         self._leaf_handles: list = []
         self._hooked: tuple[nn.Module, ...] = ()  # the leaves _leaf_handles hook
+        self._leaf_begun = False  # the activation-function mode was begun by a leaf (LeafSampling)
         self.count = 0  # completed steps
         self.on_step: list = []  # callables(monitor, record) run after each step
         self._order_seen: set[str] = set()
@@ -229,6 +230,7 @@ class StepMonitor(LeafSampling, MonitorTables):
 
     def release(self) -> None:
         """Decide a pending backward, then drop every reference to a tensor of the current step (on exit)."""
+        self._leaf_begun = False
         if self.probe.mode is not None:  # a forward interrupted before its hooks ran: take the mode off
             try:
                 self.probe.end(None)
@@ -251,6 +253,7 @@ class StepMonitor(LeafSampling, MonitorTables):
     @safe
     def _root_pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         self.settle()  # a hand-written update, if any, happened between the last backward and this forward
+        self.end_leaf_forward()
         if not torch.is_grad_enabled():
             return None
         self.train_forwards += 1
@@ -281,6 +284,7 @@ class StepMonitor(LeafSampling, MonitorTables):
         if self._in_step:  # a closure's backward inside step() (LBFGS) belongs to that step
             return
         if phase == "start":
+            self.end_leaf_forward()
             self.settle()
             for t in tensors:
                 if t.numel() == 1 and t.is_floating_point():
@@ -303,6 +307,7 @@ class StepMonitor(LeafSampling, MonitorTables):
 
     # -- optimizer step ------------------------------------------------------------------------------
     def _step_pre(self, optimizer: Any, args: tuple, kwargs: dict) -> None:
+        self.end_leaf_forward()
         try:
             self._record_pre()
         except Exception as e:  # never break the user's step

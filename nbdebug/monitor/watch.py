@@ -143,6 +143,8 @@ class Watch(LiveResults):
         if not isinstance(input, torch.Tensor) or not isinstance(output, torch.Tensor):
             return
         train = torch.is_grad_enabled() and input.requires_grad
+        if train:
+            self.monitor.end_leaf_forward(input)
         self.layout.on_loss(name, input, target, kwargs, train)
         acc = self._epochs[-1]
         x = detached(input)
