@@ -50,6 +50,7 @@ class LeafSampling:
     _order_seen: set[str]
     _pending_acts: dict[str, LayerSample]
     _leaf_begun: bool  # the probe's mode was begun by a leaf (`_forward_hook`), not by the model's forward
+    _root_step: int  # the step whose training forward last went through the model's own forward
     model: nn.Module
 
     @property
@@ -102,8 +103,13 @@ class LeafSampling:
     def _forward_hook(self, module: nn.Module, args: tuple, out: Any) -> None:
         if not self.sampling or not torch.is_grad_enabled():
             return
-        if self.probe.mode is None and not self._leaf_begun and not self.probe.retired:
-            # a forward that does not go through the model's own: a LightningModule whose training_step
+        if (
+            self.probe.mode is None
+            and not self._leaf_begun
+            and self._root_step != self.count + 1
+            and not self.probe.retired
+        ):
+            # a step whose forward does not go through the model's own: a LightningModule whose training_step
             # calls `self.net(x)`. Watch the activation functions from its first leaf on, to its loss
             self.probe.begin(self.model)
             self._leaf_begun = self.probe.mode is not None

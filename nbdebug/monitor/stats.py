@@ -116,6 +116,7 @@ class StepMonitor(LeafSampling, MonitorTables):
         self._leaf_handles: list = []
         self._hooked: tuple[nn.Module, ...] = ()  # the leaves _leaf_handles hook
         self._leaf_begun = False  # the activation-function mode was begun by a leaf (LeafSampling)
+        self._root_step = 0  # the step whose training forward last went through the model's own forward
         self.count = 0  # completed steps
         self.on_step: list = []  # callables(monitor, record) run after each step
         self._order_seen: set[str] = set()
@@ -257,6 +258,7 @@ class StepMonitor(LeafSampling, MonitorTables):
         if not torch.is_grad_enabled():
             return None
         self.train_forwards += 1
+        self._root_step = self.count + 1
         self._last_input = (args, kwargs)
         x = first_tensor(args) if args else first_tensor(kwargs)
         if x is not None and x.dim() > 0:
