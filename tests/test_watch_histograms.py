@@ -50,9 +50,14 @@ def test_a_gradient_histogram_is_of_its_steps_gradient_after_later_backward_pass
             F.cross_entropy(model(x[i * 32 : i * 32 + 32]), y[i * 32 : i * 32 + 32]).backward()
             grads.append(torch.cat([model[2].weight.grad.flatten(), model[2].bias.grad]).clone())
             opt.step()
-    assert w.monitor.hists.values > 0  # nobody asked yet: nothing binned in the loop
+    queue = w.monitor.hists
+    assert queue.values > 0  # nobody asked yet: nothing binned in the loop
+    before = queue.values
     got = w.histograms("2", "gradient")
-    assert w.monitor.hists.values == 0 and not w.monitor.hists.waiting
+    # only the series asked for is binned: the other layers' and this layer's activations still wait
+    waiting = [(s.layer, attr) for items in queue.waiting.values() for s, attr, _ in items]
+    assert ("2", "grad_hist") not in waiting and ("2", "act_hist") in waiting and ("0", "grad_hist") in waiting
+    assert queue.values == before - sum(g.numel() for g in grads)
     assert len(got) == 4
     for (_, lo, hi, counts), g in zip(got, grads):
         assert sum(counts) == g.numel() and (lo, hi, counts) == _histc(g)
@@ -108,6 +113,11 @@ def test_the_queue_bins_each_histogram_as_histogram_does_alone(monkeypatch):
     for s, t in zip(samples, tensors):
         q.add(s.step, s, "act_hist", histqueue.hist_values(t))
     assert q.values == sum(t.numel() for t in tensors)
+    q.resolve("4", "act_hist")  # one series: the others wait
+    assert samples[4].act_hist == histogram(tensors[4], 30) and samples[1].act_hist is None
+    assert q.values == sum(t.numel() for t in tensors) - 300 and len(q.waiting) == 3
+    q.resolve("1", "grad_hist")  # no such series: nothing binned
+    assert samples[1].act_hist is None
     q.resolve()
     assert q.values == 0 and not q.waiting
     for s, t in zip(samples, tensors):

@@ -87,7 +87,7 @@ class MonitorTables:
         if kind not in ("activation", "gradient"):
             raise NbdebugError(f"kind must be 'activation' or 'gradient', got {kind!r}")
         attr = "act_hist" if kind == "activation" else "grad_hist"
-        self.hists.resolve()
+        self.hists.resolve(layer, attr)  # the series asked for: the others wait until they are
         out = []
         for step in sorted(self.samples):
             for s in self.samples[step]:
