@@ -56,7 +56,9 @@ def test_a_gradient_histogram_is_of_its_steps_gradient_after_later_backward_pass
     got = w.histograms("2", "gradient")
     # only the series asked for is binned: the other layers' and this layer's activations still wait
     waiting = [(s.layer, attr) for items in queue.waiting.values() for s, attr, _ in items]
-    assert ("2", "grad_hist") not in waiting and ("2", "act_hist") in waiting and ("0", "grad_hist") in waiting
+    assert (
+        ("2", "grad_hist") not in waiting and ("2", "act_hist") in waiting and ("0", "grad_hist") in waiting
+    )
     assert queue.values == before - sum(g.numel() for g in grads)
     assert len(got) == 4
     for (_, lo, hi, counts), g in zip(got, grads):
