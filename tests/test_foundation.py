@@ -207,3 +207,26 @@ def test_stack_floats_converts_only_what_differs():
     # a leak flag (bool) or a count (int64) next to float32 values: converted one by one, the others as they are
     flags = stack_floats([torch.tensor(True), a, torch.tensor(3), torch.tensor(2.0, requires_grad=True)])
     assert flags.dtype == torch.float32 and flags.tolist() == [1.0, 1.5, 3.0, 2.0] and not flags.requires_grad
+
+
+def test_a_paused_hook_is_not_called_resumes_after_the_users_and_is_removed_with_the_set():
+    """HookSet.pause takes a hook out of its module (the module's fast call path) and resume puts it back
+    last, as a new registration would; `remove` removes it whether paused or not, and leaves the user's."""
+    model = nn.Linear(2, 2)
+    calls: list[str] = []
+    hs = HookSet()
+    ours = hs.forward(model, lambda *a: calls.append("ours"))
+    hs.pause([ours])
+    assert not model._forward_hooks
+    model(torch.ones(1, 2))
+    assert calls == []
+    users = model.register_forward_hook(lambda *a: calls.append("user"))
+    hs.resume([ours])
+    hs.resume([ours])  # resuming twice is resuming once
+    model(torch.ones(1, 2))
+    assert calls == ["user", "ours"]
+    hs.pause([ours])
+    hs.remove()  # a paused hook does not come back after the set is removed
+    hs.resume([ours])
+    model(torch.ones(1, 2))
+    assert calls == ["user", "ours", "user"] and list(model._forward_hooks) == [users.id]

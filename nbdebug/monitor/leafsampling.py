@@ -43,7 +43,7 @@ class LeafSampling:
     internal_errors: list[str]
     _sampling: bool
     _hookset: HookSet | None
-    _leaf_handles: list
+    _leaf_handles: dict[nn.Module, Any]  # leaf -> its hook's handle, paused while not sampling
     _hooked: tuple[nn.Module, ...]
     _leaves: dict[nn.Module, str]
     _kinds: dict[nn.Module, tuple[str, float | None]]
@@ -61,14 +61,15 @@ class LeafSampling:
     @sampling.setter
     def sampling(self, on: bool) -> None:
         self._sampling = on
-        if self._hookset is not None and (on or self._leaf_handles):
+        if self._hookset is not None and (on or self._hooked):
             self._leaf_hooks(on)
 
     def _leaf_hooks(self, on: bool) -> None:
         """Hook the leaves only while sampling: a module with a forward hook takes the slow call path (~1 us,
         several cold, per module per forward: 1.4% of a BERT's training step with 53 leaves). On the early
         steps that take only the activations' numbers (`full_now`), only the activation modules, once the
-        forward is known to call no activation function (whose names come from the leaf before it)."""
+        forward is known to call no activation function (whose names come from the leaf before it). A leaf's
+        hook is registered once, then paused and resumed (`HookSet.pause`)."""
         hooks = self._hookset
         assert hooks is not None  # attached (not compiled); the setter checks
         if not on:
@@ -79,9 +80,13 @@ class LeafSampling:
             want = tuple(m for m in self._leaves if self._kind(m)[0])
         if want == self._hooked:
             return
-        if self._leaf_handles:
-            hooks.drop(self._leaf_handles)
-        self._leaf_handles = [hooks.forward(m, self._forward_hook) for m in want]
+        handles = self._leaf_handles
+        keep = set(want)
+        hooks.pause([h for m, h in handles.items() if m not in keep])
+        hooks.resume([handles[m] for m in want if m in handles])
+        for m in want:
+            if m not in handles:
+                handles[m] = hooks.forward(m, self._forward_hook)
         self._hooked = want
 
     def _kind(self, module: nn.Module) -> tuple[str, float | None]:

@@ -113,7 +113,7 @@ class StepMonitor(LeafSampling, MonitorTables):
         self._in_step = False
         self._sampling = True  # the next forward/step is sampled (the first step always is)
         self._hookset: HookSet | None = None  # where the leaf hooks go while sampling (not compiled)
-        self._leaf_handles: list = []
+        self._leaf_handles: dict = {}  # leaf -> handle of its hook (paused while not sampling)
         self._hooked: tuple[nn.Module, ...] = ()  # the leaves _leaf_handles hook
         self._leaf_begun = False  # the activation-function mode was begun by a leaf (LeafSampling)
         self._root_step = 0  # the step whose training forward last went through the model's own forward
@@ -248,7 +248,7 @@ class StepMonitor(LeafSampling, MonitorTables):
         self.sample_queue = []
         self._grad_hists = {}
         self._grad_state.forget()
-        self._hookset, self._leaf_handles, self._hooked = None, [], ()  # the hook set removes the leaf hooks
+        self._hookset, self._leaf_handles, self._hooked = None, {}, ()  # the hook set removes the leaf hooks
 
     # -- forward -------------------------------------------------------------------------------------
     @safe
