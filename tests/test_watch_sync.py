@@ -340,6 +340,39 @@ def test_layer_numbers_equal_torchs_own_on_the_subsample(case):
         assert s.saturated_frac == pytest.approx(float((sub.abs() >= edge).double().mean()), abs=1e-6)
 
 
+def test_layers_read_together_from_their_histogram_copies_get_each_their_own_numbers():
+    """On a histogram step the layers that are no activation are reduced together at the read, one matrix
+    per length of copy (`read_samples`): each still gets torch's mean and std of its own 4096 values (also a
+    layer 1e4 from zero, a short one, a one-value one), a NaN stays in its own layer, and a ReLU read in the
+    same call keeps its own numbers."""
+    from nbdebug.monitor.activations import read_samples, summarize
+    from nbdebug.monitor.summaries import strided
+
+    g = torch.Generator().manual_seed(0)
+    ys = [
+        torch.randn(64, 16, 28, 28, generator=g) * 0.5 + 1.0,
+        torch.randn(64, 300, generator=g) * 1e-3 + 1e4,
+        torch.randn(7, 30, generator=g),
+        torch.tensor([2.5]),
+        torch.randn(64, 300, generator=g).index_fill_(1, torch.tensor([8]), math.nan),  # (in the subsample)
+        torch.randn(5, 6, generator=g).t(),
+    ]
+    queue: list = []
+    samples = [summarize(1, f"l{i}", "", y, None, True, queue) for i, y in enumerate(ys)]
+    relu = summarize(1, "relu", "relu", torch.relu(torch.randn(64, 300, generator=g)), None, True, queue)
+    kept = {id(s): v for s, v in read_samples(queue, {id(s) for s in [*samples, relu]})}
+    for s, y in zip(samples, ys):
+        sub = kept[id(s)].double()
+        assert torch.allclose(sub, strided(y, 4096).double(), equal_nan=True)
+        if torch.isnan(y).any():
+            assert s.act_nonfinite
+            continue
+        assert not s.act_nonfinite and s.act_mean == pytest.approx(float(sub.mean()), rel=1e-5, abs=1e-6)
+        std = float(sub.std()) if sub.numel() > 1 else 0.0
+        assert s.act_std == pytest.approx(std, rel=1e-4, abs=1e-12), s.layer
+    assert not relu.act_nonfinite and relu.dead_frac == 0.0 and 0.4 < relu.act_zero_frac < 0.6
+
+
 @pytest.mark.parametrize("end", ["success", "exception"])
 def test_leaves_are_hooked_only_on_sampled_steps(end):
     """A module with a forward hook takes PyTorch's slow call path on every forward: the leaves carry the
