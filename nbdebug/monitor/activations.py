@@ -113,7 +113,8 @@ def summarize(
     SATURATION_LIMITS ("tanh", ...; `limit` overrides its limit), or "".
 
     Every number is reduced here from a strided view of `y` (no copy: the view dies with this call, so the
-    activation is free for the backward pass), but a ReLU's unit maxima, over all of it (a unit is dead only
+    activation is free for the backward pass), but a layer's that is no activation on a histogram step (from
+    its histogram copy, at the read) and a ReLU's unit maxima, over all of it (a unit is dead only
     if it is zero for every example). A full pass over a layer's output just written costs ~4x the same pass
     warm (a sampled CNN step spent 1.4 ms summing its four large outputs in full); a NaN/Inf that reaches
     the loss is found by replaying the forward (`tables.replay_first_nonfinite`) either way. Only the
