@@ -341,10 +341,11 @@ def test_layer_numbers_equal_torchs_own_on_the_subsample(case):
 
 
 def test_layers_read_together_from_their_histogram_copies_get_each_their_own_numbers():
-    """On a histogram step the layers that are no activation are reduced together at the read, one matrix
-    per length of copy (`read_samples`): each still gets torch's mean and std of its own 4096 values (also a
-    layer 1e4 from zero, a short one, a one-value one), a NaN stays in its own layer, and a ReLU read in the
-    same call keeps its own numbers."""
+    """On a histogram step the layers that are no activation take their numbers from their histogram copy,
+    all read in one call (`read_samples`): each gets torch's mean and std of its own values (also a layer 1e4
+    from zero, a short one, a one-value one), a NaN stays in its own layer, and a ReLU read in the same call
+    keeps its own numbers. (Reducing those layers together, one matrix per length of copy, was tried and
+    left: its temporaries cost more than the four small dispatches a layer it saved.)"""
     from nbdebug.monitor.activations import read_samples, summarize
     from nbdebug.monitor.summaries import strided
 
