@@ -396,14 +396,14 @@ class Watch(LiveResults):
 
     def _fit_findings(self) -> list[Finding]:
         """The train/validation advice (`monitor/fit.py`), from complete epochs."""
+        epochs = self._complete_epochs()
+        if not epochs:  # (before the walk over the modules below: a diagnosis within the first epoch)
+            return []
         dropout = any(  # training mode behaves differently: dropout, or batch norm on training batches
             (isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0)
             or isinstance(m, nn.modules.batchnorm._BatchNorm)
             for m in self.model.modules()
         )
-        epochs = self._complete_epochs()
-        if not epochs:
-            return []
         last = self.monitor.samples[max(self.monitor.samples)] if self.monitor.samples else []
         ratios = sorted(s.update_ratio for s in last if math.isfinite(s.update_ratio))
         ratio = ratios[len(ratios) // 2] if ratios else None
