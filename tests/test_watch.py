@@ -506,6 +506,32 @@ def test_manual_epochs_with_plain_batches_and_no_optimizer_hooks_left(data):
     assert list(w.layer_stats(last=True)["layer"]) == ["0", "1", "2", "3", "4"]
 
 
+def test_update_ratios_of_successive_sampled_steps_are_each_steps_own(data):
+    """The weights before each sampled update are copied into buffers kept for the run: each step's update
+    ratio is still that step's, also after the model changed dtype in the middle of the run (new buffers)."""
+    train_dl, _ = data
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    batches = iter(train_dl)
+    expected = []
+    with nbdebug.watch(model, opt, every=1) as w:
+        for step in range(4):
+            if step == 2:
+                model.double()  # the same Parameter objects, float64 from here on
+            x, y = next(batches)
+            opt.zero_grad()
+            F.cross_entropy(model(x.to(model[0].weight.dtype)), y).backward()
+            before = [p.detach().clone() for p in model[0].parameters()]
+            opt.step()
+            after = [p.detach() for p in model[0].parameters()]
+            upd = math.sqrt(sum(float((a - b).norm()) ** 2 for a, b in zip(after, before)))
+            expected.append(upd / math.sqrt(sum(float(a.norm()) ** 2 for a in after)))
+    stats = w.layer_stats()
+    got = list(stats[stats["layer"] == "0"].sort_values("step")["update_ratio"])
+    assert got == pytest.approx(expected, rel=1e-5)
+    assert w.monitor._snapshot_buffers is None  # released with the run
+
+
 def test_layer_stats_match_pytorch(data):
     """Gradient norm, weight norm and update ratio of a sampled step equal what we compute by hand."""
     train_dl, _ = data
