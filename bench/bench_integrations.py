@@ -10,10 +10,11 @@ Variants, timed over one `fit` / `train` each (the Trainer objects are built out
               config (hidden 64, 4 layers, 4 heads, sequence 32, batch 16), 60 steps (20 with --quick).
 Rounds interleave the variants, in the opposite order every other round (A B C, C B A: a drift of the machine
 during a round hits every variant alike); a fresh model and Trainer per run, same seed. Figures: the median
-over the rounds (15, or 5 with --quick) of each run's ms per optimizer step, and the median of the per-round
-ratios to bare (each ratio compares runs made seconds apart). Then nbdebug's own time under `watch` (every hook
-and interception of nbdebug's, timed: `bench/_common.py` OwnTime) over 5 more runs, as a share of the bare
-step: a lower bound of the overhead that does not move with the machine as a ratio of two runs does.
+over the rounds (15 by default, 5 with --quick) of each run's ms per optimizer step, and the median of the
+per-round ratios to bare (each ratio compares runs made seconds apart) with its 95% bootstrap interval over the
+rounds. Then nbdebug's own time under `watch` (every hook and interception of nbdebug's, timed:
+`bench/_common.py` OwnTime) over 5 more runs, as a share of the bare step: a lower bound of the overhead that
+does not move with the machine as a ratio of two runs does.
 
 The allocator is held fixed: the script runs itself again with glibc's `MALLOC_MMAP_THRESHOLD_` and
 `MALLOC_TRIM_THRESHOLD_` raised, unless `--system-malloc`. With glibc's defaults, whether freed activation
@@ -22,7 +23,7 @@ bare variant: measured here, 800 to 100,000 page faults and 11.1 to 15.4 ms a st
 spread that hides any 10% target. The page faults each variant took are printed, so a monitor that makes
 the training step fault more (keeping activations alive into the backward pass) still shows.
 
-Usage: python bench/bench_integrations.py [--quick] [--system-malloc] [--steps N]
+Usage: python bench/bench_integrations.py [--quick] [--system-malloc] [--steps N] [--rounds N]
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import contextlib
 import io
 import logging
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -153,9 +155,20 @@ def trainer_runs(steps: int):
 OWN_RUNS = 5  # runs of `watch` with nbdebug's own calls timed, after the interleaved rounds
 
 
-def measure(run, variants: list[str], rounds: int) -> dict[str, tuple[float, float, float]]:
+def median_interval(values: list[float], draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """A 95% bootstrap interval of the median of `values` (rounds drawn with replacement, a fixed seed): how
+    far the median of this many rounds can move with the host. A target is met when the interval's top is
+    under it, not when one median happens to be."""
+    rng = random.Random(seed)
+    meds = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(draws))
+    return meds[int(0.025 * draws)], meds[int(0.975 * draws) - 1]
+
+
+def measure(
+    run, variants: list[str], rounds: int
+) -> dict[str, tuple[float, float, float, tuple[float, float]]]:
     """Per variant: (median seconds a step, median of the per-round ratios to the first variant, median
-    page faults a step)."""
+    page faults a step, the ratio median's 95% bootstrap interval)."""
     for v in variants:  # warm-up
         run(v)
     times: dict[str, list[float]] = {v: [] for v in variants}
@@ -172,7 +185,7 @@ def measure(run, variants: list[str], rounds: int) -> dict[str, tuple[float, flo
             times[v].append(got[v])
             ratios[v].append(got[v] / got[variants[0]])
     med = statistics.median
-    return {v: (med(times[v]), med(ratios[v]), med(faults[v])) for v in variants}
+    return {v: (med(times[v]), med(ratios[v]), med(faults[v]), median_interval(ratios[v])) for v in variants}
 
 
 def main() -> None:
@@ -182,12 +195,15 @@ def main() -> None:
         "--system-malloc", action="store_true", help="leave glibc's allocator thresholds as they are"
     )
     ap.add_argument("--steps", type=int, default=60, help="optimizer steps per run (default 60)")
+    ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
     args = ap.parse_args()
     alloc = fixed_allocator(args.system_malloc)
     torch.set_num_threads(1)
-    rounds, steps = (5, 20) if args.quick else (15, args.steps)
+    rounds, steps = (5, 20) if args.quick else (args.rounds, args.steps)
     print(f"{machine()}; 1 torch thread; {alloc}; medians of {rounds} rounds of {steps} steps (ABBA order)\n")
-    print(f"{'framework':<12}{'variant':<12}{'ms/step':>10}{'x bare':>9}{'faults/step':>13}")
+    print(
+        f"{'framework':<12}{'variant':<12}{'ms/step':>10}{'x bare':>9}{'95% interval':>17}{'faults/step':>13}"
+    )
     for name, make in (("Lightning", lightning_runs), ("HF Trainer", trainer_runs)):
         try:
             run, variants = make(steps)
@@ -197,8 +213,8 @@ def main() -> None:
         run.steps = steps
         t = measure(run, variants, rounds)
         for v in variants:
-            ms, ratio, faults = t[v]
-            print(f"{name:<12}{v:<12}{ms * 1e3:>10.2f}{ratio:>9.3f}{faults:>13.0f}")
+            ms, ratio, faults, (lo, hi) = t[v]
+            print(f"{name:<12}{v:<12}{ms * 1e3:>10.2f}{ratio:>9.3f}{f'{lo:.3f}-{hi:.3f}':>17}{faults:>13.0f}")
         own = []
         for _ in range(OWN_RUNS):
             with OwnTime() as timer:
