@@ -228,3 +228,59 @@ def test_activation_functions_are_seen_when_training_step_calls_the_network_dire
     if not dead:
         assert serious(w) == []
     assert w.monitor.probe.mode is None and torch.overrides._get_current_function_mode_stack() == []
+
+
+class LitDirectTerm(pl.LightningModule):
+    """training_step calls its network directly and adds a penalty on an auxiliary head to the loss, as the
+    `.detach()`ed scalar of the bug (in the loss, none of its gradient) or as it should be. The network's
+    ReLU is a module (the activation mode retires after the first sample) or a function (it stays on and
+    shares the forward with the detached-term window)."""
+
+    def __init__(self, detached: bool, functional: bool) -> None:
+        super().__init__()
+        self.net = FunctionalMLP() if functional else torch.nn.Sequential(
+            torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10)
+        )  # fmt: skip
+        self.aux = torch.nn.Linear(64, 1)
+        self.detached = detached
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self.net(x)
+        penalty = self.aux(x).pow(2).mean()
+        return F.cross_entropy(logits, y) + 0.1 * (penalty.detach() if self.detached else penalty)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+@pytest.mark.parametrize("functional", [False, True])
+@pytest.mark.parametrize("detached", [False, True])
+def test_detached_loss_term_is_named_when_training_step_calls_the_network_directly(detached, functional):
+    """The detached-term window opens at the first sampled leaf when the LightningModule's own forward never
+    runs (it opened only at the end of the model's forward, so this bug went unnamed in Lightning): named
+    with the plain loop's code, silent on the healthy module, and no mode is left on the stack after a
+    step (every later call would pass through it)."""
+    from nbdebug.monitor.detached import mode_pending
+
+    x, y = digits()
+    torch.manual_seed(0)
+    lit = LitDirectTerm(detached, functional)
+    seen_modes: list[int] = []
+    cb = pl.Callback()
+    cb.on_train_batch_end = lambda *a: seen_modes.append(
+        len(torch.overrides._get_current_function_mode_stack())
+    )
+    with nbdebug.watch(lit) as w:
+        trainer(1, num_sanity_val_steps=0, callbacks=[cb]).fit(
+            lit, loader(x[:640], y[:640], batch_size=64, shuffle=False)
+        )
+    assert w.internal_errors == []
+    assert ("loss-term-detached" in codes(w)) is detached
+    if detached:
+        f = next(f for f in w.findings if f.code == "loss-term-detached")
+        assert f.evidence["passes"] >= 2
+    else:
+        assert serious(w) == []
+    assert seen_modes == [0] * 10  # taken off after each step, not left for the next sampled forward
+    assert not mode_pending() and torch.overrides._get_current_function_mode_stack() == []

@@ -126,6 +126,7 @@ class DetachProbe:
         self.ops = 0  # calls seen in the open window
         self._detached: dict[int, weakref.ref] = {}
         self._marked: dict[int, tuple[weakref.ref, torch.Tensor]] = {}  # id -> (ref, the detached term)
+        self._leaf_armed = True  # a forward that bypasses the roots may open a window (`leaf_forward`)
 
     @property
     def open(self) -> bool:
@@ -150,6 +151,23 @@ class DetachProbe:
             _open(self)
         except Exception as e:
             record_error(self.internal_errors, "detached term", e)
+
+    def leaf_forward(self, module: nn.Module) -> None:
+        """A training forward that bypasses the roots' own (a LightningModule whose training_step calls
+        `self.net(x)`) reached a leaf the monitor samples: the window opens there instead of at a root's end,
+        under the same policy, once between two backward passes. It then also sees the rest of that forward
+        (a leaf's detach inside the network goes back into it and requires a gradient again: no term)."""
+        if not self._leaf_armed:
+            return
+        self._leaf_armed = False
+        self._forward_end(module, (), None)
+
+    def settle(self) -> None:
+        """After an optimizer step: take the shared mode off the stack when no window is open (a backward run
+        inside the mode's handler left it on; a root's next forward takes it off, but a forward that bypasses
+        the roots has none, and every call until then would pass through it)."""
+        if not self.open:
+            _close(self)
 
     def _has(self, table: dict[int, Any], t: torch.Tensor) -> Any:
         v = table.get(id(t))
@@ -190,7 +208,10 @@ class DetachProbe:
 
     def on_backward(self, tensors: tuple[torch.Tensor, ...], phase: str) -> None:
         """At a backward's start: report a marked loss, and close the window."""
-        if phase != "start" or not self.open:
+        if phase != "start":
+            return
+        self._leaf_armed = True
+        if not self.open:
             return
         try:
             for t in tensors:

@@ -105,6 +105,8 @@ class LayoutProbe:
             hooks.forward_pre(m, self._bn_pre)
         self.eval.attach(hooks)
         self.detached.attach(hooks)
+        self.monitor.on_leaf_forward.append(self.detached.leaf_forward)
+        self.monitor.on_step.append(lambda monitor, rec: self.detached.settle())
 
     @property
     def internal_errors(self) -> list[str]:

@@ -51,6 +51,7 @@ class LeafSampling:
     _pending_acts: dict[str, LayerSample]
     _leaf_begun: bool  # the probe's mode was begun by a leaf (`_forward_hook`), not by the model's forward
     _root_step: int  # the step whose training forward last went through the model's own forward
+    on_leaf_forward: list  # callables(leaf) at the first leaf of a forward that bypasses the model's own
     model: nn.Module
 
     @property
@@ -108,16 +109,16 @@ class LeafSampling:
     def _forward_hook(self, module: nn.Module, args: tuple, out: Any) -> None:
         if not self.sampling or not torch.is_grad_enabled():
             return
-        if (
-            self.probe.mode is None
-            and not self._leaf_begun
-            and self._root_step != self.count + 1
-            and not self.probe.retired
-        ):
+        if self._root_step != self.count + 1 and not self._leaf_begun:
             # a step whose forward does not go through the model's own: a LightningModule whose training_step
-            # calls `self.net(x)`. Watch the activation functions from its first leaf on, to its loss
-            self.probe.begin(self.model)
-            self._leaf_begun = self.probe.mode is not None
+            # calls `self.net(x)`. What the model's forward hooks would begin begins at its first leaf: the
+            # detached-term window (first: a mode begun after it sits above it and comes off first, at the
+            # loss), and the activation functions watched from here to the loss
+            for fn in self.on_leaf_forward:
+                fn(module)
+            if self.probe.mode is None and not self.probe.retired:
+                self.probe.begin(self.model)
+                self._leaf_begun = self.probe.mode is not None
         name = self._leaves[module]
         if name not in self._order_seen:
             self._order_seen.add(name)

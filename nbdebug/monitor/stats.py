@@ -120,6 +120,9 @@ class StepMonitor(LeafSampling, MonitorTables):
         self._root_step = 0  # the step whose training forward last went through the model's own forward
         self.count = 0  # completed steps
         self.on_step: list = []  # callables(monitor, record) run after each step
+        # callables(leaf) run at the first sampled leaf of a training forward that bypasses the model's own
+        # (a LightningModule whose training_step calls `self.net(x)`): what the root's forward hook would begin
+        self.on_leaf_forward: list = []
         self._order_seen: set[str] = set()
         self._pending_input: torch.Tensor | None = None  # (mean, std) of a sampled step's input
         # without an optimizer given: the optimizers seen stepping the model's parameters are adopted, and a
