@@ -70,8 +70,10 @@ class PitfallTracker:
         """A clip of `params` ("norm" with the total norm it computed, or "value"): kept when the
         gradients of the monitor's parameters still carry a GradScaler's scale."""
         scaler = monitor.amp.scaled_by
+        if scaler is None:  # (asked first: a Trainer clips every step, and this runs with each clip)
+            return
         own = {id(p) for p in monitor.params}
-        if scaler is None or not any(id(p) in own for p in params):
+        if not any(id(p) in own for p in params):
             return
         if self.clip is not None:  # already named: count it, without reading the scale (a device sync)
             self.clips_scaled += 1
