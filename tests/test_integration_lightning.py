@@ -284,3 +284,27 @@ def test_detached_loss_term_is_named_when_training_step_calls_the_network_direct
         assert serious(w) == []
     assert seen_modes == [0] * 10  # taken off after each step, not left for the next sampled forward
     assert not mode_pending() and torch.overrides._get_current_function_mode_stack() == []
+
+
+@pytest.mark.parametrize("at", [1, 4])
+def test_nonfinite_input_is_named_when_training_step_calls_the_network_directly(at):
+    """Once a training step is seen to bypass the LightningModule's forward, the step's input for the
+    non-finite replay is taken from the first of its children the step calls: a NaN in the batch of step 4 is
+    named as the input, as in the plain loop (it was blamed on the loss computation, "every layer's output was
+    finite"). At step 1, before that is known, the finding says the forward could not be replayed instead."""
+    x, y = digits()
+    x = x[:640].clone()
+    x[(at - 1) * 64, 0] = math.nan
+    torch.manual_seed(0)
+    lit = LitDirect(dead=False)
+    with nbdebug.watch(lit) as w:
+        trainer(1, num_sanity_val_steps=0).fit(lit, loader(x, y[:640], batch_size=64, shuffle=False))
+    assert w.internal_errors == []
+    f = next(f for f in w.findings if f.code == "nonfinite")
+    assert f.evidence["step"] == at
+    if at == 1:
+        assert f.evidence["phase"] == "unreplayed" and f.where is None
+        assert "could not be replayed" in f.message and "torch.isfinite" in f.hint
+    else:
+        assert f.where == "input" and "input batch itself" in f.message
+    assert w.monitor._last_input is None  # no reference to a batch is kept past the run

@@ -111,6 +111,29 @@ def test_a_nan_on_an_unsampled_step_is_found_at_its_step(what):
         assert f.evidence["phase"] == "late" and "every=1" in f.hint
 
 
+def test_a_nonfinite_loss_whose_input_was_let_go_is_not_blamed_on_the_loss(monkeypatch):
+    """A non-finite loss read after its step's input was let go (KEEP_INPUT_BYTES) cannot be replayed: the
+    finding says so and what to check, instead of "every layer's output was finite" from a replay that never
+    ran."""
+    from nbdebug.monitor import pending
+
+    monkeypatch.setattr(pending, "KEEP_INPUT_BYTES", 1)  # only the latest unread step keeps its input
+    torch.manual_seed(0)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with nbdebug.watch(model, opt, every=1000) as w:
+        for i, (xb, yb) in enumerate(_batches(60)):
+            opt.zero_grad()
+            loss = F.cross_entropy(model(xb), yb)
+            if i == 36:
+                loss = loss + torch.log(torch.zeros(()))  # -inf, no parameter in it: the weights stay finite
+            loss.backward()
+            opt.step()
+    f = next(f for f in w.findings if f.code == "nonfinite")
+    assert f.evidence == {"step": 37, "phase": "unreplayed"} and f.where is None
+    assert "could not be replayed" in f.message and "every layer" not in f.message
+
+
 def test_watch_gan_reads_each_step():
     """watch_gan builds its rows from each step's numbers: its monitors read every step (documented)."""
     g, d = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)), nn.Sequential(nn.Linear(2, 1))

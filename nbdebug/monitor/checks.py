@@ -92,6 +92,16 @@ def check_nonfinite(run: RunData) -> Iterator[Finding]:
                     "rerun with watch(..., every=1) to name the layer; meanwhile lower the learning rate, clip "
                     "gradients (torch.nn.utils.clip_grad_norm_), or look for log(0) / division by zero"
                 )
+            elif e.get("phase") == "unreplayed":
+                msg = (
+                    f"the loss became {e['value']} at step {e['step']}; its forward could not be replayed to name "
+                    "the layer (the step's input was not kept: the forward did not go through the model or one "
+                    "of its direct submodules)"
+                )
+                hint = (
+                    "check the batch (torch.isfinite(x).all()), then look for log(0), division by zero or sqrt "
+                    "of a negative in the forward and the loss; clamp with an eps"
+                )
             elif where in (None, "loss function"):
                 msg = (
                     f"the loss became {e['value']} at step {e['step']} while every layer's output was finite: "

@@ -45,7 +45,7 @@ class Unread:
     norm: torch.Tensor | None  # 0-dim: total gradient norm
     per: torch.Tensor | None  # per-parameter gradient norms (for naming non-finite gradients)
     present: list[int]  # which parameters `per` covers
-    inputs: tuple[tuple, dict] | None  # the step's model input (a reference), for the replay
+    inputs: tuple | None  # the step's model input (a reference) for the replay: `StepMonitor._last_input`
     late: bool = False  # read after the step's update (not on its own sampled step)
     leaks: LeakFlags | None = None  # parameters whose gradient may have carried the previous step's
 
@@ -140,6 +140,6 @@ class PendingReads:
         return found
 
 
-def _nbytes(inputs: tuple[tuple, dict]) -> int:
-    args, kwargs = inputs
+def _nbytes(inputs: tuple) -> int:
+    args, kwargs = inputs[0], inputs[1]
     return sum(a.numel() * a.element_size() for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor))

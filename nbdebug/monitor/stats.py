@@ -109,7 +109,11 @@ class StepMonitor(LeafSampling, MonitorTables):
         self._grad_norms: list[float] | None = None
         self._grad_hists: dict[str, torch.Tensor] = {}  # this step's gradient histogram values
         self.hists = HistogramQueue(self.bins)  # histograms binned when asked for
-        self._last_input: tuple[tuple, dict] | None = None
+        # the step's training input, for the non-finite replay: (args, kwargs), or (args, kwargs, submodule)
+        # when the step's forward bypassed the model's own (`_child_pre_hook`)
+        self._last_input: tuple | None = None
+        self._children_hooked = False  # `_child_pre_hook` is on the root's children
+        self._child_step = 0  # the step whose input `_child_pre_hook` took
         self._batch_size = 0
         self._in_step = False
         self._sampling = True  # the next forward/step is sampled (the first step always is)
@@ -264,17 +268,42 @@ class StepMonitor(LeafSampling, MonitorTables):
         self.train_forwards += 1
         self._root_step = self.count + 1
         self._last_input = (args, kwargs)
+        self._note_input(args, kwargs)
+        if (
+            self.sampling and getattr(self, "compiled_hooks", None) is None
+        ):  # compiled: its replay has no mode
+            self.probe.begin(self.model)
+        return None
+
+    def _note_input(self, args: tuple, kwargs: dict) -> None:
+        """The batch size of a training forward's input and, on a sampled step, its mean and spread."""
         x = first_tensor(args) if args else first_tensor(kwargs)
         if x is not None and x.dim() > 0:
             self._batch_size = int(x.shape[0])
             if self.sampling and is_float(x) and x.numel() > 1:
                 xs = subsample(x)
                 self._pending_input = torch.stack([xs.mean(), xs.std()])  # read with the step's numbers
-        if (
-            self.sampling and getattr(self, "compiled_hooks", None) is None
-        ):  # compiled: its replay has no mode
-            self.probe.begin(self.model)
-        return None
+
+    def _hook_children(self) -> None:
+        """A training backward whose forward bypassed the model's own (a LightningModule whose training_step
+        calls `self.net(x)`): from now on the first call of one of the root's children in such a step gives
+        the step's input and the module to replay it through. Hooked only once that is seen, since a module
+        with a hook takes PyTorch's slower call path."""
+        self._children_hooked = True
+        if self._hookset is None:  # compiled: hooked from outside its graph, no replay through a child
+            return
+        for child in self.root.children():
+            self._hookset.forward_pre(child, self._child_pre_hook, with_kwargs=True)
+
+    @safe
+    def _child_pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        """The first child called in a training step that bypasses the model's forward (`_hook_children`)."""
+        step = self.count + 1
+        if not torch.is_grad_enabled() or self._root_step == step or self._child_step == step:
+            return
+        self._child_step = step
+        self._last_input = (args, kwargs, module)
+        self._note_input(args, kwargs)
 
     def _root_hook(self, module: nn.Module, args: tuple, out: Any) -> None:
         """The model's forward returned or raised (always called): the activation functions it called."""
@@ -292,6 +321,8 @@ class StepMonitor(LeafSampling, MonitorTables):
         if phase == "start":
             self.end_leaf_forward()
             self.settle()
+            if not self._children_hooked and self._root_step != self.count + 1 and self.model.training:
+                self._hook_children()
             for t in tensors:
                 if t.numel() == 1 and t.is_floating_point():
                     loss = detached(self.amp.loss_of(t))

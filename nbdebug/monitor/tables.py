@@ -104,9 +104,7 @@ class MonitorTables:
                 seen.setdefault(s.layer)
         return list(seen)
 
-    def _record_nonfinite_loss(
-        self, step: int, value: float, inputs: tuple[tuple, dict] | None, late: bool
-    ) -> None:
+    def _record_nonfinite_loss(self, step: int, value: float, inputs: tuple | None, late: bool) -> None:
         """`late`: read after the step's update (pending.py); when that update wrote NaN/Inf into the
         weights, a replay now cannot tell which layer produced the first one."""
         if inputs is not None and _nonfinite_input(inputs):
@@ -128,12 +126,16 @@ class MonitorTables:
             {"step": step, "what": "gradient", "where": where, "phase": "backward", "layers": order}
         )
 
-    def replay_first_nonfinite(self, inputs: tuple[tuple, dict] | None) -> tuple[str | None, str]:
+    def replay_first_nonfinite(self, inputs: tuple | None) -> tuple[str | None, str]:
         """Re-run the step's forward on its input (no grad, state and RNG restored) to name the first layer
-        whose output is not finite; ("input", ...) when the batch itself is, ("loss", ...) when none is."""
+        whose output is not finite; ("input", ...) when the batch itself is, ("loss", ...) when none is,
+        (None, "unreplayed") without an input (the forward bypassed the model and its children, or the input
+        was let go). `inputs`: (args, kwargs) of the model, or (args, kwargs, submodule) of the child the
+        step's forward called first."""
         if inputs is None:
-            return None, "forward"
-        args, kwargs = inputs
+            return None, "unreplayed"
+        args, kwargs = inputs[0], inputs[1]
+        target = inputs[2] if len(inputs) > 2 else self.model
         if _nonfinite_input(inputs):
             return "input", "forward"
         found: list[str] = []
@@ -147,7 +149,7 @@ class MonitorTables:
             with HookSet() as hooks, preserved(self.model), torch.no_grad():
                 for m in self._leaves:
                     hooks.forward(m, hook)
-                self.model(*args, **kwargs)
+                target(*args, **kwargs)
         except Exception as e:
             record_error(self.internal_errors, "replay", e)
         return (found[0], "forward") if found else ("loss function", "loss")
@@ -171,7 +173,7 @@ class MonitorTables:
         return [describe_scheduler(s) for s in (r() for r in self._schedulers) if s is not None]
 
 
-def _nonfinite_input(inputs: tuple[tuple, dict]) -> bool:
-    args, kwargs = inputs
+def _nonfinite_input(inputs: tuple) -> bool:
+    args, kwargs = inputs[0], inputs[1]
     x = first_tensor(args) if args else first_tensor(kwargs)
     return is_float(x) and not bool(torch.isfinite(x).all())
