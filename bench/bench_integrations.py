@@ -23,7 +23,7 @@ bare variant: measured here, 800 to 100,000 page faults and 11.1 to 15.4 ms a st
 spread that hides any 10% target. The page faults each variant took are printed, so a monitor that makes
 the training step fault more (keeping activations alive into the backward pass) still shows.
 
-Usage: python bench/bench_integrations.py [--quick] [--system-malloc] [--steps N] [--rounds N]
+Usage: python bench/bench_integrations.py [--quick] [--system-malloc] [--steps N] [--rounds N] [--only lightning|hf]
 """
 
 from __future__ import annotations
@@ -196,6 +196,7 @@ def main() -> None:
     )
     ap.add_argument("--steps", type=int, default=60, help="optimizer steps per run (default 60)")
     ap.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
+    ap.add_argument("--only", choices=["lightning", "hf"], help="one framework (both by default)")
     args = ap.parse_args()
     alloc = fixed_allocator(args.system_malloc)
     torch.set_num_threads(1)
@@ -205,6 +206,8 @@ def main() -> None:
         f"{'framework':<12}{'variant':<12}{'ms/step':>10}{'x bare':>9}{'95% interval':>17}{'faults/step':>13}"
     )
     for name, make in (("Lightning", lightning_runs), ("HF Trainer", trainer_runs)):
+        if args.only and args.only != ("lightning" if make is lightning_runs else "hf"):
+            continue
         try:
             run, variants = make(steps)
         except ImportError as e:
