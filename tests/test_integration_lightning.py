@@ -286,25 +286,41 @@ def test_detached_loss_term_is_named_when_training_step_calls_the_network_direct
     assert not mode_pending() and torch.overrides._get_current_function_mode_stack() == []
 
 
-@pytest.mark.parametrize("at", [1, 4])
-def test_nonfinite_input_is_named_when_training_step_calls_the_network_directly(at):
+class LitDirectLog0(LitDirect):
+    """LitDirect whose training_step adds log(0) to the loss at its fourth step: -inf with every output of
+    the network finite."""
+
+    def training_step(self, batch, batch_idx):
+        loss = super().training_step(batch, batch_idx)
+        return loss + torch.log(torch.zeros(())) if batch_idx == 3 else loss
+
+
+@pytest.mark.parametrize("case", ["nan batch 1", "nan batch 4", "log0 at 4"])
+def test_nonfinite_loss_when_training_step_calls_the_network_directly(case):
     """Once a training step is seen to bypass the LightningModule's forward, the step's input for the
     non-finite replay is taken from the first of its children the step calls: a NaN in the batch of step 4 is
     named as the input, as in the plain loop (it was blamed on the loss computation, "every layer's output was
-    finite"). At step 1, before that is known, the finding says the forward could not be replayed instead."""
+    finite", from a replay that never ran). At step 1, before that is known, the finding says the forward could
+    not be replayed; a log(0) outside the network is put outside the submodule replayed, not in a layer."""
     x, y = digits()
     x = x[:640].clone()
-    x[(at - 1) * 64, 0] = math.nan
+    at = 1 if case == "nan batch 1" else 4
+    if case.startswith("nan"):
+        x[(at - 1) * 64, 0] = math.nan
     torch.manual_seed(0)
-    lit = LitDirect(dead=False)
+    lit = LitDirectLog0(dead=False) if case.startswith("log0") else LitDirect(dead=False)
     with nbdebug.watch(lit) as w:
         trainer(1, num_sanity_val_steps=0).fit(lit, loader(x, y[:640], batch_size=64, shuffle=False))
     assert w.internal_errors == []
     f = next(f for f in w.findings if f.code == "nonfinite")
     assert f.evidence["step"] == at
-    if at == 1:
+    if case == "nan batch 1":
         assert f.evidence["phase"] == "unreplayed" and f.where is None
         assert "could not be replayed" in f.message and "torch.isfinite" in f.hint
-    else:
+    elif case == "nan batch 4":
         assert f.where == "input" and "input batch itself" in f.message
+    else:
+        assert f.evidence["phase"] == "outside" and f.where is None
+        assert "replaying net (the first of the model's submodules" in f.message and "-inf" in f.message
+        assert "every layer" not in f.message and "training_step" in f.hint
     assert w.monitor._last_input is None  # no reference to a batch is kept past the run

@@ -92,6 +92,16 @@ def check_nonfinite(run: RunData) -> Iterator[Finding]:
                     "rerun with watch(..., every=1) to name the layer; meanwhile lower the learning rate, clip "
                     "gradients (torch.nn.utils.clip_grad_norm_), or look for log(0) / division by zero"
                 )
+            elif e.get("phase") == "outside":
+                msg = (
+                    f"the loss became {e['value']} at step {e['step']}; replaying {e.get('through')} (the first of "
+                    "the model's submodules the step called) found every output finite: the loss, or what the "
+                    f"step computes outside {e.get('through')}, produced it"
+                )
+                hint = (
+                    "look for log(0), division by zero or sqrt of a negative in the loss and in the step's own "
+                    "operations (training_step); clamp with an eps"
+                )
             elif e.get("phase") == "unreplayed":
                 msg = (
                     f"the loss became {e['value']} at step {e['step']}; its forward could not be replayed to name "

@@ -113,9 +113,13 @@ class MonitorTables:
             where, phase = None, "late"
         else:
             where, phase = self.replay_first_nonfinite(inputs)
-        self.nonfinite_events.append(
-            {"step": step, "what": "loss", "value": value, "where": where, "phase": phase}
-        )
+        event = {"step": step, "what": "loss", "value": value, "where": where, "phase": phase}
+        if phase == "outside" and inputs is not None:  # the name the root gives the child replayed
+            child = inputs[2]
+            event["through"] = next(
+                (n for n, m in self.root.named_children() if m is child), type(child).__name__
+            )
+        self.nonfinite_events.append(event)
 
     def _record_nonfinite_grads(self, step: int, norms: list[float]) -> None:
         bad = {self._owner.get(self.params[i], "?") for i, v in enumerate(norms) if not math.isfinite(v)}
@@ -131,7 +135,8 @@ class MonitorTables:
         whose output is not finite; ("input", ...) when the batch itself is, ("loss", ...) when none is,
         (None, "unreplayed") without an input (the forward bypassed the model and its children, or the input
         was let go). `inputs`: (args, kwargs) of the model, or (args, kwargs, submodule) of the child the
-        step's forward called first."""
+        step's forward called first: a replay of that child alone that finds every output finite gives
+        (None, "outside"), since the rest of the step's forward was not replayed."""
         if inputs is None:
             return None, "unreplayed"
         args, kwargs = inputs[0], inputs[1]
@@ -152,7 +157,9 @@ class MonitorTables:
                 target(*args, **kwargs)
         except Exception as e:
             record_error(self.internal_errors, "replay", e)
-        return (found[0], "forward") if found else ("loss function", "loss")
+        if found:
+            return found[0], "forward"
+        return ("loss function", "loss") if target is self.model else (None, "outside")
 
     # -- learning-rate schedulers ----------------------------------------------------------------------
     def schedulers(self) -> list[dict[str, Any]]:
